@@ -1,0 +1,42 @@
+// Package auth turns a user name and a secret into an Identity, or one uniform
+// failure. Backends (a password file for virtual users; system accounts and PAM
+// later) live in subpackages; this package holds only the contract.
+package auth
+
+import (
+	"context"
+	"errors"
+)
+
+// Identity is an authenticated account.
+type Identity struct {
+	// Name is the account name as the backend knows it.
+	Name string
+	// UID and GID are the account's numeric ids (-1 when the backend has none,
+	// as for virtual users served by one system account).
+	UID, GID int
+	// Home is the account's home directory, if any.
+	Home string
+	// Mailbox is the mailbox location to open for this account.
+	Mailbox string
+}
+
+// Authenticator verifies credentials.
+type Authenticator interface {
+	// Authenticate returns the identity for user and password. Every failure
+	// wraps ErrFailed; one for a user that does not exist also wraps
+	// ErrUnknownUser, for the log only (the client sees the same reply, after
+	// the same verification cost).
+	Authenticate(ctx context.Context, user, password string) (Identity, error)
+}
+
+var (
+	// ErrFailed is the one failure a client may learn about.
+	ErrFailed = errors.New("authentication failed")
+	// ErrUnknownUser marks a failure for a name that is not an account, so that
+	// logs say "UNKNOWN USER" instead of what may be a mistyped password.
+	ErrUnknownUser = errors.New("unknown user")
+)
+
+// Unknown returns an error that wraps both ErrFailed and ErrUnknownUser.
+func Unknown() error { return errors.Join(ErrFailed, ErrUnknownUser) }

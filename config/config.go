@@ -1,0 +1,147 @@
+// Package config reads popa3d's configuration file (TOML) and fills in the
+// defaults, so that every setting has one documented value. Relative paths in
+// the file are taken relative to the file's directory.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/popa3d/popa3d/limits"
+)
+
+// Config is the whole configuration. The TOML keys are the field tags; the
+// README lists each with its default.
+type Config struct {
+	// Listen is the list of addresses `-D` listens on. An IPv6 literal
+	// listens on IPv6 only, anything else on IPv4.
+	Listen []string `toml:"listen"`
+	// PasswdFile is the virtual users' password file.
+	PasswdFile string `toml:"passwd_file"`
+	// Mailbox is the mailbox location template; %u is the user name.
+	Mailbox string `toml:"mailbox"`
+	// LockDir holds the per-mailbox session lock files.
+	LockDir string `toml:"lock_dir"`
+	// RunAs is the account to switch to when started as root.
+	RunAs string `toml:"run_as"`
+	// Log is where log lines go: "syslog" or "stderr".
+	Log string `toml:"log"`
+
+	IdleTimeout      Duration `toml:"idle_timeout"`
+	WriteTimeout     Duration `toml:"write_timeout"`
+	PreAuthTimeout   Duration `toml:"preauth_timeout"`
+	AuthFailureDelay Duration `toml:"auth_failure_delay"`
+	BadCommands      int      `toml:"bad_commands"`
+	MaxMessages      int      `toml:"max_messages"`
+	MaxMailboxBytes  int64    `toml:"max_mailbox_bytes"`
+	MaxSessions      int      `toml:"max_sessions"`
+	ShutdownGrace    Duration `toml:"shutdown_grace"`
+
+	dir string // the config file's directory, for relative paths
+}
+
+// Duration is a time.Duration written as a Go duration string ("600s", "2m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// Default returns the configuration used when no file is given.
+func Default() Config {
+	return Config{
+		Listen:           []string{"0.0.0.0:110", "[::]:110"},
+		PasswdFile:       "/etc/popa3d/passwd",
+		Mailbox:          "/var/mail/%u",
+		LockDir:          "/var/lib/popa3d/locks",
+		Log:              "syslog",
+		IdleTimeout:      Duration{limits.IdleTimeout},
+		WriteTimeout:     Duration{limits.WriteTimeout},
+		PreAuthTimeout:   Duration{limits.PreAuthTime},
+		AuthFailureDelay: Duration{limits.AuthFailureDelay},
+		BadCommands:      limits.BadCommands,
+		MaxMessages:      limits.Messages,
+		MaxMailboxBytes:  limits.MailboxBytes,
+		MaxSessions:      limits.Sessions,
+		ShutdownGrace:    Duration{10 * time.Second},
+	}
+}
+
+// Load reads the file at path over the defaults and validates the result.
+func Load(path string) (Config, error) {
+	c := Default()
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return c, fmt.Errorf("config %s: unknown setting %q", path, und[0].String())
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.dir = filepath.Dir(abs)
+	c.PasswdFile = c.resolve(c.PasswdFile)
+	c.Mailbox = c.resolve(c.Mailbox)
+	c.LockDir = c.resolve(c.LockDir)
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c Config) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// Validate checks values that TOML's types cannot.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Listen) == 0 {
+		errs = append(errs, errors.New("listen: at least one address is needed"))
+	}
+	if c.PasswdFile == "" {
+		errs = append(errs, errors.New("passwd_file: empty"))
+	}
+	if c.Mailbox == "" {
+		errs = append(errs, errors.New("mailbox: empty"))
+	}
+	if c.LockDir == "" {
+		errs = append(errs, errors.New("lock_dir: empty"))
+	}
+	if c.Log != "syslog" && c.Log != "stderr" {
+		errs = append(errs, fmt.Errorf("log: %q is neither syslog nor stderr", c.Log))
+	}
+	if c.BadCommands < 0 || c.MaxSessions < 1 || c.MaxMessages < 1 || c.MaxMailboxBytes < 1 {
+		errs = append(errs, errors.New("bad_commands must be >= 0; max_sessions, max_messages and max_mailbox_bytes >= 1"))
+	}
+	if c.MaxMessages > limits.Messages {
+		errs = append(errs, fmt.Errorf("max_messages: at most %d", limits.Messages))
+	}
+	return errors.Join(errs...)
+}
+
+// Exists reports whether a file exists at path, for callers that fall back to
+// the defaults when the default config file is absent.
+func Exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

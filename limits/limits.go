@@ -1,0 +1,72 @@
+// Package limits names every bound popa3d puts on a session, in one place, each
+// with the reason for its value. Defaults follow popa3d 1.0.3 (params.h) where it
+// had a bound, and close the gaps it left open (see DESIGN.md, invariant 7).
+package limits
+
+import "time"
+
+const (
+	// CommandLine is the number of bytes of a command line that are kept; the rest,
+	// up to LF, is dropped and the line is still one command (popa3d: 128-byte
+	// buffer, 127 bytes kept).
+	CommandLine = 127
+
+	// PassLine is the longest PASS line accepted whole. popa3d truncated PASS at
+	// CommandLine too, which silently failed passwords over 122 bytes; we keep up
+	// to this many bytes and refuse a longer PASS line with a clear -ERR.
+	PassLine = 512
+
+	// Argument is the longest argument in characters; a longer one counts as
+	// missing (popa3d: MAX_ARG_LENGTH 40). A user name longer than this is refused.
+	Argument = 40
+
+	// ReadBuffer is how many client bytes a session buffers ahead. It bounds the
+	// pipelined input handed over after authentication.
+	ReadBuffer = 4096
+
+	// BadCommands is how many consecutive -ERR replies a session gets before it is
+	// closed. popa3d had no limit; 20 leaves room for clients that probe optional
+	// commands (CAPA, AUTH, STLS, XTND, UTF8) several times.
+	BadCommands = 20
+
+	// IdleTimeout bounds each wait for a client line (popa3d: POP_TIMEOUT, 600 s,
+	// RFC 1939 section 3 asks for at least 10 minutes).
+	IdleTimeout = 600 * time.Second
+
+	// WriteTimeout bounds each write to the client. popa3d had none, so a client
+	// that stopped reading held its process for ever.
+	WriteTimeout = 600 * time.Second
+
+	// PreAuthTime bounds the whole AUTHORIZATION state: a client gets this long to
+	// log in, however often it sends a line.
+	PreAuthTime = 120 * time.Second
+
+	// AuthFailureDelay is slept before the reply to a failed PASS, to slow password
+	// guessing (popa3d relied on pam_unix for its 2 s).
+	AuthFailureDelay = 2 * time.Second
+
+	// Messages is the largest message count of a mailbox that is accepted
+	// (popa3d: MAX_MAILBOX_MESSAGES, 2 097 152).
+	Messages = 2097152
+
+	// MailboxBytes is the largest mailbox accepted, and the largest it may have
+	// grown to when re-checked (popa3d: MAX_MAILBOX_BYTES, 2^31-1).
+	MailboxBytes = 2147483647
+
+	// Number is the largest number accepted as a command argument (popa3d
+	// parses with strtol into an int and refuses anything above INT_MAX).
+	Number = 2147483647
+
+	// Sessions is how many sessions a standalone daemon serves at once
+	// (popa3d: MAX_SESSIONS).
+	Sessions = 500
+
+	// SessionsPerSource is how many of those may come from one source address
+	// (popa3d: MAX_SESSIONS_PER_SOURCE).
+	SessionsPerSource = 50
+
+	// SessionSlotHold is how long a session slot stays taken, even after the
+	// session ended, which makes the two limits above rates too (popa3d:
+	// MIN_DELAY, 10 s).
+	SessionSlotHold = 10 * time.Second
+)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/popa3d/popa3d/auth"
@@ -61,7 +62,7 @@ type session struct {
 	state        state
 	start        time.Time
 	authDeadline time.Time
-	interrupted  bool
+	interrupted  atomic.Bool
 	remote       string
 
 	user    string // from USER
@@ -96,7 +97,7 @@ func newSession(s *Server, conn io.ReadWriter, info ConnInfo, pending []byte) *s
 // armRead sets the deadline of the next read: the idle timeout, and in
 // AUTHORIZATION no later than the end of the pre-auth time.
 func (ss *session) armRead() {
-	if ss.dl == nil || ss.interrupted {
+	if ss.dl == nil || ss.interrupted.Load() {
 		return
 	}
 	var d time.Time
@@ -107,11 +108,15 @@ func (ss *session) armRead() {
 		d = ss.authDeadline
 	}
 	_ = ss.dl.SetReadDeadline(d)
+	if ss.interrupted.Load() {
+		// interrupt ran between the check above and the new deadline.
+		_ = ss.dl.SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 // interrupt makes a waiting read return at once (ctx cancelled: shutdown).
 func (ss *session) interrupt() {
-	ss.interrupted = true
+	ss.interrupted.Store(true)
 	if ss.dl != nil {
 		_ = ss.dl.SetReadDeadline(time.Unix(1, 0))
 	}

@@ -1,0 +1,134 @@
+// Command popa3d is a POP3 server: by default it serves one session on stdin
+// and stdout (inetd mode, as Openwall's popa3d); with -D it is a standalone
+// daemon. This file only reads flags and configuration and wires the parts.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/popa3d/popa3d/auth/passwdfile"
+	"github.com/popa3d/popa3d/config"
+	"github.com/popa3d/popa3d/logging"
+	"github.com/popa3d/popa3d/mailbox/mbox"
+	"github.com/popa3d/popa3d/pop3"
+)
+
+// version is printed by -V; the build may override it with -ldflags -X.
+var version = "2.0.0-dev"
+
+// defaultConfig is read when it exists and no -c is given.
+const defaultConfig = "/etc/popa3d/popa3d.toml"
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 1 && args[1] == "passwd" {
+		return passwdCommand(args[2:], stdin, stdout, stderr)
+	}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	daemonMode := fs.Bool("D", false, "run as a standalone daemon on the configured listeners")
+	showVersion := fs.Bool("V", false, "print the version and exit")
+	check := fs.Bool("t", false, "check the configuration and exit")
+	toStderr := fs.Bool("e", false, "log to stderr instead of syslog")
+	cfgPath := fs.String("c", "", "configuration file (default "+defaultConfig+" if it exists)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s [-D] [-V] [-t] [-e] [-c FILE]\n       %s passwd [-s SCHEME]\n", args[0], args[0])
+	}
+	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
+		if err == nil {
+			fs.Usage()
+		}
+		return 1
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "popa3d version %s\n", version)
+		return 0
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "popa3d: %v\n", err)
+		return 1
+	}
+	if *toStderr {
+		cfg.Log = "stderr"
+	}
+	a, err := passwdfile.Open(passwdfile.Options{Path: cfg.PasswdFile, MailboxTemplate: cfg.Mailbox})
+	if err != nil {
+		fmt.Fprintf(stderr, "popa3d: %v\n", err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "popa3d: configuration OK\n")
+		return 0
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "popa3d: %v\n", err)
+		return 1
+	}
+	srv := &pop3.Server{
+		Auth:  a,
+		Store: mbox.NewStore(mbox.Options{LockDir: cfg.LockDir, MaxMessages: cfg.MaxMessages, MaxBytes: cfg.MaxMailboxBytes}),
+		Limits: pop3.Limits{
+			IdleTimeout:      cfg.IdleTimeout.Duration,
+			WriteTimeout:     cfg.WriteTimeout.Duration,
+			PreAuthTime:      cfg.PreAuthTimeout.Duration,
+			BadCommands:      cfg.BadCommands,
+			AuthFailureDelay: cfg.AuthFailureDelay.Duration,
+		},
+		Logger: log,
+	}
+	// SIGTERM, SIGINT and SIGHUP end sessions without deleting anything; an
+	// UPDATE already writing finishes first (mailbox.Mailbox.Commit does not
+	// stop half way). A failed write to the client returns EPIPE instead of
+	// killing the process.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	if *daemonMode {
+		err = serveDaemon(ctx, cfg, srv, log)
+	} else {
+		err = serveInetd(ctx, cfg, srv, log)
+	}
+	if err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	return 0
+}
+
+func loadConfig(path string) (config.Config, error) {
+	if path == "" {
+		if !config.Exists(defaultConfig) {
+			return config.Default(), nil
+		}
+		path = defaultConfig
+	}
+	return config.Load(path)
+}
+
+func newLogger(cfg config.Config, stderr io.Writer) (*slog.Logger, error) {
+	if cfg.Log == "stderr" {
+		return logging.Writer(stderr, os.Getpid()), nil
+	}
+	l, err := logging.Syslog()
+	if err != nil {
+		// No syslog daemon (a container, a CI runner): keep the lines.
+		l = logging.Writer(stderr, os.Getpid())
+		l.Warn(err.Error() + "; logging to stderr")
+	}
+	return l, nil
+}
+
+var errRoot = errors.New("refusing to serve as root: set run_as to the unprivileged account that owns the mailboxes")

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/popa3d/popa3d/config"
+	"github.com/popa3d/popa3d/daemon"
+	"github.com/popa3d/popa3d/pop3"
+)
+
+// serveInetd serves the one session on stdin and stdout, as popa3d does when
+// started by inetd (or by a test through a pipe or a socket pair).
+func serveInetd(ctx context.Context, cfg config.Config, srv *pop3.Server, log *slog.Logger) error {
+	if err := becomeServingUser(cfg, log); err != nil {
+		return err
+	}
+	conn, info, err := stdioConn()
+	if err != nil {
+		return err
+	}
+	srv.Serve(ctx, conn, info)
+	return nil
+}
+
+// serveDaemon listens, gives up root if it had it, and serves until a signal.
+func serveDaemon(ctx context.Context, cfg config.Config, srv *pop3.Server, log *slog.Logger) error {
+	lns, err := daemon.Listen(ctx, cfg.Listen)
+	if err != nil {
+		return err
+	}
+	if err := becomeServingUser(cfg, log); err != nil {
+		return err
+	}
+	for _, ln := range lns {
+		log.Info("Listening on " + ln.Addr().String())
+	}
+	d := &daemon.Daemon{
+		Listeners:     lns,
+		MaxSessions:   cfg.MaxSessions,
+		ShutdownGrace: cfg.ShutdownGrace.Duration,
+		Logger:        log,
+		Handler: func(ctx context.Context, c net.Conn) {
+			srv.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: hostOf(c.RemoteAddr())})
+		},
+	}
+	return d.Serve(ctx)
+}
+
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	return a.String()
+}
+
+// becomeServingUser makes sure no session runs as root. Single-account mode
+// (virtual users) runs as the account that owns the mailboxes: started as
+// root, the process switches to run_as for good, with no supplementary
+// groups; started as that account, it stays as it is.
+func becomeServingUser(cfg config.Config, log *slog.Logger) error {
+	if os.Geteuid() != 0 {
+		log.Info(fmt.Sprintf("Single-account mode as uid %d", os.Geteuid()))
+		return nil
+	}
+	if cfg.RunAs == "" {
+		return errRoot
+	}
+	u, err := user.Lookup(cfg.RunAs)
+	if err != nil {
+		return fmt.Errorf("run_as %q: %w", cfg.RunAs, err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil || uid == 0 {
+		return fmt.Errorf("run_as %q: not an unprivileged account (uid %s)", cfg.RunAs, u.Uid)
+	}
+	// On Linux these apply to every thread of the process (Go 1.16 and later).
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return fmt.Errorf("setgid %d: %w", gid, err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return fmt.Errorf("setuid %d: %w", uid, err)
+	}
+	if os.Geteuid() == 0 || syscall.Setuid(0) == nil {
+		return fmt.Errorf("could not give up root")
+	}
+	log.Info(fmt.Sprintf("Single-account mode as %s (uid %d)", cfg.RunAs, uid))
+	return nil
+}
+
+// stdioConn returns the connection on stdin and stdout. A socket (inetd, or
+// a socket pair) becomes a net.Conn; a pipe is made non-blocking so that the
+// session's read and write deadlines work on it.
+func stdioConn() (stdio, pop3.ConnInfo, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(0, &st); err != nil {
+		return stdio{}, pop3.ConnInfo{}, fmt.Errorf("stdin: %w", err)
+	}
+	if st.Mode&syscall.S_IFMT == syscall.S_IFSOCK {
+		c, err := net.FileConn(os.Stdin)
+		if err != nil {
+			return stdio{}, pop3.ConnInfo{}, fmt.Errorf("stdin socket: %w", err)
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			// Replies leave whole; do not let Nagle hold the last piece.
+			_ = tc.SetNoDelay(true)
+		}
+		info := pop3.ConnInfo{}
+		if ra := c.RemoteAddr(); ra != nil && ra.String() != "" {
+			info.RemoteAddr = hostOf(ra)
+		}
+		return stdio{in: c, out: c}, info, nil
+	}
+	in, out := pollable(0, "stdin"), pollable(1, "stdout")
+	return stdio{in: in, out: out}, pop3.ConnInfo{}, nil
+}
+
+// pollable returns fd as an *os.File whose deadlines work if fd is a pipe or
+// socket; a terminal or a regular file is left blocking.
+func pollable(fd int, name string) *os.File {
+	var st syscall.Stat_t
+	if syscall.Fstat(fd, &st) == nil {
+		switch st.Mode & syscall.S_IFMT {
+		case syscall.S_IFIFO, syscall.S_IFSOCK:
+			_ = syscall.SetNonblock(fd, true)
+		}
+	}
+	return os.NewFile(uintptr(fd), name)
+}
+
+// conn is what both halves of stdio can do.
+type conn interface {
+	Read([]byte) (int, error)
+	Write([]byte) (int, error)
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// stdio joins the input and output halves of an inetd session.
+type stdio struct{ in, out conn }
+
+func (s stdio) Read(p []byte) (int, error)         { return s.in.Read(p) }
+func (s stdio) Write(p []byte) (int, error)        { return s.out.Write(p) }
+func (s stdio) SetReadDeadline(t time.Time) error  { return s.in.SetReadDeadline(t) }
+func (s stdio) SetWriteDeadline(t time.Time) error { return s.out.SetWriteDeadline(t) }

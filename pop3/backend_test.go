@@ -280,4 +280,3 @@ func (h *harness) login() {
 	h.send("USER alice\r\nPASS secret pw\r\n")
 	h.expect("+OK\r\n+OK\r\n+OK\r\n")
 }
-

@@ -30,12 +30,12 @@ func TestAuthorizationReplies(t *testing.T) {
 	h := start(t, nil)
 	h.expect("+OK\r\n")
 	script := []struct{ send, want string }{
-		{"PASS x", "-ERR"},           // PASS before USER
-		{"STAT", "-ERR"},             // not valid before login
-		{"USER", "-ERR"},             // no argument
-		{"USER ", "-ERR"},            // empty
-		{"USER a b", "-ERR"},         // extra argument
-		{"USER  alice", "-ERR"},      // empty first argument
+		{"PASS x", "-ERR"},      // PASS before USER
+		{"STAT", "-ERR"},        // not valid before login
+		{"USER", "-ERR"},        // no argument
+		{"USER ", "-ERR"},       // empty
+		{"USER a b", "-ERR"},    // extra argument
+		{"USER  alice", "-ERR"}, // empty first argument
 		{"USER " + strings.Repeat("u", 41), "-ERR"},
 		{"QUIT x", "-ERR"},
 		{"", "-ERR"},

@@ -36,11 +36,20 @@ type Daemon struct {
 // Listen opens a TCP listener for each address. An IPv6 literal host listens
 // on IPv6 only (so "0.0.0.0:110" and "[::]:110" can both be given), anything
 // else on IPv4, except a host name, which listens on what it resolves to.
-func Listen(ctx context.Context, addrs []string) ([]net.Listener, error) {
+// On a host without IPv6, the IPv6 wildcard "[::]:port" is skipped (and
+// logged) as long as another listener opens, so the default configuration
+// works everywhere.
+func Listen(ctx context.Context, addrs []string, log *slog.Logger) ([]net.Listener, error) {
 	var lc net.ListenConfig
 	var ls []net.Listener
 	for _, a := range addrs {
 		ln, err := lc.Listen(ctx, network(a), a)
+		if err != nil && len(addrs) > 1 && strings.HasPrefix(a, "[::]:") && IsAddrFamilyUnsupported(err) {
+			if log != nil {
+				log.Warn(fmt.Sprintf("listen %s: %v; serving without IPv6", a, err))
+			}
+			continue
+		}
 		if err != nil {
 			for _, l := range ls {
 				l.Close()
@@ -48,6 +57,9 @@ func Listen(ctx context.Context, addrs []string) ([]net.Listener, error) {
 			return nil, fmt.Errorf("listen %s: %w", a, err)
 		}
 		ls = append(ls, ln)
+	}
+	if len(ls) == 0 {
+		return nil, errors.New("no listener could be opened")
 	}
 	return ls, nil
 }
@@ -134,7 +146,7 @@ func (d *Daemon) accept(ctx context.Context, ln net.Listener, slots chan struct{
 				lastFull = time.Now()
 				log.Warn(fmt.Sprintf("%s: sessions limit reached", hostOf(conn.RemoteAddr())))
 			}
-			closeSilently(conn)
+			conn.Close() // without a byte, as popa3d
 			continue
 		}
 		wg.Add(1)
@@ -145,12 +157,6 @@ func (d *Daemon) accept(ctx context.Context, ln net.Listener, slots chan struct{
 			d.Handler(sessCtx, conn)
 		}()
 	}
-}
-
-// closeSilently closes a refused connection with a reset-free close and
-// without sending a byte.
-func closeSilently(c net.Conn) {
-	c.Close()
 }
 
 func hostOf(a net.Addr) string {

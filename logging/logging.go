@@ -16,9 +16,11 @@ import (
 	"time"
 )
 
-// Syslog returns a logger writing to the local syslog daemon.
-func Syslog() (*slog.Logger, error) {
-	w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "popa3d")
+// Syslog returns a logger writing to the local syslog daemon. network and
+// addr name its socket as log/syslog.Dial takes them; empty strings mean the
+// system's default (/dev/log).
+func Syslog(network, addr string) (*slog.Logger, error) {
+	w, err := syslog.Dial(network, addr, syslog.LOG_DAEMON|syslog.LOG_INFO, "popa3d")
 	if err != nil {
 		return nil, fmt.Errorf("connect to syslog: %w", err)
 	}

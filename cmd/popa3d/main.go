@@ -122,7 +122,7 @@ func newLogger(cfg config.Config, stderr io.Writer) (*slog.Logger, error) {
 	if cfg.Log == "stderr" {
 		return logging.Writer(stderr, os.Getpid()), nil
 	}
-	l, err := logging.Syslog()
+	l, err := logging.Syslog("", "")
 	if err != nil {
 		// No syslog daemon (a container, a CI runner): keep the lines.
 		l = logging.Writer(stderr, os.Getpid())

@@ -32,7 +32,7 @@ func serveInetd(ctx context.Context, cfg config.Config, srv *pop3.Server, log *s
 
 // serveDaemon listens, gives up root if it had it, and serves until a signal.
 func serveDaemon(ctx context.Context, cfg config.Config, srv *pop3.Server, log *slog.Logger) error {
-	lns, err := daemon.Listen(ctx, cfg.Listen)
+	lns, err := daemon.Listen(ctx, cfg.Listen, log)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,94 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, s string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "popa3d.toml")
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.IdleTimeout.Duration != 600*time.Second || c.MaxSessions != 500 || c.Mailbox != "/var/mail/%u" {
+		t.Errorf("defaults %+v", c)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	p := write(t, `
+listen = ["127.0.0.1:1110"]
+passwd_file = "passwd"
+mailbox = "/srv/mail/%u"
+lock_dir = "state"
+idle_timeout = "30s"
+bad_commands = 5
+log = "stderr"
+`)
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(p)
+	if c.PasswdFile != filepath.Join(dir, "passwd") || c.LockDir != filepath.Join(dir, "state") || c.Mailbox != "/srv/mail/%u" {
+		t.Errorf("paths: %q %q %q", c.PasswdFile, c.LockDir, c.Mailbox)
+	}
+	if c.IdleTimeout.Duration != 30*time.Second || c.BadCommands != 5 || c.WriteTimeout.Duration != 600*time.Second {
+		t.Errorf("values: %+v", c)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{`listen = ["x"]` + "\nnonsense = 1", `unknown setting "nonsense"`},
+		{`idle_timeout = "ten"`, "idle_timeout"},
+		{`idle_timeout = "-1s"`, "negative"},
+		{`log = "file"`, "neither syslog nor stderr"},
+		{`listen = []`, "at least one address"},
+		{`max_sessions = 0`, "max_sessions"},
+		{`max_messages = 9999999`, "max_messages"},
+		{`listen = "127.0.0.1:110"`, "listen"},
+	} {
+		_, err := Load(write(t, tc.text))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want it to mention %q", tc.text, err, tc.want)
+		}
+	}
+}
+
+// The example in the repository lists every setting with its default.
+func TestExampleMatchesDefaults(t *testing.T) {
+	c, err := Load("../examples/popa3d.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.dir = ""
+	d := Default()
+	if c.LockDir != d.LockDir || c.PasswdFile != d.PasswdFile || c.Mailbox != d.Mailbox ||
+		strings.Join(c.Listen, ",") != strings.Join(d.Listen, ",") || c.RunAs != d.RunAs || c.Log != d.Log ||
+		c.IdleTimeout != d.IdleTimeout || c.WriteTimeout != d.WriteTimeout || c.PreAuthTimeout != d.PreAuthTimeout ||
+		c.AuthFailureDelay != d.AuthFailureDelay || c.BadCommands != d.BadCommands || c.MaxMessages != d.MaxMessages ||
+		c.MaxMailboxBytes != d.MaxMailboxBytes || c.MaxSessions != d.MaxSessions || c.ShutdownGrace != d.ShutdownGrace {
+		t.Errorf("example %+v\ndefaults %+v", c, d)
+	}
+	raw, _ := os.ReadFile("../examples/popa3d.toml")
+	for _, key := range []string{"listen", "passwd_file", "mailbox", "lock_dir", "run_as", "log", "idle_timeout",
+		"write_timeout", "preauth_timeout", "auth_failure_delay", "bad_commands", "max_messages",
+		"max_mailbox_bytes", "max_sessions", "shutdown_grace"} {
+		if !strings.Contains(string(raw), "\n"+key+" = ") {
+			t.Errorf("example lacks %s", key)
+		}
+	}
+}

@@ -1,0 +1,142 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestNetwork(t *testing.T) {
+	for addr, want := range map[string]string{
+		"0.0.0.0:110": "tcp4", "127.0.0.1:1110": "tcp4", "[::]:110": "tcp6", "[::1]:110": "tcp6",
+		":110": "tcp", "localhost:110": "tcp", "bad": "tcp",
+	} {
+		if got := network(addr); got != want {
+			t.Errorf("%s: %s, want %s", addr, got, want)
+		}
+	}
+}
+
+// Both wildcards can be given at once because the IPv6 one is IPv6-only.
+func TestListenBothFamilies(t *testing.T) {
+	ls, err := Listen(context.Background(), []string{"127.0.0.1:0", "[::1]:0"}, nil)
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	if len(ls) != 2 {
+		t.Fatalf("%d listeners", len(ls))
+	}
+}
+
+func TestMaxSessionsClosesWithoutAByte(t *testing.T) {
+	ls, err := Listen(context.Background(), []string{"127.0.0.1:0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var served atomic.Int32
+	d := &Daemon{
+		Listeners:   ls,
+		MaxSessions: 2,
+		Handler: func(ctx context.Context, c net.Conn) {
+			served.Add(1)
+			c.Write([]byte("+OK\r\n"))
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		},
+		ShutdownGrace: time.Second,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Serve(ctx) }()
+	addr := ls[0].Addr().String()
+	read := func(c net.Conn) string {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(io.LimitReader(c, 5))
+		return string(b)
+	}
+	var conns []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if got := read(c); got != "+OK\r\n" {
+			t.Fatalf("served connection got %q", got)
+		}
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(c); got != "" {
+		t.Fatalf("refused connection got %q, want nothing", got)
+	}
+	close(release)
+	for _, c := range conns {
+		c.Close()
+	}
+	// Slots free once sessions end.
+	time.Sleep(100 * time.Millisecond)
+	c, err = net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(c); got != "+OK\r\n" {
+		t.Fatalf("after release: %q", got)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after shutdown")
+	}
+	if served.Load() != 3 {
+		t.Errorf("served %d sessions, want 3", served.Load())
+	}
+}
+
+// At shutdown, a session still running after the grace period is interrupted
+// through its context.
+func TestShutdownInterruptsAfterGrace(t *testing.T) {
+	ls, _ := Listen(context.Background(), []string{"127.0.0.1:0"}, nil)
+	interrupted := make(chan struct{})
+	d := &Daemon{Listeners: ls, MaxSessions: 5, ShutdownGrace: 100 * time.Millisecond,
+		Handler: func(ctx context.Context, c net.Conn) {
+			c.Write([]byte("+OK\r\n"))
+			<-ctx.Done()
+			close(interrupted)
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Serve(ctx) }()
+	c, err := net.Dial("tcp", ls[0].Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Read(make([]byte, 5))
+	t0 := time.Now()
+	cancel()
+	select {
+	case <-interrupted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("session not interrupted")
+	}
+	if time.Since(t0) < 90*time.Millisecond {
+		t.Error("interrupted before the grace period")
+	}
+	<-done
+	if _, err := net.Dial("tcp", ls[0].Addr().String()); err == nil {
+		t.Error("listener still open after shutdown")
+	}
+}

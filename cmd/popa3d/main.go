@@ -63,7 +63,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *toStderr {
 		cfg.Log = "stderr"
 	}
-	a, err := passwdfile.Open(passwdfile.Options{Path: cfg.PasswdFile, MailboxTemplate: cfg.Mailbox})
+	log, err := newLogger(cfg, stderr, *check)
+	if err != nil {
+		fmt.Fprintf(stderr, "popa3d: %v\n", err)
+		return 1
+	}
+	a, err := passwdfile.Open(passwdfile.Options{
+		Path:            cfg.PasswdFile,
+		MailboxTemplate: cfg.Mailbox,
+		OnReloadError:   func(err error) { log.Error(err.Error()) },
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "popa3d: %v\n", err)
 		return 1
@@ -71,11 +80,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *check {
 		fmt.Fprintf(stdout, "popa3d: configuration OK\n")
 		return 0
-	}
-	log, err := newLogger(cfg, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "popa3d: %v\n", err)
-		return 1
 	}
 	srv := &pop3.Server{
 		Auth:  a,
@@ -118,8 +122,8 @@ func loadConfig(path string) (config.Config, error) {
 	return config.Load(path)
 }
 
-func newLogger(cfg config.Config, stderr io.Writer) (*slog.Logger, error) {
-	if cfg.Log == "stderr" {
+func newLogger(cfg config.Config, stderr io.Writer, check bool) (*slog.Logger, error) {
+	if cfg.Log == "stderr" || check {
 		return logging.Writer(stderr, os.Getpid()), nil
 	}
 	l, err := logging.Syslog("", "")

@@ -1,0 +1,210 @@
+package passwdfile
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/popa3d/popa3d/limits"
+)
+
+// maxLine bounds a line of the file: room for a name, the longest hash and a
+// mailbox path as long as Linux's PATH_MAX.
+const maxLine = 8192
+
+// table is the contents of one version of the file. It is never modified,
+// only replaced, so logins may use it without holding a lock.
+type table struct {
+	users map[string]*entry
+	// unknown is the dummy verified for a name that is not an account, and for
+	// a locked account: it has the most common class of the file's hashes.
+	unknown *hash
+}
+
+// entry is one account.
+type entry struct {
+	name    string
+	mailbox string
+	hash    *hash // nil for a locked account
+	dummy   *hash // of hash's class, verified instead of it for an empty password
+}
+
+// parse reads a password file; name is the file's name for errors, template
+// the checked mailbox template (may be empty). Errors name the file and line
+// and never quote a hash. Parsing does no hashing, so it is cheap whatever the
+// file asks for.
+func parse(r io.Reader, name, template string) (*table, error) {
+	t := &table{users: make(map[string]*entry)}
+	lineOf := make(map[string]int) // user name → line, for duplicates
+	type class struct {
+		h     *hash // the first hash seen of this class
+		count int
+		dummy *hash
+	}
+	classes := make(map[string]*class)
+	var order []*class // classes in order of first appearance, for ties
+
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxLine)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := sc.Text() // without LF, nor CR before it
+		lineErr := func(format string, a ...any) error {
+			return fmt.Errorf("%s:%d: %s", name, n, fmt.Sprintf(format, a...))
+		}
+		if strings.Trim(line, " \t") == "" || line[0] == '#' {
+			continue
+		}
+		for i := 0; i < len(line); i++ {
+			if c := line[i]; c < ' ' || c == 0x7f {
+				return nil, lineErr("control character 0x%02x in column %d", c, i+1)
+			}
+		}
+		user, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, lineErr("want name:hash or name:hash:mailbox")
+		}
+		// A bad name is not quoted: it may be a hash or a password typed in
+		// the wrong place.
+		if why := badName(user); why != "" {
+			return nil, lineErr("bad user name: %s", why)
+		}
+		if first, dup := lineOf[user]; dup {
+			return nil, lineErr("duplicate user %q (first on line %d)", user, first)
+		}
+		stored, mailbox, _ := strings.Cut(rest, ":")
+		if mailbox == "" {
+			if template == "" {
+				return nil, lineErr("no mailbox for %q, and no mailbox template", user)
+			}
+			mailbox = expand(template, user)
+		}
+		e := &entry{name: user, mailbox: mailbox}
+		if !locked(stored) {
+			h, err := parseHash(stored)
+			if err != nil {
+				return nil, lineErr("user %q: %v", user, err)
+			}
+			c := classes[h.class()]
+			if c == nil {
+				c = &class{h: h}
+				classes[h.class()] = c
+				order = append(order, c)
+			}
+			c.count++
+			e.hash = h
+		}
+		t.users[user] = e
+		lineOf[user] = n
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("%s:%d: line longer than %d bytes", name, n+1, maxLine)
+		}
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+
+	var common *class
+	for _, c := range order {
+		d, err := dummyFor(c.h)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		c.dummy = d
+		if common == nil || c.count > common.count {
+			common = c
+		}
+	}
+	for _, e := range t.users {
+		if e.hash != nil {
+			e.dummy = classes[e.hash.class()].dummy
+		}
+	}
+	if common != nil {
+		t.unknown = common.dummy
+	} else {
+		d, err := defaultDummy()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		t.unknown = d
+	}
+	return t, nil
+}
+
+// locked reports whether a stored hash locks its account, as in shadow(5):
+// empty, or starting with '!' or '*'.
+func locked(stored string) bool {
+	return stored == "" || stored[0] == '!' || stored[0] == '*'
+}
+
+// badName says what is wrong with a user name, or "" if nothing is. Names
+// become part of mailbox paths, and a longer name than limits.Argument could
+// never be typed in USER.
+func badName(s string) string {
+	switch {
+	case s == "":
+		return "empty"
+	case len(s) > limits.Argument:
+		return fmt.Sprintf("longer than %d bytes", limits.Argument)
+	case s[0] == '.':
+		return "starts with '.'"
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c <= ' ' || c >= 0x7f:
+			return "not printable ASCII, or contains a space"
+		case c == '/':
+			return "contains '/'"
+		}
+	}
+	return ""
+}
+
+// checkTemplate checks a mailbox template: only %u and %% may follow a
+// percent sign, and %u must appear, or every user would share one mailbox.
+func checkTemplate(template string) error {
+	if template == "" {
+		return nil
+	}
+	hasUser := false
+	for i := 0; i < len(template); i++ {
+		if template[i] != '%' {
+			continue
+		}
+		i++
+		switch {
+		case i < len(template) && template[i] == 'u':
+			hasUser = true
+		case i < len(template) && template[i] == '%':
+		default:
+			return fmt.Errorf("mailbox template %q: only %%u and %%%% may follow %%", template)
+		}
+	}
+	if !hasUser {
+		return fmt.Errorf("mailbox template %q has no %%u: every user would share one mailbox", template)
+	}
+	return nil
+}
+
+// expand replaces %u in a checked template by user and %% by %.
+func expand(template, user string) string {
+	var b strings.Builder
+	for i := 0; i < len(template); i++ {
+		c := template[i]
+		if c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		if template[i] == 'u' {
+			b.WriteString(user)
+		} else {
+			b.WriteByte('%')
+		}
+	}
+	return b.String()
+}

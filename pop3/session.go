@@ -57,7 +57,7 @@ type session struct {
 	in   *lineReader
 	wire *deadlineWriter
 	out  *bufio.Writer
-	enc  *messageEncoder
+	enc  *messageEncoder // made at the first RETR or TOP
 
 	state        state
 	start        time.Time
@@ -87,7 +87,6 @@ func newSession(s *Server, conn io.ReadWriter, info ConnInfo, pending []byte) *s
 	ss.in.deadline = ss.armRead
 	ss.wire = &deadlineWriter{w: conn, dl: ss.dl, timeout: ss.lim.WriteTimeout, now: s.now}
 	ss.out = bufio.NewWriterSize(ss.wire, bufferSize)
-	ss.enc = newMessageEncoder()
 	if ss.lim.PreAuthTime > 0 {
 		ss.authDeadline = ss.start.Add(ss.lim.PreAuthTime)
 	}
@@ -447,6 +446,9 @@ func (ss *session) send(ctx context.Context, i, top int) bool {
 	}
 	defer r.Close()
 	ss.reply("+OK")
+	if ss.enc == nil {
+		ss.enc = newMessageEncoder()
+	}
 	endsLF, _, err := ss.enc.encode(ss.out, r, top)
 	if err != nil {
 		ss.accessFailed(err, false)

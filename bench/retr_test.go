@@ -27,7 +27,7 @@ func (p oneUser) Authenticate(_ context.Context, user, _ string) (auth.Identity,
 
 // writeMailbox writes n messages of about size bytes each, with realistic
 // header and body lines (some dot-led, so byte-stuffing is exercised).
-func writeMailbox(b *testing.B, path string, n, size int) {
+func writeMailbox(b testing.TB, path string, n, size int) {
 	b.Helper()
 	f, err := os.Create(path)
 	if err != nil {
@@ -130,11 +130,31 @@ func (cl *client) fill() {
 	cl.n += m
 }
 
+// The benchmark mailbox: 64 messages of 1 MiB.
+const messages, size = 64, 1 << 20
+
+// TestWriteMailbox writes the benchmark mailbox to $POP3_BENCH_WRITE, so that
+// a peer server (Debian's popa3d, Dovecot) can serve the same bytes; it does
+// nothing without that variable. See bench/peers-retr.sh.
+func TestWriteMailbox(t *testing.T) {
+	path := os.Getenv("POP3_BENCH_WRITE")
+	if path == "" {
+		t.Skip("POP3_BENCH_WRITE not set")
+	}
+	writeMailbox(t, path, messages, size)
+}
+
+// benchRETR measures our server, or with $POP3_BENCH_ADDR (and
+// $POP3_BENCH_USER, $POP3_BENCH_PASS) a peer serving the same mailbox.
 func benchRETR(b *testing.B, inFlight int) {
-	const messages, size = 64, 1 << 20
-	path := filepath.Join(b.TempDir(), "user")
-	writeMailbox(b, path, messages, size)
-	addr := serve(b, path)
+	addr, user, pass := os.Getenv("POP3_BENCH_ADDR"), "u", "p"
+	if addr == "" {
+		path := filepath.Join(b.TempDir(), "user")
+		writeMailbox(b, path, messages, size)
+		addr = serve(b, path)
+	} else {
+		user, pass = os.Getenv("POP3_BENCH_USER"), os.Getenv("POP3_BENCH_PASS")
+	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
@@ -142,7 +162,7 @@ func benchRETR(b *testing.B, inFlight int) {
 	defer c.Close()
 	cl := &client{c: c, buf: make([]byte, 256<<10)}
 	cl.status()
-	io.WriteString(c, "USER u\r\nPASS p\r\n")
+	io.WriteString(c, "USER "+user+"\r\nPASS "+pass+"\r\n")
 	cl.status()
 	cl.status()
 	var wire int64

@@ -1,0 +1,26 @@
+#!/bin/bash
+# RETR throughput of our server, Debian's popa3d and Dovecot on the same
+# machine, same mailbox, same client (the Go benchmark in this directory).
+# Run as root after: ../shared/bench/peers.sh setup (from the repository root:
+# PEERS=/path/to/peers.sh bench/peers-retr.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PEERS=${PEERS:-../shared/bench/peers.sh}
+user=popa3dbench pass=benchpass1
+id "$user" >/dev/null 2>&1 || useradd -m "$user"
+echo "$user:$pass" | chpasswd
+POP3_BENCH_WRITE=/var/mail/$user go test -count=1 -run TestWriteMailbox ./bench/ >/dev/null
+chown "$user:mail" /var/mail/$user; chmod 600 /var/mail/$user
+run() {  # NAME ADDR
+	echo "== $1"
+	POP3_BENCH_ADDR=$2 POP3_BENCH_USER=$user POP3_BENCH_PASS=$pass \
+		go test -count=1 -run '^$' -bench 'RETR' -benchtime 5x ./bench/ | grep '^Benchmark'
+}
+echo "== ours (in-process server, same mailbox bytes)"
+go test -count=1 -run '^$' -bench 'RETR' -benchtime 5x ./bench/ | grep '^Benchmark'
+bash "$PEERS" popa3d 11110 >/dev/null
+run popa3d-1.0.3 127.0.0.1:11110
+bash "$PEERS" stop popa3d-11110
+bash "$PEERS" dovecot-mbox 11111 >/dev/null
+run dovecot 127.0.0.1:11111
+bash "$PEERS" stop dovecot-mbox

@@ -1,0 +1,42 @@
+package mbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestLockSurvivesOtherDescriptor closes another descriptor of the mailbox in
+// this process while the session holds its fcntl lock; with classic POSIX
+// locks that close would drop the lock.
+func TestLockSurvivesOtherDescriptor(t *testing.T) {
+	path := install(t, readGolden(t, "single.mbox"))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := lockFile(context.Background(), f, unix.F_RDLCK); err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	// Another open file description's write lock must still conflict.
+	g, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := lockFile(ctx, g, unix.F_WRLCK); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("write lock over a held read lock: got %v, want DeadlineExceeded", err)
+	}
+}

@@ -1,0 +1,518 @@
+// Package mbox serves mbox mailboxes exactly as popa3d 1.0.3 does: the same
+// message split, LIST sizes, UIDLs and in-place compaction at UPDATE
+// (popa3d-behaviour.md sections 7, 8, 11, 12 and 13). It differs only where
+// popa3d is wrong: repeated UIDLs get a suffix, an unterminated last line is
+// counted as sent, changes are detected by inode, size and nanosecond mtime,
+// and a session lock keeps one session per mailbox.
+package mbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/popa3d/popa3d/mailbox"
+)
+
+// Options configures a Store.
+type Options struct {
+	// LockDir is the directory for the per-mailbox session lock files
+	// (required; created with mode 0700 if missing). Every process serving the
+	// same mailboxes must use the same directory.
+	LockDir string
+	// MaxMessages is the largest message count accepted; 0 means
+	// limits.Messages.
+	MaxMessages int
+	// MaxBytes is the largest mailbox accepted at open, and the largest it may
+	// have grown to when checked later; 0 means limits.MailboxBytes.
+	MaxBytes int64
+}
+
+// settleWindow is how close to the present a mailbox's mtime may be before a
+// parse waits. Linux stamps mtime from a coarse clock that advances once per
+// jiffy (10 ms at HZ=100, the slowest common setting) and lags the real-time
+// clock by up to one jiffy, so a write right after our parse can keep the same
+// mtime. Once the real time is 20 ms past the mtime, the coarse clock is at
+// least 10 ms past it, and any later write stamps a different mtime. This is
+// popa3d's 1 s sleep when the mtime equals the current second (section 11),
+// scaled to nanosecond timestamps.
+const settleWindow = 20 * time.Millisecond
+
+// copyBlock is the largest piece moved by one read and write during
+// compaction (popa3d: FILE_BUFFER_SIZE, 64 KiB).
+const copyBlock = 64 << 10
+
+// Store opens mbox mailboxes. It implements mailbox.Store.
+type Store struct {
+	lockDir string
+	lim     Limits
+	settle  time.Duration
+	now     func() time.Time
+	sleep   func(context.Context, time.Duration) error
+}
+
+var _ mailbox.Store = (*Store)(nil)
+
+// NewStore returns a Store configured by opts.
+func NewStore(opts Options) *Store {
+	return &Store{
+		lockDir: opts.LockDir,
+		lim:     Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
+		settle:  settleWindow,
+		now:     time.Now,
+		sleep:   sleepContext,
+	}
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Open opens the mbox file at path for one session. It takes the session lock
+// (mailbox.ErrInUse if another session holds it), then indexes the file under
+// a shared fcntl lock, which is released before Open returns: no lock is held
+// between calls, so delivery is never blocked by a POP3 client. A missing or
+// empty file is an empty mailbox. Any other failure is a *mailbox.LoadError,
+// wrapping mailbox.ErrFormat for a file popa3d refuses: one that does not start
+// with a From_ line, a From_ line followed by another or at the end of the
+// file, a file over a limit, or anything but a regular file (a symlink
+// included).
+func (s *Store) Open(ctx context.Context, path string) (mailbox.Mailbox, error) {
+	session, err := s.lockSession(path)
+	if errors.Is(err, mailbox.ErrInUse) {
+		return nil, mailbox.ErrInUse
+	}
+	if err != nil {
+		return nil, &mailbox.LoadError{Location: path, Err: err}
+	}
+	m := &mbox{store: s, path: path, session: session}
+	if err := m.load(ctx); err != nil {
+		m.Close()
+		return nil, &mailbox.LoadError{Location: path, Err: err}
+	}
+	return m, nil
+}
+
+// fileState is what the change check compares: the file's identity, size and
+// mtime (section 17.13: popa3d compared whole-second mtimes only).
+type fileState struct {
+	dev, ino uint64
+	size     int64
+	mtime    int64 // nanoseconds since the epoch
+}
+
+func stateOf(fi fs.FileInfo) fileState {
+	st := fileState{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.dev, st.ino = uint64(sys.Dev), uint64(sys.Ino)
+	}
+	return st
+}
+
+// mbox is one session's view of an mbox file.
+type mbox struct {
+	store   *Store
+	path    string
+	session *os.File // the session lock; nil once closed
+
+	mu        sync.Mutex
+	f         *os.File // nil for an empty mailbox
+	entries   []Entry
+	msgs      []mailbox.Message
+	loaded    int64     // the size indexed at open
+	state     fileState // as of the last successful check
+	committed bool
+	closed    bool
+}
+
+func (m *mbox) load(ctx context.Context) error {
+	// popa3d: lstat; a missing file is an empty mailbox, a non-regular one
+	// (a symlink included) is refused, a 0-byte one is empty and not opened.
+	fi, err := os.Lstat(m.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return refuse("not a regular file but %s", kindOf(fi.Mode()))
+	case fi.Size() == 0:
+		return nil
+	}
+	// popa3d opens the mailbox read-write even for a client that only reads,
+	// and refuses it if it cannot; O_NONBLOCK keeps a FIFO swapped in from
+	// blocking the open, O_NOFOLLOW a symlink from being followed.
+	var fd int
+	for {
+		fd, err = unix.Open(m.path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == unix.ENOENT:
+		return nil
+	case err == unix.ELOOP:
+		return refuse("a symbolic link")
+	case err != nil:
+		return &fs.PathError{Op: "open", Path: m.path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), m.path)
+	if err := m.index(ctx, f); err != nil {
+		f.Close()
+		return err
+	}
+	if m.f == nil {
+		f.Close()
+	}
+	return nil
+}
+
+// kindOf names a file type for an error message.
+func kindOf(mode fs.FileMode) string {
+	switch {
+	case mode&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case mode.IsDir():
+		return "a directory"
+	case mode&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case mode&fs.ModeSocket != 0:
+		return "a socket"
+	case mode&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "of type " + mode.Type().String()
+}
+
+// index parses f under a shared lock and fills the snapshot in.
+func (m *mbox) index(ctx context.Context, f *os.File) (err error) {
+	if err := lockFile(ctx, f, unix.F_RDLCK); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	defer func() {
+		if uerr := unlockFile(f); uerr != nil && err == nil {
+			err = fmt.Errorf("unlock: %w", uerr)
+		}
+	}()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return refuse("not a regular file but %s", kindOf(fi.Mode()))
+	}
+	st := stateOf(fi)
+	if st.size == 0 {
+		return nil
+	}
+	entries, err := Index(f, st.size, m.store.lim)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	uids, err := UIDs(f, entries)
+	if err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	msgs := make([]mailbox.Message, len(entries))
+	for i := range entries {
+		msgs[i] = mailbox.Message{Size: entries[i].Size, UID: uids[i]}
+	}
+	if err := m.settle(ctx, st); err != nil {
+		return err
+	}
+	m.f, m.entries, m.msgs, m.loaded, m.state = f, entries, msgs, st.size, st
+	return nil
+}
+
+// settle waits, while the caller holds the shared lock, until a write after
+// this instant is sure to give the file another mtime (see settleWindow).
+func (m *mbox) settle(ctx context.Context, st fileState) error {
+	s := m.store
+	d := s.now().Sub(time.Unix(0, st.mtime))
+	if d <= -s.settle || d >= s.settle {
+		return nil
+	}
+	if err := s.sleep(ctx, s.settle-d); err != nil {
+		return fmt.Errorf("wait for the mtime to settle: %w", err)
+	}
+	return nil
+}
+
+// stat returns the state of the open file, or ErrStale if the path no longer
+// names it (a program replaced the mailbox by renaming, or removed it).
+func (m *mbox) stat() (fileState, error) {
+	pfi, err := os.Lstat(m.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fileState{}, fmt.Errorf("%s was removed: %w", m.path, mailbox.ErrStale)
+	}
+	if err != nil {
+		return fileState{}, err
+	}
+	fi, err := m.f.Stat()
+	if err != nil {
+		return fileState{}, err
+	}
+	ps, st := stateOf(pfi), stateOf(fi)
+	if ps.dev != st.dev || ps.ino != st.ino {
+		return fileState{}, fmt.Errorf("%s was replaced: %w", m.path, mailbox.ErrStale)
+	}
+	return st, nil
+}
+
+// usable reports whether the snapshot may still be used.
+func (m *mbox) usable() error {
+	if m.closed {
+		return fmt.Errorf("mailbox %s is closed", m.path)
+	}
+	if m.committed {
+		return fmt.Errorf("mailbox %s was already updated", m.path)
+	}
+	return nil
+}
+
+// check is popa3d's change check (section 11) with section 17.13's
+// improvements. An unchanged identity, size and mtime means unchanged. A file
+// that shrank is stale. Otherwise the first loaded-size bytes are parsed again
+// and every message must come out identical; bytes after them are mail
+// delivered since, which is accepted and stays invisible. exclusive says the
+// caller already holds the write lock (Commit); otherwise a shared lock is
+// taken for the parse.
+func (m *mbox) check(ctx context.Context, exclusive bool) (err error) {
+	if m.f == nil {
+		return nil
+	}
+	st, err := m.stat()
+	if err != nil || st == m.state {
+		return err
+	}
+	if err := m.grown(st); err != nil {
+		return err
+	}
+	if !exclusive {
+		if err := lockFile(ctx, m.f, unix.F_RDLCK); err != nil {
+			return fmt.Errorf("lock %s: %w", m.path, err)
+		}
+		defer func() {
+			if uerr := unlockFile(m.f); uerr != nil && err == nil {
+				err = fmt.Errorf("unlock %s: %w", m.path, uerr)
+			}
+		}()
+		if st, err = m.stat(); err != nil || st == m.state {
+			return err
+		}
+		if err := m.grown(st); err != nil {
+			return err
+		}
+	}
+	i := 0
+	err = scan(m.f, m.loaded, m.store.lim, blockSize, func(e *Entry) error {
+		if i >= len(m.entries) || *e != m.entries[i] {
+			return errChanged
+		}
+		i++
+		return nil
+	})
+	if err == nil && i != len(m.entries) {
+		err = errChanged
+	}
+	switch {
+	case errors.Is(err, errChanged), errors.Is(err, mailbox.ErrFormat), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%s changed: %w", m.path, mailbox.ErrStale)
+	case err != nil:
+		return fmt.Errorf("check %s: %w", m.path, err)
+	}
+	if !exclusive {
+		if err := m.settle(ctx, st); err != nil {
+			return fmt.Errorf("check %s: %w", m.path, err)
+		}
+	}
+	m.state = st
+	return nil
+}
+
+var errChanged = errors.New("message changed")
+
+// grown accepts a changed file only if it kept at least the loaded bytes and
+// is within the size limit (popa3d: MAX_MAILBOX_WORK_BYTES, a server failure,
+// not a stale mailbox).
+func (m *mbox) grown(st fileState) error {
+	if st.size < m.loaded {
+		return fmt.Errorf("%s shrank from %d to %d bytes: %w", m.path, m.loaded, st.size, mailbox.ErrStale)
+	}
+	if st.size > m.store.lim.MaxBytes {
+		return fmt.Errorf("%s grew to %d bytes, over the limit of %d", m.path, st.size, m.store.lim.MaxBytes)
+	}
+	return nil
+}
+
+// Location returns the mailbox's path.
+func (m *mbox) Location() string { return m.path }
+
+// Messages returns the snapshot taken at open.
+func (m *mbox) Messages() []mailbox.Message { return m.msgs }
+
+// Open checks the mailbox for changes and returns a reader of message i's data,
+// streamed from the file: no From_ line, LF line ends as stored, and without
+// the trailing separator LF popa3d drops.
+func (m *mbox) Open(ctx context.Context, i int) (io.ReadCloser, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
+	if i < 0 || i >= len(m.entries) {
+		return nil, fmt.Errorf("mailbox %s has no message %d", m.path, i)
+	}
+	if err := m.check(ctx, false); err != nil {
+		return nil, err
+	}
+	e := &m.entries[i]
+	return io.NopCloser(io.NewSectionReader(m.f, e.DataOffset, e.DataSize)), nil
+}
+
+// Verify checks again that the mailbox still holds the snapshot.
+func (m *mbox) Verify(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.usable(); err != nil {
+		return err
+	}
+	return m.check(ctx, false)
+}
+
+// Commit deletes the listed messages as popa3d's UPDATE does (section 12):
+// under an exclusive fcntl lock, after the change check, it moves each kept
+// message after the first deleted one down in place, then the mail delivered
+// since open, truncates the file and syncs it. With nothing to delete it
+// touches nothing. ctx bounds only the wait for the lock: once bytes move, the
+// compaction runs to the end, since a half-done one is worse than a late one.
+// After Commit the snapshot is spent; only Close remains.
+func (m *mbox) Commit(ctx context.Context, deleted []int) (err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.usable(); err != nil {
+		return err
+	}
+	if len(deleted) == 0 {
+		return nil
+	}
+	for k, i := range deleted {
+		if i < 0 || i >= len(m.entries) || (k > 0 && i <= deleted[k-1]) {
+			return fmt.Errorf("update %s: bad deletion list %v", m.path, deleted)
+		}
+	}
+	if err := lockFile(ctx, m.f, unix.F_WRLCK); err != nil {
+		return fmt.Errorf("lock %s for update: %w", m.path, err)
+	}
+	defer func() {
+		if uerr := unlockFile(m.f); uerr != nil && err == nil {
+			err = fmt.Errorf("unlock %s: %w", m.path, uerr)
+		}
+	}()
+	if err := m.check(ctx, true); err != nil {
+		return err
+	}
+	m.committed = true
+	if err := m.compact(deleted); err != nil {
+		return fmt.Errorf("update %s: %w", m.path, err)
+	}
+	return nil
+}
+
+// compact rewrites the file in place as popa3d's mailbox_write: the kept
+// prefix is skipped without I/O, each later kept message's raw bytes (From_
+// line and separator included) move down, then everything from the loaded
+// size to the end of the file (new mail, safe under the write lock). The read
+// position never falls behind the write position, so no byte is overwritten
+// before it has moved.
+func (m *mbox) compact(deleted []int) error {
+	buf := make([]byte, copyBlock)
+	var w int64
+	for i := range m.entries {
+		if len(deleted) > 0 && deleted[0] == i {
+			deleted = deleted[1:]
+			continue
+		}
+		e := &m.entries[i]
+		if e.Offset != w {
+			if err := m.move(buf, e.Offset, w, e.RawSize); err != nil {
+				return err
+			}
+		}
+		w += e.RawSize
+	}
+	for r := m.loaded; ; {
+		n, err := m.f.ReadAt(buf, r)
+		if n > 0 {
+			if _, err := m.f.WriteAt(buf[:n], w); err != nil {
+				return err
+			}
+			r += int64(n)
+			w += int64(n)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := m.f.Truncate(w); err != nil {
+		return err
+	}
+	return m.f.Sync()
+}
+
+// move copies n bytes from offset from down to offset to, in pieces of at most
+// len(buf).
+func (m *mbox) move(buf []byte, from, to, n int64) error {
+	for n > 0 {
+		c := int(min(n, int64(len(buf))))
+		if r, err := m.f.ReadAt(buf[:c], from); r < c {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		if _, err := m.f.WriteAt(buf[:c], to); err != nil {
+			return err
+		}
+		from, to, n = from+int64(c), to+int64(c), n-int64(c)
+	}
+	return nil
+}
+
+// Close closes the file and releases the session lock. It never writes.
+func (m *mbox) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	if m.f != nil {
+		errs = append(errs, m.f.Close())
+	}
+	if m.session != nil {
+		errs = append(errs, m.session.Close())
+		m.session = nil
+	}
+	return errors.Join(errs...)
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -15,8 +16,9 @@ import (
 	"time"
 )
 
-// Handler serves one connection. It must return when ctx is done, and it
-// closes nothing: the daemon closes conn after Handler returns.
+// Handler serves one connection. ctx is done when the daemon shuts down: a
+// handler waiting for its client should stop then. It closes nothing: the
+// daemon closes conn after Handler returns.
 type Handler func(ctx context.Context, conn net.Conn)
 
 // Daemon accepts connections on its listeners and serves each in its own
@@ -27,8 +29,8 @@ type Daemon struct {
 	// MaxSessions bounds concurrent sessions; a connection beyond it is
 	// closed without a byte, as popa3d does (popa3d-behaviour.md §3).
 	MaxSessions int
-	// ShutdownGrace is how long Serve waits for sessions after ctx is done
-	// before it interrupts them.
+	// ShutdownGrace is how long Serve lets sessions finish a command in
+	// progress after ctx is done before it closes their connections.
 	ShutdownGrace time.Duration
 	Logger        *slog.Logger
 }
@@ -82,23 +84,22 @@ func network(addr string) string {
 	}
 }
 
-// Serve accepts until ctx is done, then closes the listeners, waits up to
-// ShutdownGrace for running sessions and interrupts the rest.
+// Serve accepts until ctx is done. Then it closes the listeners; sessions see
+// ctx done, so one waiting for a command ends at once while one in the middle
+// of a command finishes it; after ShutdownGrace the daemon closes the
+// connections still open, which ends any session blocked on its client.
 func (d *Daemon) Serve(ctx context.Context) error {
 	log := d.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	sessCtx, interrupt := context.WithCancel(context.WithoutCancel(ctx))
-	defer interrupt()
-	slots := make(chan struct{}, max(d.MaxSessions, 1))
-	var wg sync.WaitGroup
+	a := &acceptor{d: d, log: log, slots: make(chan struct{}, max(d.MaxSessions, 1)), conns: map[net.Conn]struct{}{}}
 	var lwg sync.WaitGroup
 	for _, ln := range d.Listeners {
 		lwg.Add(1)
 		go func() {
 			defer lwg.Done()
-			d.accept(ctx, ln, slots, &wg, sessCtx, log)
+			a.accept(ctx, ln)
 		}()
 	}
 	<-ctx.Done()
@@ -107,19 +108,30 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	lwg.Wait()
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { a.sessions.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(d.ShutdownGrace):
-		log.Info("Interrupting sessions still running at shutdown")
-		interrupt()
+		log.Info("Closing connections still open at shutdown")
+		a.closeAll()
 		<-done
 	}
 	return nil
 }
 
-func (d *Daemon) accept(ctx context.Context, ln net.Listener, slots chan struct{}, wg *sync.WaitGroup, sessCtx context.Context, log *slog.Logger) {
-	var lastFull time.Time
+// acceptor is the state the accept loops share.
+type acceptor struct {
+	d        *Daemon
+	log      *slog.Logger
+	slots    chan struct{} // one token per running session
+	sessions sync.WaitGroup
+
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	lastFull time.Time
+}
+
+func (a *acceptor) accept(ctx context.Context, ln net.Listener) {
 	backoff := time.Duration(0)
 	for {
 		conn, err := ln.Accept()
@@ -130,7 +142,7 @@ func (d *Daemon) accept(ctx context.Context, ln net.Listener, slots chan struct{
 			// popa3d retried at once, spinning the CPU on a persistent error
 			// (popa3d-behaviour.md §17.16); back off instead.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			log.Error(fmt.Sprintf("accept: %v", err))
+			a.log.Error(fmt.Sprintf("accept: %v", err))
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():
@@ -140,23 +152,70 @@ func (d *Daemon) accept(ctx context.Context, ln net.Listener, slots chan struct{
 		}
 		backoff = 0
 		select {
-		case slots <- struct{}{}:
+		case a.slots <- struct{}{}:
 		default:
-			if time.Since(lastFull) >= 10*time.Second {
-				lastFull = time.Now()
-				log.Warn(fmt.Sprintf("%s: sessions limit reached", hostOf(conn.RemoteAddr())))
-			}
+			a.full(conn.RemoteAddr())
 			conn.Close() // without a byte, as popa3d
 			continue
 		}
-		wg.Add(1)
+		a.track(conn, true)
+		a.sessions.Add(1)
 		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			defer conn.Close()
-			d.Handler(sessCtx, conn)
+			defer a.sessions.Done()
+			defer func() { <-a.slots }()
+			defer a.track(conn, false)
+			defer CloseGently(conn)
+			a.d.Handler(ctx, conn)
 		}()
 	}
+}
+
+// full logs a refusal for lack of slots, at most once per 10 s (popa3d).
+func (a *acceptor) full(from net.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if time.Since(a.lastFull) >= 10*time.Second {
+		a.lastFull = time.Now()
+		a.log.Warn(fmt.Sprintf("%s: sessions limit reached", hostOf(from)))
+	}
+}
+
+func (a *acceptor) track(c net.Conn, open bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if open {
+		a.conns[c] = struct{}{}
+	} else {
+		delete(a.conns, c)
+	}
+}
+
+func (a *acceptor) closeAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for c := range a.conns {
+		c.Close()
+	}
+}
+
+// lingerBytes and lingerTime bound how much unread client input CloseGently
+// drains, and for how long.
+const (
+	lingerBytes = 64 << 10
+	lingerTime  = 500 * time.Millisecond
+)
+
+// CloseGently closes a session's connection so that the client receives
+// every reply: closing a TCP socket that still has unread input sends a
+// reset, which can destroy the last reply in flight (a client that pipelined
+// past a QUIT or a failed login). It shuts down the sending side, reads and
+// drops what the client still sends (bounded), then closes.
+func CloseGently(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = c.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, c, lingerBytes)
+	}
+	c.Close()
 }
 
 func hostOf(a net.Addr) string {

@@ -105,16 +105,19 @@ func TestMaxSessionsClosesWithoutAByte(t *testing.T) {
 	}
 }
 
-// At shutdown, a session still running after the grace period is interrupted
-// through its context.
-func TestShutdownInterruptsAfterGrace(t *testing.T) {
+// At shutdown, a session waiting for its client is told at once; one that
+// does not end is cut by closing its connection after the grace period.
+func TestShutdown(t *testing.T) {
 	ls, _ := Listen(context.Background(), []string{"127.0.0.1:0"}, nil)
-	interrupted := make(chan struct{})
-	d := &Daemon{Listeners: ls, MaxSessions: 5, ShutdownGrace: 100 * time.Millisecond,
+	told := make(chan time.Duration, 2)
+	d := &Daemon{Listeners: ls, MaxSessions: 5, ShutdownGrace: 300 * time.Millisecond,
 		Handler: func(ctx context.Context, c net.Conn) {
 			c.Write([]byte("+OK\r\n"))
 			<-ctx.Done()
-			close(interrupted)
+			t0 := time.Now()
+			// A stubborn session: keeps reading until its connection closes.
+			c.Read(make([]byte, 1))
+			told <- time.Since(t0)
 		}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -128,15 +131,44 @@ func TestShutdownInterruptsAfterGrace(t *testing.T) {
 	t0 := time.Now()
 	cancel()
 	select {
-	case <-interrupted:
+	case d := <-told:
+		if d < 250*time.Millisecond {
+			t.Errorf("connection closed %v after shutdown, before the grace period", d)
+		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("session not interrupted")
-	}
-	if time.Since(t0) < 90*time.Millisecond {
-		t.Error("interrupted before the grace period")
+		t.Fatal("stubborn session not cut")
 	}
 	<-done
+	if time.Since(t0) > 3*time.Second {
+		t.Error("shutdown too slow")
+	}
 	if _, err := net.Dial("tcp", ls[0].Addr().String()); err == nil {
 		t.Error("listener still open after shutdown")
+	}
+}
+
+// A reply followed by a close must reach a client that sent more than the
+// server read: closing with unread input would send a reset instead.
+func TestCloseGentlyDeliversLastReply(t *testing.T) {
+	ls, _ := Listen(context.Background(), []string{"127.0.0.1:0"}, nil)
+	d := &Daemon{Listeners: ls, MaxSessions: 5, ShutdownGrace: time.Second,
+		Handler: func(ctx context.Context, c net.Conn) {
+			c.Read(make([]byte, 10)) // leaves most of the input unread
+			c.Write([]byte("-ERR Too many bad commands, closing\r\n"))
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Serve(ctx)
+	c, err := net.Dial("tcp", ls[0].Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(make([]byte, 8192))
+	time.Sleep(100 * time.Millisecond) // the server has replied and closed
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil || string(b) != "-ERR Too many bad commands, closing\r\n" {
+		t.Fatalf("got %q, %v", b, err)
 	}
 }

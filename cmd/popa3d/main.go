@@ -78,6 +78,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
+		if os.Geteuid() == 0 {
+			if _, _, err := servingAccount(cfg); err != nil {
+				fmt.Fprintf(stderr, "popa3d: %v\n", err)
+				return 1
+			}
+		}
 		fmt.Fprintf(stdout, "popa3d: configuration OK\n")
 		return 0
 	}

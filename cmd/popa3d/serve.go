@@ -27,6 +27,9 @@ func serveInetd(ctx context.Context, cfg config.Config, srv *pop3.Server, log *s
 		return err
 	}
 	srv.Serve(ctx, conn, info)
+	if c, ok := conn.in.(net.Conn); ok {
+		daemon.CloseGently(c)
+	}
 	return nil
 }
 
@@ -61,6 +64,24 @@ func hostOf(a net.Addr) string {
 	return a.String()
 }
 
+// servingAccount returns the uid and gid to switch to when running as root:
+// run_as, which must be an unprivileged account. errRoot without run_as.
+func servingAccount(cfg config.Config) (uid, gid int, err error) {
+	if cfg.RunAs == "" {
+		return 0, 0, errRoot
+	}
+	u, err := user.Lookup(cfg.RunAs)
+	if err != nil {
+		return 0, 0, fmt.Errorf("run_as %q: %w", cfg.RunAs, err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil || uid == 0 {
+		return 0, 0, fmt.Errorf("run_as %q: not an unprivileged account (uid %s)", cfg.RunAs, u.Uid)
+	}
+	return uid, gid, nil
+}
+
 // becomeServingUser makes sure no session runs as root. Single-account mode
 // (virtual users) runs as the account that owns the mailboxes: started as
 // root, the process switches to run_as for good, with no supplementary
@@ -70,17 +91,9 @@ func becomeServingUser(cfg config.Config, log *slog.Logger) error {
 		log.Info(fmt.Sprintf("Single-account mode as uid %d", os.Geteuid()))
 		return nil
 	}
-	if cfg.RunAs == "" {
-		return errRoot
-	}
-	u, err := user.Lookup(cfg.RunAs)
+	uid, gid, err := servingAccount(cfg)
 	if err != nil {
-		return fmt.Errorf("run_as %q: %w", cfg.RunAs, err)
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil || uid == 0 {
-		return fmt.Errorf("run_as %q: not an unprivileged account (uid %s)", cfg.RunAs, u.Uid)
+		return err
 	}
 	// On Linux these apply to every thread of the process (Go 1.16 and later).
 	if err := syscall.Setgroups(nil); err != nil {

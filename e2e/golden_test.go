@@ -80,8 +80,8 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
-	if replayed != 26 {
-		t.Errorf("replayed %d golden sessions, want the 26 our server reproduces unchanged", replayed)
+	if replayed != 27 {
+		t.Errorf("replayed %d golden sessions, want the 27 our server reproduces unchanged", replayed)
 	}
 }
 

@@ -16,8 +16,23 @@ run() {  # NAME ADDR
 	POP3_BENCH_ADDR=$2 POP3_BENCH_USER=$user POP3_BENCH_PASS=$pass \
 		go test -count=1 -run '^$' -bench 'RETR' -benchtime 5x ./bench/ | grep '^Benchmark'
 }
-echo "== ours (in-process server, same mailbox bytes)"
-go test -count=1 -run '^$' -bench 'RETR' -benchtime 5x ./bench/ | grep '^Benchmark'
+state=$(mktemp -d); chmod 755 "$state"
+go build -o "$state/popa3d" ./cmd/popa3d
+echo "$user:$(printf '%s\n' "$pass" | "$state/popa3d" passwd -s sha512-crypt)" >"$state/passwd"
+cat >"$state/popa3d.toml" <<CONF
+listen = ["127.0.0.1:11112"]
+passwd_file = "passwd"
+mailbox = "/var/mail/%u"
+lock_dir = "locks"
+run_as = "$user"
+log = "stderr"
+CONF
+install -d -o "$user" "$state/locks"
+"$state/popa3d" -D -c "$state/popa3d.toml" 2>"$state/log" &
+ours=$!
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/11112) 2>/dev/null && break; sleep 0.1; done
+run "ours (popa3d -D)" 127.0.0.1:11112
+kill "$ours"; wait "$ours" || true; rm -rf "$state"
 bash "$PEERS" popa3d 11110 >/dev/null
 run popa3d-1.0.3 127.0.0.1:11110
 bash "$PEERS" stop popa3d-11110

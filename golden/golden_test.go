@@ -7,16 +7,15 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/popa3d/popa3d/auth"
+	"github.com/popa3d/popa3d/internal/testnet"
 	"github.com/popa3d/popa3d/mailbox/mbox"
 	"github.com/popa3d/popa3d/pop3"
 )
@@ -57,7 +56,7 @@ func session(t *testing.T, mboxFile, script string) (transcript, after []byte) {
 		Store:  mbox.NewStore(mbox.Options{LockDir: filepath.Join(tmp, "locks")}),
 		Limits: lim,
 	}
-	c, s := socketPair(t)
+	c, s := testnet.SocketPair(t)
 	defer c.Close()
 	done := make(chan struct{})
 	go func() {
@@ -86,24 +85,6 @@ func session(t *testing.T, mboxFile, script string) (transcript, after []byte) {
 		}
 	}
 	return transcript, after
-}
-
-func socketPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv := func(fd int) net.Conn {
-		f := os.NewFile(uintptr(fd), "socketpair")
-		defer f.Close()
-		c, err := net.FileConn(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	return conv(fds[0]), conv(fds[1])
 }
 
 // TestGolden replays every recorded session. The expected bytes are popa3d's,

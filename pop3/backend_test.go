@@ -5,15 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/popa3d/popa3d/auth"
+	"github.com/popa3d/popa3d/internal/testnet"
 	"github.com/popa3d/popa3d/mailbox"
 )
 
@@ -135,26 +134,6 @@ func (l *logCapture) all() string {
 	return strings.Join(l.lines, "\n")
 }
 
-// socketPair returns two connected Unix stream sockets as net.Conns: a real
-// socket (not net.Pipe, whose synchronous writes hide buffering bugs).
-func socketPair(t testing.TB) (net.Conn, net.Conn) {
-	t.Helper()
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conv := func(fd int) net.Conn {
-		f := os.NewFile(uintptr(fd), "socketpair")
-		defer f.Close()
-		c, err := net.FileConn(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	return conv(fds[0]), conv(fds[1])
-}
-
 // countingConn counts the writes the server makes.
 type countingConn struct {
 	net.Conn
@@ -213,7 +192,7 @@ func start(t testing.TB, mod func(*Server)) *harness {
 	if mod != nil {
 		mod(srv)
 	}
-	c, s := socketPair(t)
+	c, s := testnet.SocketPair(t)
 	h.client = c
 	h.server = &countingConn{Conn: s}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -94,6 +94,18 @@ type inetd struct {
 }
 
 // startInetd starts listening; the test's cleanup stops everything.
+// startMode starts the server in mode "inetd" (a process per connection) or
+// "daemon" (-D) and returns its address and the function that ends the test's
+// use of it: waiting for every session process, or stopping the daemon.
+func (s *site) startMode(mode string) (addr string, finish func(*testing.T)) {
+	if mode == "inetd" {
+		in := s.startInetd()
+		return in.addr(), func(t *testing.T) { t.Helper(); in.waitAll(t) }
+	}
+	d := s.startDaemon()
+	return d.addr, d.terminate
+}
+
 func (s *site) startInetd() *inetd {
 	s.t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")

@@ -221,16 +221,7 @@ func TestPipelining(t *testing.T) {
 				t.Parallel()
 				s := newSite(t, hank)
 				s.writeMailbox("hank", mbox(msgs...))
-				var addr string
-				var in *inetd
-				var d *daemon
-				if mode == "inetd" {
-					in = s.startInetd()
-					addr = in.addr()
-				} else {
-					d = s.startDaemon()
-					addr = d.addr
-				}
+				addr, finish := s.startMode(mode)
 				conn, err := net.DialTimeout("tcp4", addr, ioTimeout)
 				if err != nil {
 					t.Fatal(err)
@@ -248,11 +239,7 @@ func TestPipelining(t *testing.T) {
 				if !bytes.Equal(got, []byte(tc.replies)) {
 					t.Errorf("replies: %s", describeDiff(got, []byte(tc.replies)))
 				}
-				if in != nil {
-					in.waitAll(t)
-				} else {
-					d.terminate(t)
-				}
+				finish(t)
 				s.checkMailbox("hank", mbox(tc.kept...))
 			})
 		}
@@ -273,16 +260,7 @@ func TestMailboxInUse(t *testing.T) {
 			msgs := smallMessages("ivy", 1, 3)
 			s.writeMailbox("ivy", mbox(msgs...))
 			before := s.mailboxState("ivy")
-			var addr string
-			var in *inetd
-			var d *daemon
-			if mode == "inetd" {
-				in = s.startInetd()
-				addr = in.addr()
-			} else {
-				d = s.startDaemon()
-				addr = d.addr
-			}
+			addr, finish := s.startMode(mode)
 			stat := fmt.Sprintf("+OK 3 %d", totalSize(msgs))
 
 			first := dial(t, addr)
@@ -311,11 +289,7 @@ func TestMailboxInUse(t *testing.T) {
 				t.Fatalf("STAT in the session after: %q, want %q", r, stat)
 			}
 			third.quit()
-			if in != nil {
-				in.waitAll(t)
-			} else {
-				d.terminate(t)
-			}
+			finish(t)
 			s.checkUnchanged("ivy", before)
 		})
 	}

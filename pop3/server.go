@@ -7,6 +7,7 @@ package pop3
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"time"
@@ -71,13 +72,59 @@ type Summary struct {
 // server's limits; cancelling ctx interrupts a waiting read. Serve does not
 // close conn.
 func (s *Server) Serve(ctx context.Context, conn io.ReadWriter, info ConnInfo) Summary {
-	return s.serve(ctx, conn, info, nil)
-}
-
-func (s *Server) serve(ctx context.Context, conn io.ReadWriter, info ConnInfo, pending []byte) Summary {
-	ss := newSession(s, conn, info, pending)
+	ss := newSession(s, conn, info, nil)
 	stop := context.AfterFunc(ctx, ss.interrupt)
 	defer stop()
+	ss.greet()
+	ss.run(ctx)
+	return ss.finish()
+}
+
+// Credentials are what the AUTHORIZATION state collected: the seam of
+// privilege separation (DESIGN.md). An unprivileged pre-auth process runs
+// Authorize and hands them over; the process that verifies them continues
+// with ServeLogin on the same connection. They are untrusted client input.
+type Credentials struct {
+	User     string
+	Password string
+	// Pending holds the client bytes read after the PASS line and not
+	// processed yet (pipelined commands); at most limits.ReadBuffer bytes.
+	Pending []byte
+}
+
+// ErrNoLogin means the client left AUTHORIZATION without a PASS: it quit,
+// closed, timed out or sent too many bad commands. Authorize has answered it.
+var ErrNoLogin = errors.New("pop3: the client did not try to log in")
+
+// Authorize greets the client and runs the AUTHORIZATION state (USER, CAPA,
+// QUIT and every refusal) until a PASS, which it does not answer: it returns
+// the credentials instead. Every reply before the PASS has been written.
+func (s *Server) Authorize(ctx context.Context, conn io.ReadWriter, info ConnInfo) (Credentials, error) {
+	ss := newSession(s, conn, info, nil)
+	ss.handoff = true
+	stop := context.AfterFunc(ctx, ss.interrupt)
+	defer stop()
+	ss.greet()
+	ss.run(ctx)
+	ss.flush()
+	if ss.creds == nil {
+		return Credentials{}, ErrNoLogin
+	}
+	return *ss.creds, nil
+}
+
+// ServeLogin continues a session after Authorize: it verifies c as a PASS
+// would, answers it, and serves the rest of the session, starting with the
+// pending bytes. It logs the session summary, as Serve does.
+func (s *Server) ServeLogin(ctx context.Context, conn io.ReadWriter, info ConnInfo, c Credentials) Summary {
+	ss := newSession(s, conn, info, c.Pending)
+	stop := context.AfterFunc(ctx, ss.interrupt)
+	defer stop()
+	ss.user, ss.userSet = c.User, true
+	ss.login(ctx, c.Password)
+	if ss.state != stateDone || !ss.in.hasLine() {
+		ss.flush()
+	}
 	ss.run(ctx)
 	return ss.finish()
 }

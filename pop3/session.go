@@ -64,6 +64,8 @@ type session struct {
 	authDeadline time.Time
 	interrupted  atomic.Bool
 	remote       string
+	handoff      bool         // Authorize: stop at PASS and keep the credentials
+	creds        *Credentials // set at PASS when handoff
 
 	user    string // from USER
 	userSet bool
@@ -121,12 +123,16 @@ func (ss *session) interrupt() {
 	}
 }
 
-func (ss *session) run(ctx context.Context) {
+// greet sends the greeting (RFC 1939 section 4; popa3d sends a bare +OK).
+func (ss *session) greet() {
 	if ss.remote != "" {
 		ss.log.Info("Session from " + ss.remote)
 	}
 	ss.reply("+OK")
 	ss.flush()
+}
+
+func (ss *session) run(ctx context.Context) {
 	for ss.state != stateDone {
 		l, err := ss.in.readLine()
 		if err != nil {
@@ -250,6 +256,12 @@ func (ss *session) authorization(ctx context.Context, c command) {
 		// The password is everything after "PASS ", spaces included.
 		if !ss.userSet || c.rest == "" {
 			ss.errReply("-ERR")
+			return
+		}
+		if ss.handoff {
+			pending := append([]byte(nil), ss.in.Buffered()...)
+			ss.creds = &Credentials{User: ss.user, Password: c.rest, Pending: pending}
+			ss.state = stateDone
 			return
 		}
 		ss.login(ctx, c.rest)

@@ -18,7 +18,7 @@ func handoff(t *testing.T, input string) (string, Credentials, error) {
 	c, s := testnet.SocketPair(t)
 	store := newMemStore(testBoxes)
 	preauth := testServer(nil, &logCapture{}) // no store: it must not be reached
-	preauth.Auth = nil                       // nor the authenticator
+	preauth.Auth = nil                        // nor the authenticator
 	mail := testServer(store, &logCapture{})
 	type result struct {
 		creds Credentials

@@ -145,11 +145,6 @@ func (ss *session) run(ctx context.Context) {
 		} else {
 			ss.handle(ctx, parseCommand(text))
 		}
-		if ss.state != stateDone && ss.lim.BadCommands > 0 && ss.bad >= ss.lim.BadCommands {
-			ss.reply(replyTooManyBad)
-			ss.log.Info("Too many bad commands")
-			ss.state = stateDone
-		}
 		// Pipelining (RFC 2449 section 6.6): while another command is already
 		// buffered, its reply joins this one in the same write.
 		if ss.state == stateDone || !ss.in.hasLine() {
@@ -199,17 +194,25 @@ func (ss *session) finish() Summary {
 	return ss.summary
 }
 
-// reply queues a status line; errReply counts it as a bad command.
+// reply queues a positive status line, which ends a run of bad commands.
 func (ss *session) reply(s string) {
 	ss.bad = 0
 	ss.out.WriteString(s)
 	ss.out.WriteString("\r\n")
 }
 
+// errReply queues a negative status line and counts a bad command. The last
+// bad command a session may send (Limits.BadCommands in a row; popa3d
+// had no limit) is answered with replyTooManyBad instead, and the session ends.
 func (ss *session) errReply(s string) {
+	ss.bad++
+	if ss.state != stateDone && ss.lim.BadCommands > 0 && ss.bad >= ss.lim.BadCommands {
+		s = replyTooManyBad
+		ss.state = stateDone
+		ss.log.Info("Too many bad commands")
+	}
 	ss.out.WriteString(s)
 	ss.out.WriteString("\r\n")
-	ss.bad++
 }
 
 func (ss *session) flush() bool {

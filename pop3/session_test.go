@@ -265,7 +265,8 @@ func TestBadCommandLimit(t *testing.T) {
 	h.send("X1\r\nX2\r\nNOOP\r\nX3\r\nX4\r\nX5\r\nX6\r\n")
 	// NOOP is -ERR before login too; CAPA would reset the count.
 	got := h.readAll()
-	want := strings.Repeat("-ERR\r\n", 5) + "-ERR Too many bad commands, closing\r\n"
+	// The fifth bad command in a row gets the closing reply instead of -ERR.
+	want := strings.Repeat("-ERR\r\n", 4) + "-ERR Too many bad commands, closing\r\n"
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}

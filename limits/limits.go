@@ -24,9 +24,10 @@ const (
 	// pipelined input handed over after authentication.
 	ReadBuffer = 4096
 
-	// BadCommands is how many consecutive -ERR replies a session gets before it is
-	// closed. popa3d had no limit; 20 leaves room for clients that probe optional
-	// commands (CAPA, AUTH, STLS, XTND, UTF8) several times.
+	// BadCommands is how many failed commands in a row end a session: the last
+	// one is answered "-ERR Too many bad commands, closing". popa3d had no
+	// limit; 20 leaves room for clients that probe optional commands (CAPA,
+	// AUTH, STLS, XTND, UTF8) several times.
 	BadCommands = 20
 
 	// IdleTimeout bounds each wait for a client line (popa3d: POP_TIMEOUT, 600 s,

@@ -9,7 +9,7 @@ import (
 // ptyScript runs `popa3d passwd` on a pseudo-terminal, answers its two
 // prompts and prints everything the terminal showed.
 const ptyScript = `
-import os, pty, sys, select, time
+import os, pty, sys, select, termios, time
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[1], [sys.argv[1], "passwd", "-s", "sha512-crypt"])
@@ -24,10 +24,17 @@ def until(s, limit=10):
                 out += os.read(fd, 1024)
             except OSError:
                 break
+def type_when_silent(text):
+    # Type only once the program has turned echo off, as a person would after
+    # the prompt; the master side shows the terminal's settings.
+    end = time.time() + 10
+    while termios.tcgetattr(fd)[3] & termios.ECHO and time.time() < end:
+        time.sleep(0.01)
+    os.write(fd, text.encode() + b"\n")
 until(b"Password: ")
-os.write(fd, sys.argv[2].encode() + b"\n")
+type_when_silent(sys.argv[2])
 until(b"Again: ")
-os.write(fd, sys.argv[3].encode() + b"\n")
+type_when_silent(sys.argv[3])
 until(b"$6$" if sys.argv[2] == sys.argv[3] else b"differ")
 until(b"never shown")  # read the rest, until the terminal closes (EIO)
 _, status = os.waitpid(pid, 0)

@@ -63,7 +63,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *toStderr {
 		cfg.Log = "stderr"
 	}
-	log, err := newLogger(cfg, stderr, *check)
+	log, err := newLogger(cfg, stderr, *check, !*daemonMode && stderrIsClient())
 	if err != nil {
 		fmt.Fprintf(stderr, "popa3d: %v\n", err)
 		return 1
@@ -128,17 +128,36 @@ func loadConfig(path string) (config.Config, error) {
 	return config.Load(path)
 }
 
-func newLogger(cfg config.Config, stderr io.Writer, check bool) (*slog.Logger, error) {
+// newLogger returns the logger the configuration asks for. clientOnStderr
+// says that stderr is the client's connection (inetd passes it as fd 0, 1
+// and 2), where a log line would corrupt the session: then lines meant for
+// stderr are dropped.
+func newLogger(cfg config.Config, stderr io.Writer, check, clientOnStderr bool) (*slog.Logger, error) {
+	toStderr := func() *slog.Logger {
+		if clientOnStderr && !check {
+			return slog.New(slog.DiscardHandler)
+		}
+		return logging.Writer(stderr, os.Getpid())
+	}
 	if cfg.Log == "stderr" || check {
-		return logging.Writer(stderr, os.Getpid()), nil
+		return toStderr(), nil
 	}
 	l, err := logging.Syslog("", "")
 	if err != nil {
 		// No syslog daemon (a container, a CI runner): keep the lines.
-		l = logging.Writer(stderr, os.Getpid())
+		l = toStderr()
 		l.Warn(err.Error() + "; logging to stderr")
 	}
 	return l, nil
+}
+
+// stderrIsClient reports whether fd 2 is the same socket as fd 0.
+func stderrIsClient() bool {
+	var in, errf syscall.Stat_t
+	if syscall.Fstat(0, &in) != nil || syscall.Fstat(2, &errf) != nil {
+		return false
+	}
+	return in.Mode&syscall.S_IFMT == syscall.S_IFSOCK && in.Dev == errf.Dev && in.Ino == errf.Ino
 }
 
 var errRoot = errors.New("refusing to serve as root: set run_as to the unprivileged account that owns the mailboxes")

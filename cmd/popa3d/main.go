@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"log/syslog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -55,6 +56,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "popa3d version %s\n", version)
 		return 0
 	}
+	if !*daemonMode && !*check && stderrIsClient() {
+		// inetd (and systemd's Accept=yes) pass the connection as stderr
+		// too: nothing meant for stderr may reach the client.
+		stderr = notClient()
+	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "popa3d: %v\n", err)
@@ -63,7 +69,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *toStderr {
 		cfg.Log = "stderr"
 	}
-	log, err := newLogger(cfg, stderr, *check, !*daemonMode && stderrIsClient())
+	log, err := newLogger(cfg, stderr, *check)
 	if err != nil {
 		fmt.Fprintf(stderr, "popa3d: %v\n", err)
 		return 1
@@ -128,27 +134,27 @@ func loadConfig(path string) (config.Config, error) {
 	return config.Load(path)
 }
 
-// newLogger returns the logger the configuration asks for. clientOnStderr
-// says that stderr is the client's connection (inetd passes it as fd 0, 1
-// and 2), where a log line would corrupt the session: then lines meant for
-// stderr are dropped.
-func newLogger(cfg config.Config, stderr io.Writer, check, clientOnStderr bool) (*slog.Logger, error) {
-	toStderr := func() *slog.Logger {
-		if clientOnStderr && !check {
-			return slog.New(slog.DiscardHandler)
-		}
-		return logging.Writer(stderr, os.Getpid())
-	}
+// newLogger returns the logger the configuration asks for.
+func newLogger(cfg config.Config, stderr io.Writer, check bool) (*slog.Logger, error) {
 	if cfg.Log == "stderr" || check {
-		return toStderr(), nil
+		return logging.Writer(stderr, os.Getpid()), nil
 	}
 	l, err := logging.Syslog("", "")
 	if err != nil {
 		// No syslog daemon (a container, a CI runner): keep the lines.
-		l = toStderr()
+		l = logging.Writer(stderr, os.Getpid())
 		l.Warn(err.Error() + "; logging to stderr")
 	}
 	return l, nil
+}
+
+// notClient is where stderr output goes when stderr is the client: syslog at
+// crit if there is a syslog daemon, nowhere otherwise.
+func notClient() io.Writer {
+	if w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_CRIT, "popa3d"); err == nil {
+		return w
+	}
+	return io.Discard
 }
 
 // stderrIsClient reports whether fd 2 is the same socket as fd 0.

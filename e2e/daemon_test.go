@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -245,5 +246,26 @@ func dialSlot(t *testing.T, addr string) *client {
 			t.Fatal("no session slot was free for 5 s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDaemonSIGHUP checks that SIGHUP, an admin's usual "reload", neither
+// stops -D nor disturbs it: it is logged, and sessions go on.
+func TestDaemonSIGHUP(t *testing.T) {
+	t.Parallel()
+	vic := account{name: "vic", password: "vic-pw", scheme: "sha512-crypt"}
+	s := newSite(t, vic)
+	s.writeMailbox("vic", mbox(smallMessages("vic", 1, 2)...))
+	d := s.startDaemon()
+	if err := d.p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the signal arrive before the session
+	c := dial(t, d.addr)
+	c.login(vic)
+	c.quit()
+	d.terminate(t)
+	if !strings.Contains(d.p.log(), "SIGHUP: nothing to reload") {
+		t.Errorf("SIGHUP not logged; log:\n%s", d.p.log())
 	}
 }

@@ -105,12 +105,27 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		},
 		Logger: log,
 	}
-	// SIGTERM, SIGINT and SIGHUP end sessions without deleting anything; an
-	// UPDATE already writing finishes first (mailbox.Mailbox.Commit does not
-	// stop half way). A failed write to the client returns EPIPE instead of
-	// killing the process.
+	// SIGTERM and SIGINT end sessions without deleting anything; an UPDATE
+	// already writing finishes first (mailbox.Mailbox.Commit does not stop
+	// half way). So does SIGHUP for an inetd session (the line hung up); the
+	// daemon takes SIGHUP, an admin's usual "reload", as a no-op, since the
+	// password file is re-read whenever it changes. A failed write to the
+	// client returns EPIPE instead of killing the process.
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	stopSignals := []os.Signal{syscall.SIGTERM, syscall.SIGINT}
+	if *daemonMode {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				log.Info("SIGHUP: nothing to reload; the password file is re-read when it changes")
+			}
+		}()
+	} else {
+		stopSignals = append(stopSignals, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 	if *daemonMode {
 		err = serveDaemon(ctx, cfg, srv, log)

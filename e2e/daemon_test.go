@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -267,5 +268,33 @@ func TestDaemonSIGHUP(t *testing.T) {
 	d.terminate(t)
 	if !strings.Contains(d.p.log(), "SIGHUP: nothing to reload") {
 		t.Errorf("SIGHUP not logged; log:\n%s", d.p.log())
+	}
+}
+
+// TestLockDirCreated checks that a lock_dir that does not exist yet, under a
+// directory the serving account may not write (as /var/lib/popa3d is
+// root's), is made for that account at start-up, in both modes.
+func TestLockDirCreated(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"inetd", "daemon"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			wes := account{name: "wes", password: "wes-pw", scheme: "sha512-crypt"}
+			s := newSite(t, wes)
+			s.writeMailbox("wes", mbox(smallMessages("wes", 1, 2)...))
+			parent := s.path("rootonly")
+			if err := os.Mkdir(parent, 0o755); err != nil { // not given to the service account
+				t.Fatal(err)
+			}
+			s.set("lock_dir", `"rootonly/locks"`)
+			addr, finish := s.startMode(mode)
+			c := dial(t, addr)
+			c.login(wes)
+			c.quit()
+			finish(t)
+			if _, err := os.Stat(filepath.Join(parent, "locks")); err != nil {
+				t.Fatalf("lock_dir: %v", err)
+			}
+		})
 	}
 }

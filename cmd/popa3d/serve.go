@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -95,6 +96,9 @@ func becomeServingUser(cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := makeLockDir(cfg.LockDir, uid, gid); err != nil {
+		return err
+	}
 	// On Linux these apply to every thread of the process (Go 1.16 and later).
 	if err := syscall.Setgroups(nil); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
@@ -109,6 +113,25 @@ func becomeServingUser(cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("could not give up root")
 	}
 	log.Info(fmt.Sprintf("Single-account mode as %s (uid %d)", cfg.RunAs, uid))
+	return nil
+}
+
+// makeLockDir creates the session lock directory for the serving account
+// while the process is still root, since its parent (/var/lib/popa3d, say) is
+// usually not the account's to write. An existing directory is left as it is.
+func makeLockDir(dir string, uid, gid int) error {
+	if _, err := os.Lstat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("lock_dir: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("lock_dir: %w", err)
+	}
+	if err := os.Chown(dir, uid, gid); err != nil {
+		return fmt.Errorf("lock_dir: %w", err)
+	}
 	return nil
 }
 

@@ -46,7 +46,7 @@ func Listen(ctx context.Context, addrs []string, log *slog.Logger) ([]net.Listen
 	var ls []net.Listener
 	for _, a := range addrs {
 		ln, err := lc.Listen(ctx, network(a), a)
-		if err != nil && len(addrs) > 1 && strings.HasPrefix(a, "[::]:") && IsAddrFamilyUnsupported(err) {
+		if err != nil && len(addrs) > 1 && strings.HasPrefix(a, "[::]:") && isAddrFamilyUnsupported(err) {
 			if log != nil {
 				log.Warn(fmt.Sprintf("listen %s: %v; serving without IPv6", a, err))
 			}
@@ -176,7 +176,7 @@ func (a *acceptor) full(from net.Addr) {
 	defer a.mu.Unlock()
 	if time.Since(a.lastFull) >= 10*time.Second {
 		a.lastFull = time.Now()
-		a.log.Warn(fmt.Sprintf("%s: sessions limit reached", hostOf(from)))
+		a.log.Warn(fmt.Sprintf("%s: sessions limit reached", Host(from)))
 	}
 }
 
@@ -218,15 +218,17 @@ func CloseGently(c net.Conn) {
 	c.Close()
 }
 
-func hostOf(a net.Addr) string {
+// Host returns the address of a connection's peer without the port, as
+// popa3d logs it.
+func Host(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		return ta.IP.String()
 	}
 	return a.String()
 }
 
-// IsAddrFamilyUnsupported reports whether err says the host lacks the address
+// isAddrFamilyUnsupported reports whether err says the host lacks the address
 // family (an IPv6 listener on a host without IPv6).
-func IsAddrFamilyUnsupported(err error) bool {
+func isAddrFamilyUnsupported(err error) bool {
 	return errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EADDRNOTAVAIL)
 }

@@ -72,8 +72,7 @@ type Summary struct {
 // server's limits; cancelling ctx interrupts a waiting read. Serve does not
 // close conn.
 func (s *Server) Serve(ctx context.Context, conn io.ReadWriter, info ConnInfo) Summary {
-	ss := newSession(s, conn, info, nil)
-	stop := context.AfterFunc(ctx, ss.interrupt)
+	ss, stop := s.start(ctx, conn, info, nil)
 	defer stop()
 	ss.greet()
 	ss.run(ctx)
@@ -100,10 +99,9 @@ var ErrNoLogin = errors.New("pop3: the client did not try to log in")
 // QUIT and every refusal) until a PASS, which it does not answer: it returns
 // the credentials instead. Every reply before the PASS has been written.
 func (s *Server) Authorize(ctx context.Context, conn io.ReadWriter, info ConnInfo) (Credentials, error) {
-	ss := newSession(s, conn, info, nil)
-	ss.handoff = true
-	stop := context.AfterFunc(ctx, ss.interrupt)
+	ss, stop := s.start(ctx, conn, info, nil)
 	defer stop()
+	ss.handoff = true
 	ss.greet()
 	ss.run(ctx)
 	ss.flush()
@@ -117,16 +115,21 @@ func (s *Server) Authorize(ctx context.Context, conn io.ReadWriter, info ConnInf
 // would, answers it, and serves the rest of the session, starting with the
 // pending bytes. It logs the session summary, as Serve does.
 func (s *Server) ServeLogin(ctx context.Context, conn io.ReadWriter, info ConnInfo, c Credentials) Summary {
-	ss := newSession(s, conn, info, c.Pending)
-	stop := context.AfterFunc(ctx, ss.interrupt)
+	ss, stop := s.start(ctx, conn, info, c.Pending)
 	defer stop()
 	ss.user, ss.userSet = c.User, true
 	ss.login(ctx, c.Password)
-	if ss.state != stateDone || !ss.in.hasLine() {
-		ss.flush()
+	if ss.flushUnlessPipelined() {
+		ss.run(ctx)
 	}
-	ss.run(ctx)
 	return ss.finish()
+}
+
+// start makes a session on conn whose reads ctx interrupts; the caller calls
+// stop when the session is over.
+func (s *Server) start(ctx context.Context, conn io.ReadWriter, info ConnInfo, pending []byte) (ss *session, stop func() bool) {
+	ss = newSession(s, conn, info, pending)
+	return ss, context.AfterFunc(ctx, ss.interrupt)
 }
 
 func (s *Server) now() time.Time {

@@ -145,17 +145,27 @@ func (ss *session) run(ctx context.Context) {
 		} else {
 			ss.handle(ctx, parseCommand(text))
 		}
-		// Pipelining (RFC 2449 section 6.6): while another command is already
-		// buffered, its reply joins this one in the same write.
-		if ss.state == stateDone || !ss.in.hasLine() {
-			if !ss.flush() {
-				if ss.state == stateTransaction {
-					ss.log.Info("Premature disconnect")
-				}
-				return
-			}
+		if !ss.flushUnlessPipelined() {
+			return
 		}
 	}
+}
+
+// flushUnlessPipelined sends the queued replies, unless another command is
+// already buffered and the session goes on: its reply then joins these in the
+// same write (pipelining, RFC 2449 section 6.6). It reports whether the
+// client is still there.
+func (ss *session) flushUnlessPipelined() bool {
+	if ss.state != stateDone && ss.in.hasLine() {
+		return true
+	}
+	if !ss.flush() {
+		if ss.state == stateTransaction {
+			ss.log.Info("Premature disconnect")
+		}
+		return false
+	}
+	return true
 }
 
 // readFailed logs why reading stopped, as popa3d does.
@@ -308,7 +318,11 @@ func (ss *session) login(ctx context.Context, password string) {
 			ss.log.Warn("Failed or refused to load " + le.Location)
 			ss.errReply(replyLoadPerm)
 		default:
-			ss.log.Warn(fmt.Sprintf("Failed or refused to load %s: %v", id.Mailbox, err))
+			detail := err
+			if le != nil {
+				detail = le.Err // its Error() would repeat the location
+			}
+			ss.log.Warn(fmt.Sprintf("Failed or refused to load %s: %v", id.Mailbox, detail))
 			ss.errReply(replyLoadTemp)
 		}
 		return
@@ -464,7 +478,7 @@ func (ss *session) send(ctx context.Context, i, top int) bool {
 	if ss.enc == nil {
 		ss.enc = newMessageEncoder()
 	}
-	endsLF, _, err := ss.enc.encode(ss.out, r, top)
+	endsLF, err := ss.enc.encode(ss.out, r, top)
 	if err != nil {
 		ss.accessFailed(err, false)
 		return false

@@ -44,9 +44,8 @@ func newMessageEncoder() *messageEncoder {
 
 // encode streams r to w. top < 0 sends everything; otherwise top is TOP's line
 // count. It reports whether the data sent ended with LF (when it did not, the
-// caller appends CRLF before the terminating line) and how many data bytes were
-// sent.
-func (e *messageEncoder) encode(w io.Writer, r io.Reader, top int) (endsLF bool, sent int64, err error) {
+// caller appends CRLF before the terminating line).
+func (e *messageEncoder) encode(w io.Writer, r io.Reader, top int) (endsLF bool, err error) {
 	atLineStart, inHeaders := true, true
 	endsLF = true
 	remaining := top + 1
@@ -85,18 +84,16 @@ func (e *messageEncoder) encode(w io.Writer, r io.Reader, top int) (endsLF bool,
 			}
 		}
 		if len(dst) > 0 {
-			m, werr := w.Write(dst)
-			sent += int64(m)
-			if werr != nil {
-				return endsLF, sent, &writeError{werr}
+			if _, werr := w.Write(dst); werr != nil {
+				return endsLF, &writeError{werr}
 			}
 		}
 		e.dst = dst
 		if done || rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			return endsLF, sent, nil
+			return endsLF, nil
 		}
 		if rerr != nil {
-			return endsLF, sent, rerr
+			return endsLF, rerr
 		}
 	}
 }

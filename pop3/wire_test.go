@@ -21,7 +21,7 @@ func TestMessageEncoder(t *testing.T) {
 		{100, "H: 1\r\n..dot header\r\n\r\nb1\r\n..\r\n...\r\n\r\nb4\r\nlast", false},
 	} {
 		var out bytes.Buffer
-		endsLF, _, err := newMessageEncoder().encode(&out, iotest.HalfReader(strings.NewReader(msg)), tc.top)
+		endsLF, err := newMessageEncoder().encode(&out, iotest.HalfReader(strings.NewReader(msg)), tc.top)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +36,7 @@ func TestMessageEncoderChunkBoundary(t *testing.T) {
 	first := strings.Repeat("a", chunkSize-1) + "\n"
 	msg := first + ".x\n" + strings.Repeat("b", chunkSize) + "\n.y\n"
 	var out bytes.Buffer
-	if _, _, err := newMessageEncoder().encode(&out, strings.NewReader(msg), -1); err != nil {
+	if _, err := newMessageEncoder().encode(&out, strings.NewReader(msg), -1); err != nil {
 		t.Fatal(err)
 	}
 	want := strings.ReplaceAll(strings.ReplaceAll(msg, "\n.", "\n.."), "\n", "\r\n")

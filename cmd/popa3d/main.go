@@ -69,11 +69,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *toStderr {
 		cfg.Log = "stderr"
 	}
-	log, err := newLogger(cfg, stderr, *check)
-	if err != nil {
-		fmt.Fprintf(stderr, "popa3d: %v\n", err)
-		return 1
-	}
+	log := newLogger(cfg, stderr, *check)
 	a, err := passwdfile.Open(passwdfile.Options{
 		Path:            cfg.PasswdFile,
 		MailboxTemplate: cfg.Mailbox,
@@ -150,9 +146,9 @@ func loadConfig(path string) (config.Config, error) {
 }
 
 // newLogger returns the logger the configuration asks for.
-func newLogger(cfg config.Config, stderr io.Writer, check bool) (*slog.Logger, error) {
+func newLogger(cfg config.Config, stderr io.Writer, check bool) *slog.Logger {
 	if cfg.Log == "stderr" || check {
-		return logging.Writer(stderr, os.Getpid()), nil
+		return logging.Writer(stderr, os.Getpid())
 	}
 	l, err := logging.Syslog("", "")
 	if err != nil {
@@ -160,7 +156,7 @@ func newLogger(cfg config.Config, stderr io.Writer, check bool) (*slog.Logger, e
 		l = logging.Writer(stderr, os.Getpid())
 		l.Warn(err.Error() + "; logging to stderr")
 	}
-	return l, nil
+	return l
 }
 
 // notClient is where stderr output goes when stderr is the client: syslog at

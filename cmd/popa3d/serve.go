@@ -52,17 +52,10 @@ func serveDaemon(ctx context.Context, cfg config.Config, srv *pop3.Server, log *
 		ShutdownGrace: cfg.ShutdownGrace.Duration,
 		Logger:        log,
 		Handler: func(ctx context.Context, c net.Conn) {
-			srv.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: hostOf(c.RemoteAddr())})
+			srv.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
 		},
 	}
 	return d.Serve(ctx)
-}
-
-func hostOf(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	return a.String()
 }
 
 // servingAccount returns the uid and gid to switch to when running as root:
@@ -154,7 +147,7 @@ func stdioConn() (stdio, pop3.ConnInfo, error) {
 		}
 		info := pop3.ConnInfo{}
 		if ra := c.RemoteAddr(); ra != nil && ra.String() != "" {
-			info.RemoteAddr = hostOf(ra)
+			info.RemoteAddr = daemon.Host(ra)
 		}
 		return stdio{in: c, out: c}, info, nil
 	}

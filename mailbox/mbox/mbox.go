@@ -34,6 +34,10 @@ type Options struct {
 	// MaxBytes is the largest mailbox accepted at open, and the largest it may
 	// have grown to when checked later; 0 means limits.MailboxBytes.
 	MaxBytes int64
+	// SessionLock, if set, takes the session lock instead of a lock file in
+	// LockDir (privilege separation takes it as root before the session
+	// gives up the rights to LockDir).
+	SessionLock SessionLocker
 }
 
 // settleWindow is how close to the present a mailbox's mtime may be before a
@@ -52,11 +56,12 @@ const copyBlock = 64 << 10
 
 // Store opens mbox mailboxes. It implements mailbox.Store.
 type Store struct {
-	lockDir string
-	lim     Limits
-	settle  time.Duration
-	now     func() time.Time
-	sleep   func(context.Context, time.Duration) error
+	lockDir     string
+	sessionLock SessionLocker
+	lim         Limits
+	settle      time.Duration
+	now         func() time.Time
+	sleep       func(context.Context, time.Duration) error
 }
 
 var _ mailbox.Store = (*Store)(nil)
@@ -64,11 +69,12 @@ var _ mailbox.Store = (*Store)(nil)
 // NewStore returns a Store configured by opts.
 func NewStore(opts Options) *Store {
 	return &Store{
-		lockDir: opts.LockDir,
-		lim:     Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
-		settle:  settleWindow,
-		now:     time.Now,
-		sleep:   sleepContext,
+		lockDir:     opts.LockDir,
+		sessionLock: opts.SessionLock,
+		lim:         Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
+		settle:      settleWindow,
+		now:         time.Now,
+		sleep:       sleepContext,
 	}
 }
 
@@ -93,7 +99,7 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 // file, a file over a limit, or anything but a regular file (a symlink
 // included).
 func (s *Store) Open(ctx context.Context, path string) (mailbox.Mailbox, error) {
-	session, err := s.lockSession(path)
+	session, err := s.takeSession(path)
 	if errors.Is(err, mailbox.ErrInUse) {
 		return nil, mailbox.ErrInUse
 	}
@@ -128,7 +134,7 @@ func stateOf(fi fs.FileInfo) fileState {
 type mbox struct {
 	store   *Store
 	path    string
-	session *os.File // the session lock; nil once closed
+	session io.Closer // the session lock; nil once closed
 
 	mu        sync.Mutex
 	f         *os.File // nil for an empty mailbox

@@ -21,6 +21,7 @@ go build -o "$state/popa3d" ./cmd/popa3d
 echo "$user:$(printf '%s\n' "$pass" | "$state/popa3d" passwd -s sha512-crypt)" >"$state/passwd"
 cat >"$state/popa3d.toml" <<CONF
 listen = ["127.0.0.1:11112"]
+auth = "passwd_file"
 passwd_file = "passwd"
 mailbox = "/var/mail/%u"
 lock_dir = "locks"

@@ -21,14 +21,30 @@ type Config struct {
 	// Listen is the list of addresses `-D` listens on. An IPv6 literal
 	// listens on IPv6 only, anything else on IPv4.
 	Listen []string `toml:"listen"`
+	// Auth picks the accounts: "system" (the system's passwd and shadow
+	// through crypt(3)), "pam", or "passwd_file" (virtual users).
+	Auth string `toml:"auth"`
+	// PAMService is the PAM service name for auth = "pam".
+	PAMService string `toml:"pam_service"`
 	// PasswdFile is the virtual users' password file.
 	PasswdFile string `toml:"passwd_file"`
-	// Mailbox is the mailbox location template; %u is the user name.
+	// Mailbox is the mailbox location template; %u is the user name, a
+	// leading "~/" the account's home directory.
 	Mailbox string `toml:"mailbox"`
 	// LockDir holds the per-mailbox session lock files.
 	LockDir string `toml:"lock_dir"`
-	// RunAs is the account to switch to when started as root.
+	// RunAs is the account to switch to when started as root with
+	// auth = "passwd_file".
 	RunAs string `toml:"run_as"`
+	// PreauthUser is the unprivileged account that runs everything before
+	// login when system accounts are served (privilege separation).
+	PreauthUser string `toml:"preauth_user"`
+	// Chroot is the empty, root-owned directory the pre-auth process is
+	// confined to; created if missing.
+	Chroot string `toml:"chroot"`
+	// MailGroup is the one supplementary group a user's session keeps, for
+	// dotlocking in a group-writable spool; empty keeps none.
+	MailGroup string `toml:"mail_group"`
 	// Log is where log lines go: "syslog" or "stderr".
 	Log string `toml:"log"`
 
@@ -40,6 +56,8 @@ type Config struct {
 	MaxMessages      int      `toml:"max_messages"`
 	MaxMailboxBytes  int64    `toml:"max_mailbox_bytes"`
 	MaxSessions      int      `toml:"max_sessions"`
+	MaxPerSource     int      `toml:"max_sessions_per_source"`
+	SessionMinHold   Duration `toml:"session_min_hold"`
 	ShutdownGrace    Duration `toml:"shutdown_grace"`
 
 	dir string // the config file's directory, for relative paths
@@ -65,9 +83,13 @@ func (d *Duration) UnmarshalText(b []byte) error {
 func Default() Config {
 	return Config{
 		Listen:           []string{"0.0.0.0:110", "[::]:110"},
+		Auth:             "system",
+		PAMService:       "popa3d",
 		PasswdFile:       "/etc/popa3d/passwd",
 		Mailbox:          "/var/mail/%u",
 		LockDir:          "/var/lib/popa3d/locks",
+		PreauthUser:      "popa3d",
+		Chroot:           "/var/lib/popa3d/empty",
 		Log:              "syslog",
 		IdleTimeout:      Duration{limits.IdleTimeout},
 		WriteTimeout:     Duration{limits.WriteTimeout},
@@ -77,6 +99,8 @@ func Default() Config {
 		MaxMessages:      limits.Messages,
 		MaxMailboxBytes:  limits.MailboxBytes,
 		MaxSessions:      limits.Sessions,
+		MaxPerSource:     limits.SessionsPerSource,
+		SessionMinHold:   Duration{limits.SessionSlotHold},
 		ShutdownGrace:    Duration{10 * time.Second},
 	}
 }
@@ -99,6 +123,7 @@ func Load(path string) (Config, error) {
 	c.PasswdFile = c.resolve(c.PasswdFile)
 	c.Mailbox = c.resolve(c.Mailbox)
 	c.LockDir = c.resolve(c.LockDir)
+	c.Chroot = c.resolve(c.Chroot)
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -118,8 +143,20 @@ func (c Config) Validate() error {
 	if len(c.Listen) == 0 {
 		errs = append(errs, errors.New("listen: at least one address is needed"))
 	}
-	if c.PasswdFile == "" {
-		errs = append(errs, errors.New("passwd_file: empty"))
+	switch c.Auth {
+	case "system", "pam":
+		if c.PreauthUser == "" || c.Chroot == "" {
+			errs = append(errs, fmt.Errorf("auth = %q needs preauth_user and chroot", c.Auth))
+		}
+		if c.Auth == "pam" && c.PAMService == "" {
+			errs = append(errs, errors.New("pam_service: empty"))
+		}
+	case "passwd_file":
+		if c.PasswdFile == "" {
+			errs = append(errs, errors.New("passwd_file: empty"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("auth: %q is none of system, pam, passwd_file", c.Auth))
 	}
 	if c.Mailbox == "" {
 		errs = append(errs, errors.New("mailbox: empty"))
@@ -130,8 +167,8 @@ func (c Config) Validate() error {
 	if c.Log != "syslog" && c.Log != "stderr" {
 		errs = append(errs, fmt.Errorf("log: %q is neither syslog nor stderr", c.Log))
 	}
-	if c.BadCommands < 0 || c.MaxSessions < 1 || c.MaxMessages < 1 || c.MaxMailboxBytes < 1 {
-		errs = append(errs, errors.New("bad_commands must be >= 0; max_sessions, max_messages and max_mailbox_bytes >= 1"))
+	if c.BadCommands < 0 || c.MaxSessions < 1 || c.MaxPerSource < 1 || c.MaxMessages < 1 || c.MaxMailboxBytes < 1 {
+		errs = append(errs, errors.New("bad_commands must be >= 0; max_sessions, max_sessions_per_source, max_messages and max_mailbox_bytes >= 1"))
 	}
 	if c.MaxMessages > limits.Messages {
 		errs = append(errs, fmt.Errorf("max_messages: at most %d", limits.Messages))

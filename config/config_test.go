@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"reflect"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,18 +76,16 @@ func TestExampleMatchesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.dir = ""
-	d := Default()
-	if c.LockDir != d.LockDir || c.PasswdFile != d.PasswdFile || c.Mailbox != d.Mailbox ||
-		strings.Join(c.Listen, ",") != strings.Join(d.Listen, ",") || c.RunAs != d.RunAs || c.Log != d.Log ||
-		c.IdleTimeout != d.IdleTimeout || c.WriteTimeout != d.WriteTimeout || c.PreAuthTimeout != d.PreAuthTimeout ||
-		c.AuthFailureDelay != d.AuthFailureDelay || c.BadCommands != d.BadCommands || c.MaxMessages != d.MaxMessages ||
-		c.MaxMailboxBytes != d.MaxMailboxBytes || c.MaxSessions != d.MaxSessions || c.ShutdownGrace != d.ShutdownGrace {
+	if d := Default(); !reflect.DeepEqual(c, d) {
 		t.Errorf("example %+v\ndefaults %+v", c, d)
 	}
 	raw, _ := os.ReadFile("../examples/popa3d.toml")
-	for _, key := range []string{"listen", "passwd_file", "mailbox", "lock_dir", "run_as", "log", "idle_timeout",
-		"write_timeout", "preauth_timeout", "auth_failure_delay", "bad_commands", "max_messages",
-		"max_mailbox_bytes", "max_sessions", "shutdown_grace"} {
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		key := typ.Field(i).Tag.Get("toml")
+		if key == "" {
+			continue
+		}
 		if !strings.Contains(string(raw), "\n"+key+" = ") {
 			t.Errorf("example lacks %s", key)
 		}

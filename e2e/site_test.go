@@ -163,6 +163,7 @@ func (s *site) writeConfig() {
 	s.t.Helper()
 	settings := map[string]string{
 		"listen":             fmt.Sprintf("[%q]", s.listen),
+		"auth":               `"passwd_file"`,
 		"passwd_file":        `"passwd"`,
 		"mailbox":            `"mail/%u"`,
 		"lock_dir":           `"state/locks"`,

@@ -13,8 +13,10 @@ import (
 	"log/syslog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
+	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/auth/passwdfile"
 	"github.com/popa3d/popa3d/config"
 	"github.com/popa3d/popa3d/logging"
@@ -36,8 +38,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 1 && args[1] == "passwd" {
 		return passwdCommand(args[2:], stdin, stdout, stderr)
 	}
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	if len(args) > 1 && args[1] == preauthRole {
+		return runPreauth(args, stderr)
+	}
+	fs := newFlagSet(args[0], stderr)
 	daemonMode := fs.Bool("D", false, "run as a standalone daemon on the configured listeners")
 	showVersion := fs.Bool("V", false, "print the version and exit")
 	check := fs.Bool("t", false, "check the configuration and exit")
@@ -56,7 +60,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "popa3d version %s\n", version)
 		return 0
 	}
-	if !*daemonMode && !*check && stderrIsClient() {
+	clientStderr := !*daemonMode && !*check && stderrIsClient()
+	if clientStderr {
 		// inetd (and systemd's Accept=yes) pass the connection as stderr
 		// too: nothing meant for stderr may reach the client.
 		stderr = notClient()
@@ -70,36 +75,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cfg.Log = "stderr"
 	}
 	log := newLogger(cfg, stderr, *check)
-	a, err := passwdfile.Open(passwdfile.Options{
-		Path:            cfg.PasswdFile,
-		MailboxTemplate: cfg.Mailbox,
-		OnReloadError:   func(err error) { log.Error(err.Error()) },
-	})
+	a, err := newAuthenticator(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "popa3d: %v\n", err)
 		return 1
 	}
 	if *check {
-		if os.Geteuid() == 0 {
-			if _, _, err := servingAccount(cfg); err != nil {
-				fmt.Fprintf(stderr, "popa3d: %v\n", err)
-				return 1
-			}
+		if err := checkRunnable(cfg); err != nil {
+			fmt.Fprintf(stderr, "popa3d: %v\n", err)
+			return 1
 		}
 		fmt.Fprintf(stdout, "popa3d: configuration OK\n")
 		return 0
-	}
-	srv := &pop3.Server{
-		Auth:  a,
-		Store: mbox.NewStore(mbox.Options{LockDir: cfg.LockDir, MaxMessages: cfg.MaxMessages, MaxBytes: cfg.MaxMailboxBytes}),
-		Limits: pop3.Limits{
-			IdleTimeout:      cfg.IdleTimeout.Duration,
-			WriteTimeout:     cfg.WriteTimeout.Duration,
-			PreAuthTime:      cfg.PreAuthTimeout.Duration,
-			BadCommands:      cfg.BadCommands,
-			AuthFailureDelay: cfg.AuthFailureDelay.Duration,
-		},
-		Logger: log,
 	}
 	// SIGTERM and SIGINT end sessions without deleting anything; an UPDATE
 	// already writing finishes first (mailbox.Mailbox.Commit does not stop
@@ -108,11 +95,132 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// password file is re-read whenever it changes. A failed write to the
 	// client returns EPIPE instead of killing the process.
 	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signalContext(*daemonMode, log)
+	defer stop()
+	if cfg.Auth == "passwd_file" {
+		srv := &pop3.Server{
+			Auth:   a,
+			Store:  mbox.NewStore(mbox.Options{LockDir: cfg.LockDir, MaxMessages: cfg.MaxMessages, MaxBytes: cfg.MaxMailboxBytes}),
+			Limits: serverLimits(cfg),
+			Logger: log,
+		}
+		if *daemonMode {
+			err = serveDaemon(ctx, cfg, srv, log)
+		} else {
+			err = serveInetd(ctx, cfg, srv, log)
+		}
+	} else {
+		err = servePrivsep(ctx, cfg, *daemonMode, roleFor(*cfgPath, cfg, clientStderr), a, log)
+	}
+	if err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	return 0
+}
+
+// servePrivsep serves system accounts, which needs root.
+func servePrivsep(ctx context.Context, cfg config.Config, daemonMode bool, role roleArgs, a auth.Authenticator, log *slog.Logger) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("auth = %q serves system accounts and must start as root (privilege separation); "+
+			"to run as an unprivileged account, use auth = \"passwd_file\" (single-account mode)", cfg.Auth)
+	}
+	if daemonMode {
+		return servePrivsepDaemon(ctx, cfg, role, log)
+	}
+	r, err := privsepRunner(cfg, role, a, log)
+	if err != nil {
+		return err
+	}
+	return servePrivsepInetd(ctx, r)
+}
+
+// roleFor returns how a re-executed program is told to read the same
+// configuration and log the same way.
+func roleFor(cfgPath string, cfg config.Config, clientStderr bool) roleArgs {
+	r := roleArgs{toStderr: cfg.Log == "stderr"}
+	if cfgPath != "" {
+		if abs, err := filepath.Abs(cfgPath); err == nil {
+			r.cfgPath = abs
+		} else {
+			r.cfgPath = cfgPath
+		}
+	}
+	if r.toStderr && !clientStderr {
+		r.stderr = os.Stderr
+	}
+	return r
+}
+
+// newAuthenticator returns the configured accounts backend.
+func newAuthenticator(cfg config.Config, log *slog.Logger) (auth.Authenticator, error) {
+	switch cfg.Auth {
+	case "passwd_file":
+		return passwdfile.Open(passwdfile.Options{
+			Path:            cfg.PasswdFile,
+			MailboxTemplate: cfg.Mailbox,
+			OnReloadError:   func(err error) { log.Error(err.Error()) },
+		})
+	case "system":
+		a, err := newSystemAuth(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return mailboxTemplate{a, cfg.Mailbox}, nil
+	case "pam":
+		a, err := newPAMAuth(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return mailboxTemplate{a, cfg.Mailbox}, nil
+	}
+	return nil, fmt.Errorf("auth: %q is none of system, pam, passwd_file", cfg.Auth)
+}
+
+// checkRunnable is -t's check that the program could serve as configured by
+// the account it runs as.
+func checkRunnable(cfg config.Config) error {
+	if os.Geteuid() != 0 {
+		if cfg.Auth != "passwd_file" {
+			return fmt.Errorf("auth = %q must start as root", cfg.Auth)
+		}
+		return nil
+	}
+	if cfg.Auth == "passwd_file" {
+		_, _, err := servingAccount(cfg)
+		return err
+	}
+	if _, err := jail(cfg, false); err != nil {
+		return err
+	}
+	_, err := mailGroup(cfg)
+	return err
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func serverLimits(cfg config.Config) pop3.Limits {
+	return pop3.Limits{
+		IdleTimeout:      cfg.IdleTimeout.Duration,
+		WriteTimeout:     cfg.WriteTimeout.Duration,
+		PreAuthTime:      cfg.PreAuthTimeout.Duration,
+		BadCommands:      cfg.BadCommands,
+		AuthFailureDelay: cfg.AuthFailureDelay.Duration,
+	}
+}
+
+// signalContext returns a context that SIGTERM and SIGINT end, and SIGHUP
+// too unless the program is the daemon, which logs SIGHUP and goes on.
+func signalContext(daemonMode bool, log *slog.Logger) (context.Context, context.CancelFunc) {
 	stopSignals := []os.Signal{syscall.SIGTERM, syscall.SIGINT}
-	if *daemonMode {
-		hup := make(chan os.Signal, 1)
+	var hup chan os.Signal
+	if daemonMode {
+		hup = make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
 		go func() {
 			for range hup {
 				log.Info("SIGHUP: nothing to reload; the password file is re-read when it changes")
@@ -122,17 +230,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		stopSignals = append(stopSignals, syscall.SIGHUP)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
-	defer stop()
-	if *daemonMode {
-		err = serveDaemon(ctx, cfg, srv, log)
-	} else {
-		err = serveInetd(ctx, cfg, srv, log)
+	return ctx, func() {
+		stop()
+		if hup != nil {
+			signal.Stop(hup)
+			close(hup)
+		}
 	}
-	if err != nil {
-		log.Error(err.Error())
-		return 1
-	}
-	return 0
 }
 
 func loadConfig(path string) (config.Config, error) {

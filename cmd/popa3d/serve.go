@@ -46,16 +46,21 @@ func serveDaemon(ctx context.Context, cfg config.Config, srv *pop3.Server, log *
 	for _, ln := range lns {
 		log.Info("Listening on " + ln.Addr().String())
 	}
-	d := &daemon.Daemon{
+	d := newDaemon(cfg, lns, log, func(ctx context.Context, c net.Conn) {
+		srv.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
+	})
+	return d.Serve(ctx)
+}
+
+// newDaemon returns the daemon for -D with the configured limits.
+func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, h daemon.Handler) *daemon.Daemon {
+	return &daemon.Daemon{
 		Listeners:     lns,
 		MaxSessions:   cfg.MaxSessions,
 		ShutdownGrace: cfg.ShutdownGrace.Duration,
 		Logger:        log,
-		Handler: func(ctx context.Context, c net.Conn) {
-			srv.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
-		},
+		Handler:       h,
 	}
-	return d.Serve(ctx)
 }
 
 // servingAccount returns the uid and gid to switch to when running as root:

@@ -1,0 +1,110 @@
+package privsep
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Jail is where the pre-auth process runs: a dedicated unprivileged account
+// (popa3d's pseudo-user) chrooted into an empty directory that root owns.
+type Jail struct {
+	Account  string // for messages
+	UID, GID int
+	Dir      string // the chroot: empty, owned by root, writable by nobody else
+}
+
+// PrepareDir creates the jail's directory if it is missing (mode 0755, owned
+// by root) and checks that it is fit to be the chroot: a directory (not a
+// symbolic link), owned by root, writable by root only, and empty.
+func (j Jail) PrepareDir() error {
+	if _, err := os.Lstat(j.Dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(j.Dir, 0o755); err != nil {
+			return fmt.Errorf("chroot %s: %w", j.Dir, err)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(j.Dir, &st); err != nil {
+		return fmt.Errorf("chroot %s: %w", j.Dir, err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return fmt.Errorf("chroot %s: not a directory", j.Dir)
+	case st.Uid != 0:
+		return fmt.Errorf("chroot %s: owned by uid %d, not root", j.Dir, st.Uid)
+	case st.Mode&0o022 != 0:
+		return fmt.Errorf("chroot %s: writable by group or others (mode %o)", j.Dir, st.Mode&0o7777)
+	}
+	d, err := os.Open(j.Dir)
+	if err != nil {
+		return fmt.Errorf("chroot %s: %w", j.Dir, err)
+	}
+	defer d.Close()
+	if names, err := d.Readdirnames(1); err != io.EOF {
+		if err == nil {
+			err = fmt.Errorf("not empty (holds %q)", names[0])
+		}
+		return fmt.Errorf("chroot %s: %w", j.Dir, err)
+	}
+	return nil
+}
+
+// Enter confines the calling process for good: chroot into the jail's
+// directory, then become the jail's account with its group only. The process
+// must be root and must not have read client bytes yet. Things that need the
+// file system later must be set up before (syslog's socket is connected when
+// the logger is made; the local time zone is loaded here).
+func (j Jail) Enter() error {
+	time.Now().Zone() // load /etc/localtime while it is still reachable
+	if err := syscall.Chroot(j.Dir); err != nil {
+		return fmt.Errorf("chroot %s: %w", j.Dir, err)
+	}
+	if err := syscall.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir /: %w", err)
+	}
+	if err := Drop(j.UID, j.GID, []int{j.GID}); err != nil {
+		return err
+	}
+	// The credential change cleared the parent-death signal the root
+	// process asked for: ask again, so that the pre-auth process dies with
+	// the session that waits for it.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl: %w", err)
+	}
+	return nil
+}
+
+// Drop makes the process uid and gid for good, with exactly the supplementary
+// groups given (none if empty). On Linux each call applies to every thread of
+// the process (Go 1.16 and later). It refuses uid 0 and checks afterwards
+// that root cannot be regained.
+func Drop(uid, gid int, groups []int) error {
+	if uid <= 0 || gid < 0 {
+		return fmt.Errorf("refusing to run as uid %d gid %d", uid, gid)
+	}
+	if groups == nil {
+		groups = []int{}
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return fmt.Errorf("setgid %d: %w", gid, err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return fmt.Errorf("setuid %d: %w", uid, err)
+	}
+	if os.Getuid() != uid || os.Geteuid() != uid || os.Getgid() != gid || os.Getegid() != gid {
+		return fmt.Errorf("ids after the switch: uid %d/%d gid %d/%d, want %d and %d",
+			os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid(), uid, gid)
+	}
+	if syscall.Setuid(0) == nil {
+		return errors.New("could still regain root after setuid")
+	}
+	return nil
+}

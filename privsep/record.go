@@ -1,0 +1,117 @@
+package privsep
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/popa3d/popa3d/limits"
+	"github.com/popa3d/popa3d/pop3"
+)
+
+// The credentials record is all that crosses from the pre-auth process to
+// root: a magic, three lengths and three byte strings (user, password,
+// pipelined input). Root reads at most MaxRecord bytes and checks every
+// length against the bound the pre-auth process itself enforces, so a
+// compromised pre-auth process can make root read no more than that and can
+// only present a user name and password, as any client can (popa3d: a
+// buffer-sized record and 256 bytes of credentials, section 2).
+const (
+	recordMagic = "P3C1"
+	headerSize  = len(recordMagic) + 3*2
+
+	// MaxUser is the longest user name a record may carry: a USER argument
+	// (limits.Argument characters, each at most 4 bytes of UTF-8).
+	MaxUser = 4 * limits.Argument
+	// MaxPassword is the longest password a record may carry: a whole PASS
+	// line less "PASS ".
+	MaxPassword = limits.PassLine
+	// MaxPending is the most pipelined input a record may carry.
+	MaxPending = limits.ReadBuffer
+	// MaxRecord bounds a whole record.
+	MaxRecord = headerSize + MaxUser + MaxPassword + MaxPending
+)
+
+// errRecord is wrapped by every rejection of a record.
+var errRecord = errors.New("bad credentials record")
+
+// EncodeRecord returns the record for c, or an error if a field is over its
+// bound (the pre-auth process then ends the session instead).
+func EncodeRecord(c pop3.Credentials) ([]byte, error) {
+	if err := checkFields(len(c.User), len(c.Password), len(c.Pending)); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, headerSize+len(c.User)+len(c.Password)+len(c.Pending))
+	b = append(b, recordMagic...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(c.User)))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(c.Password)))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(c.Pending)))
+	b = append(b, c.User...)
+	b = append(b, c.Password...)
+	b = append(b, c.Pending...)
+	return b, nil
+}
+
+// DecodeRecord parses a record from untrusted bytes. It accepts exactly one
+// whole record; a user name or password that is empty or holds a NUL (which
+// C interfaces would cut short) is refused.
+func DecodeRecord(b []byte) (pop3.Credentials, error) {
+	if len(b) < headerSize || string(b[:len(recordMagic)]) != recordMagic {
+		return pop3.Credentials{}, fmt.Errorf("%w: no header", errRecord)
+	}
+	nu := int(binary.BigEndian.Uint16(b[4:]))
+	np := int(binary.BigEndian.Uint16(b[6:]))
+	nb := int(binary.BigEndian.Uint16(b[8:]))
+	if err := checkFields(nu, np, nb); err != nil {
+		return pop3.Credentials{}, err
+	}
+	if len(b) != headerSize+nu+np+nb {
+		return pop3.Credentials{}, fmt.Errorf("%w: %d bytes for lengths %d+%d+%d", errRecord, len(b), nu, np, nb)
+	}
+	body := b[headerSize:]
+	user, pass, pending := body[:nu], body[nu:nu+np], body[nu+np:]
+	if nu == 0 || np == 0 {
+		return pop3.Credentials{}, fmt.Errorf("%w: empty user name or password", errRecord)
+	}
+	if bytes.IndexByte(user, 0) >= 0 || bytes.IndexByte(pass, 0) >= 0 {
+		return pop3.Credentials{}, fmt.Errorf("%w: NUL in user name or password", errRecord)
+	}
+	c := pop3.Credentials{User: string(user), Password: string(pass)}
+	if nb > 0 {
+		c.Pending = bytes.Clone(pending)
+	}
+	return c, nil
+}
+
+func checkFields(nu, np, nb int) error {
+	if nu > MaxUser || np > MaxPassword || nb > MaxPending {
+		return fmt.Errorf("%w: a field is over its bound (%d/%d, %d/%d, %d/%d)",
+			errRecord, nu, MaxUser, np, MaxPassword, nb, MaxPending)
+	}
+	return nil
+}
+
+// readRecord reads one record from r, which the pre-auth process closes by
+// exiting: at most MaxRecord bytes, then EOF. An empty read means the client
+// never logged in (errNoRecord).
+func readRecord(r io.Reader) (pop3.Credentials, error) {
+	buf := make([]byte, MaxRecord+1)
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == io.EOF:
+		return pop3.Credentials{}, errNoRecord
+	case err == io.ErrUnexpectedEOF:
+	case err != nil:
+		return pop3.Credentials{}, fmt.Errorf("read credentials: %w", err)
+	default:
+		return pop3.Credentials{}, fmt.Errorf("%w: over %d bytes", errRecord, MaxRecord)
+	}
+	c, err := DecodeRecord(buf[:n])
+	clear(buf)
+	return c, err
+}
+
+// errNoRecord means the pre-auth process ended without credentials.
+var errNoRecord = errors.New("no credentials")

@@ -1,0 +1,16 @@
+package system
+
+// Options configure an Authenticator.
+type Options struct {
+	// MailboxStyle is StyleSpool (the default, Spool/NAME) or StyleHome
+	// (HOME/Mailbox).
+	MailboxStyle string
+	// Spool is the spool directory of StyleSpool; DefaultSpool if empty.
+	Spool string
+	// DummyPrefix chooses the hash method of the dummy verification that a
+	// failure for an unknown or locked account costs, as a crypt(3) prefix
+	// such as "$y$" or "$6$". Empty means libxcrypt's default method (yescrypt
+	// on Debian), which matches what passwd(1) writes there; set it to the
+	// method most of the machine's hashes use if that is another.
+	DummyPrefix string
+}

@@ -4,11 +4,14 @@ import (
 	"errors"
 
 	"github.com/popa3d/popa3d/auth"
+	"github.com/popa3d/popa3d/auth/system"
 	"github.com/popa3d/popa3d/config"
 )
 
+// newSystemAuth returns the system accounts backend; the mailbox setting
+// (mailboxTemplate) names each account's mailbox.
 func newSystemAuth(cfg config.Config) (auth.Authenticator, error) {
-	return nil, errors.New("system accounts: not wired yet")
+	return system.New(system.Options{})
 }
 
 func newPAMAuth(cfg config.Config) (auth.Authenticator, error) {

@@ -1,0 +1,344 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/popa3d/popa3d/internal/sysuser"
+)
+
+// System accounts and privilege separation (issue 3), tested on real
+// accounts that the tests create: they need root, as CI runs them.
+
+// preauthAccount is the pre-auth account the system-account tests create.
+const preauthAccount = "p3epre"
+
+// sysSite is a site serving system accounts: mailboxes in a spool directory
+// owned by root, each owned by its account.
+type sysSite struct {
+	*site
+	pre sysuser.Account
+}
+
+func newSystemSite(t *testing.T) *sysSite {
+	t.Helper()
+	sysuser.RequireRoot(t)
+	s := &sysSite{site: newSite(t)}
+	s.pre = sysuser.Create(t, preauthAccount+strconv.Itoa(os.Getpid()%1000), sysuser.Options{System: true})
+	if err := os.Mkdir(s.path("spool"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.settings["auth"] = `"system"`
+	s.settings["mailbox"] = `"spool/%u"`
+	s.settings["chroot"] = `"empty"`
+	s.settings["preauth_user"] = fmt.Sprintf("%q", s.pre.Name)
+	s.writeConfig()
+	return s
+}
+
+// account creates a system account with password hashed by method (a
+// chpasswd -c method) and gives it a mailbox holding msgs.
+func (s *sysSite) account(name, password, method string, msgs []message) sysuser.Account {
+	s.t.Helper()
+	a := sysuser.Create(s.t, name, sysuser.Options{})
+	if method != "" {
+		sysuser.SetPassword(s.t, name, password, method)
+	}
+	s.writeSpool(name, mbox(msgs...), a.UID, a.GID)
+	return a
+}
+
+// writeSpool writes a mailbox into the spool owned by uid and gid, mode
+// 0600, with an mtime an hour back.
+func (s *sysSite) writeSpool(name string, data []byte, uid, gid int) string {
+	s.t.Helper()
+	p := s.path(filepath.Join("spool", name))
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Chown(p, uid, gid); err != nil {
+		s.t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(p, old, old); err != nil {
+		s.t.Fatal(err)
+	}
+	return p
+}
+
+// TestSystemAccounts logs real system accounts in with Python's poplib, in
+// inetd mode and with -D, and checks that every refused login looks the same
+// to the client.
+func TestSystemAccounts(t *testing.T) {
+	s := newSystemSite(t)
+	yes := s.account("p3eyes", "yes password 1", "YESCRYPT", standardMessages("p3eyes"))
+	sha := s.account("p3esha", "sha password 2", "SHA512", smallMessages("p3esha", 1, 3))
+	if h := sysuser.ShadowHash(t, yes.Name); !strings.HasPrefix(h, "$y$") {
+		t.Fatalf("%s's hash %q is not yescrypt", yes.Name, h)
+	}
+	if h := sysuser.ShadowHash(t, sha.Name); !strings.HasPrefix(h, "$6$") {
+		t.Fatalf("%s's hash %q is not sha512-crypt", sha.Name, h)
+	}
+	// Accounts that must never log in, whatever the password.
+	s.account("p3elock", "locked password", "SHA512", smallMessages("p3elock", 1, 1))
+	sysuser.Run(t, nil, "usermod", "-L", "p3elock")
+	s.account("p3eempty", "", "", smallMessages("p3eempty", 1, 1))
+	sysuser.Run(t, nil, "passwd", "-d", "p3eempty")
+	root := sysuser.Create(t, "p3eroot", sysuser.Options{UID0: true})
+	sysuser.SetPassword(t, root.Name, "root password", "YESCRYPT")
+	s.writeSpool(root.Name, mbox(smallMessages("p3eroot", 1, 1)...), 0, 0)
+	star := s.account("p3estar", "", "", smallMessages("p3estar", 1, 1))
+	sysuser.SetHash(t, star.Name, "*")
+	if h := sysuser.ShadowHash(t, "p3eempty"); h != "" {
+		t.Fatalf("p3eempty's hash is %q, want empty", h)
+	}
+
+	for _, mode := range []string{"inetd", "daemon"} {
+		t.Run(mode, func(t *testing.T) {
+			addr, finish := s.startMode(mode)
+			runPoplib(t, t, python(t), addr, account{name: yes.Name, password: "yes password 1"}).
+				check(t, standardMessages("p3eyes"))
+			runPoplib(t, t, python(t), addr, account{name: sha.Name, password: "sha password 2"}).
+				check(t, smallMessages("p3esha", 1, 3))
+
+			refusals := []struct{ user, password string }{
+				{yes.Name, "wrong password"},
+				{"p3enosuchuser", "yes password 1"},
+				{root.Name, "root password"},
+				{"root", "root password"},
+				{"p3eempty", "anything"},
+				{"p3elock", "locked password"},
+				{star.Name, "anything"},
+			}
+			var replies []string
+			for _, r := range refusals {
+				c := dial(t, addr)
+				c.ok("USER " + r.user)
+				replies = append(replies, c.cmd("PASS "+r.password))
+				c.expectClose()
+			}
+			for i, r := range replies {
+				if r != "-ERR [AUTH] Authentication failed (bad password?)" || r != replies[0] {
+					t.Errorf("%s with %q: %q, want the one failure reply", refusals[i].user, refusals[i].password, r)
+				}
+			}
+			finish(t)
+		})
+	}
+}
+
+// TestPrivsepProcesses looks at a session's processes through /proc: while
+// it waits in AUTHORIZATION, the process that talks to the client runs as
+// the pre-auth account, chrooted; after login the process that holds the
+// mailbox open runs as the user with no other group.
+func TestPrivsepProcesses(t *testing.T) {
+	s := newSystemSite(t)
+	u := s.account("p3eproc", "proc password", "YESCRYPT", smallMessages("p3eproc", 1, 2))
+	d := s.startDaemon()
+
+	c := dial(t, d.addr)
+	defer c.close()
+	c.ok("USER " + u.Name)
+	pre := waitForProcess(t, func(pid int) bool {
+		args := cmdline(pid)
+		return len(args) > 1 && args[1] == "--preauth" && strings.Contains(strings.Join(args, " "), s.config)
+	})
+	st := procStatus(t, pre)
+	want := fmt.Sprint(s.pre.UID)
+	if st["Uid"] != strings.Repeat(want+"\t", 3)+want {
+		t.Errorf("pre-auth process %d: Uid %q, want all %s", pre, st["Uid"], want)
+	}
+	if g := fmt.Sprint(s.pre.GID); st["Gid"] != strings.Repeat(g+"\t", 3)+g || st["Groups"] != g {
+		t.Errorf("pre-auth process %d: Gid %q Groups %q, want %s only", pre, st["Gid"], st["Groups"], g)
+	}
+	if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", pre)); err != nil || root != s.path("empty") {
+		t.Errorf("pre-auth process %d: root %q (%v), want %s", pre, root, err, s.path("empty"))
+	}
+
+	c.ok("PASS proc password")
+	c.ok("STAT")
+	mb := s.path(filepath.Join("spool", u.Name))
+	holder := waitForProcess(t, func(pid int) bool { return holdsOpen(pid, mb) })
+	st = procStatus(t, holder)
+	if w := fmt.Sprint(u.UID); st["Uid"] != strings.Repeat(w+"\t", 3)+w {
+		t.Errorf("mailbox holder %d: Uid %q, want all %d", holder, st["Uid"], u.UID)
+	}
+	if g := fmt.Sprint(u.GID); st["Gid"] != strings.Repeat(g+"\t", 3)+g || st["Groups"] != "" {
+		t.Errorf("mailbox holder %d: Gid %q Groups %q, want %d and no other group", holder, st["Gid"], st["Groups"], u.GID)
+	}
+	if processExists(pre) {
+		t.Errorf("pre-auth process %d still runs after login", pre)
+	}
+	c.quit()
+}
+
+// TestPrivsepOthersMailbox: a mailbox of mode 0600 owned by another account
+// cannot be read through a session.
+func TestPrivsepOthersMailbox(t *testing.T) {
+	s := newSystemSite(t)
+	other := sysuser.Create(t, "p3eother", sysuser.Options{})
+	u := s.account("p3evict", "victim password", "SHA512", nil)
+	secret := smallMessages("p3evict", 1, 2)
+	p := s.writeSpool(u.Name, mbox(secret...), other.UID, other.GID)
+	before, _ := os.ReadFile(p)
+	in := s.startInetd()
+	c := dial(t, in.addr())
+	c.ok("USER " + u.Name)
+	if r := c.cmd("PASS victim password"); !strings.HasPrefix(r, "-ERR [SYS/") {
+		t.Errorf("PASS for a mailbox owned by another: %q, want -ERR [SYS/...]", r)
+	}
+	c.expectClose()
+	in.waitAll(t)
+	if after, _ := os.ReadFile(p); string(after) != string(before) {
+		t.Error("the other account's mailbox changed")
+	}
+}
+
+// TestPrivsepPipelined sends USER, PASS, STAT and LIST in one write: the
+// pre-auth process reads them all, and the user's session must answer the
+// commands it handed over.
+func TestPrivsepPipelined(t *testing.T) {
+	s := newSystemSite(t)
+	msgs := smallMessages("p3epipe", 1, 3)
+	u := s.account("p3epipe", "pipe password", "YESCRYPT", msgs)
+	for _, mode := range []string{"inetd", "daemon"} {
+		t.Run(mode, func(t *testing.T) {
+			addr, finish := s.startMode(mode)
+			conn, err := net.DialTimeout("tcp4", addr, ioTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := conn.Write([]byte("USER " + u.Name + "\r\nPASS pipe password\r\nSTAT\r\nLIST\r\nQUIT\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			r := bufio.NewReader(conn)
+			var got []string
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					break
+				}
+				got = append(got, strings.TrimRight(line, "\r\n"))
+			}
+			want := []string{"+OK", "+OK", "+OK", fmt.Sprintf("+OK %d %d", len(msgs), totalSize(msgs)), "+OK"}
+			want = append(want, listLines(msgs)...)
+			want = append(want, ".", "+OK")
+			if strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("replies %q\nwant %q", got, want)
+			}
+			finish(t)
+		})
+	}
+}
+
+// TestSystemAccountsNeedRoot: started as an ordinary account, auth = system
+// refuses to start and says what to do instead.
+func TestSystemAccountsNeedRoot(t *testing.T) {
+	s := newSystemSite(t)
+	bin, err := os.ReadFile(popa3dBin) // its directory is root's alone
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := s.path("popa3d")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := runAs(t, s.pre.UID, s.pre.GID, exe, "-e", "-c", s.config)
+	if r.code != 1 || !strings.Contains(string(r.stderr), `must start as root`) || !strings.Contains(string(r.stderr), "passwd_file") {
+		t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// waitForProcess returns the first process that match accepts, waiting up
+// to ten seconds for one to appear.
+func waitForProcess(t *testing.T, match func(pid int) bool) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if pid, err := strconv.Atoi(e.Name()); err == nil && match(pid) {
+				return pid
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no such process")
+	return 0
+}
+
+func cmdline(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
+// procStatus returns /proc/PID/status as a map of its fields.
+func procStatus(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+// holdsOpen reports whether process pid has the file at path open.
+func holdsOpen(pid int, path string) bool {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && l == path {
+			return true
+		}
+	}
+	return false
+}
+
+func processExists(pid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	return err == nil
+}
+
+// runAs runs a program as uid and gid (no supplementary groups) and returns
+// what it did.
+func runAs(t *testing.T, uid, gid int, name string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := cmd.ProcessState.ExitCode()
+	if err != nil && code < 0 {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return result{code: code, stdout: stdout.Bytes(), stderr: stderr.Bytes()}
+}

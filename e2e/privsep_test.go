@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -145,6 +147,7 @@ func TestSystemAccounts(t *testing.T) {
 func TestPrivsepProcesses(t *testing.T) {
 	s := newSystemSite(t)
 	u := s.account("p3eproc", "proc password", "YESCRYPT", smallMessages("p3eproc", 1, 2))
+	s.set("auth_failure_delay", `"1s"`)
 	d := s.startDaemon()
 
 	c := dial(t, d.addr)
@@ -181,6 +184,48 @@ func TestPrivsepProcesses(t *testing.T) {
 		t.Errorf("pre-auth process %d still runs after login", pre)
 	}
 	c.quit()
+
+	// A failed login is answered from the jail: during the failure delay,
+	// the session process runs as the pre-auth account, chrooted.
+	f := dial(t, d.addr)
+	defer f.close()
+	f.ok("USER " + u.Name)
+	f.send("PASS wrong password")
+	failing := waitForProcess(t, func(pid int) bool {
+		args := cmdline(pid)
+		return len(args) > 1 && args[1] != "--preauth" && slices.Contains(args, s.config) &&
+			procStatusOK(pid, "Uid", fmt.Sprint(s.pre.UID))
+	})
+	if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", failing)); err != nil || root != s.path("empty") {
+		t.Errorf("session %d answering a failed login: root %q (%v), want %s", failing, root, err, s.path("empty"))
+	}
+	if r := f.line(); r != "-ERR [AUTH] Authentication failed (bad password?)" {
+		t.Errorf("PASS wrong password: %q", r)
+	}
+
+	// Every line of a session carries the session process's pid, the
+	// pre-auth process's "Session from" included.
+	d.terminate(t)
+	log := d.p.log()
+	m := regexp.MustCompile(`popa3d\[(\d+)\]: info: Authentication passed for p3eproc`).FindStringSubmatch(log)
+	if m == nil || !strings.Contains(log, "popa3d["+m[1]+"]: info: Session from 127.0.0.1") {
+		t.Errorf("no Session from line under the pid of the login:\n%s", log)
+	}
+}
+
+// procStatusOK reports whether the status field key of process pid starts
+// with want (the real id of Uid and Gid).
+func procStatusOK(pid int, key, want string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
+			return strings.HasPrefix(strings.TrimSpace(v), want+"\t")
+		}
+	}
+	return false
 }
 
 // TestPrivsepOthersMailbox: a mailbox of mode 0600 owned by another account

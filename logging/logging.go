@@ -10,32 +10,92 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"log/syslog"
+	"net"
 	"strconv"
 	"sync"
 	"time"
 )
 
-// Syslog returns a logger writing to the local syslog daemon. network and
-// addr name its socket as log/syslog.Dial takes them; empty strings mean the
-// system's default (/dev/log).
-func Syslog(network, addr string) (*slog.Logger, error) {
-	w, err := syslog.Dial(network, addr, syslog.LOG_DAEMON|syslog.LOG_INFO, "popa3d")
-	if err != nil {
+// Syslog returns a logger writing to the local syslog daemon, tagging each
+// line popa3d[pid]. network and addr name its socket ("unixgram" and a path,
+// say); empty strings try the system's usual sockets (/dev/log first). The
+// pid is a parameter, not always this process's, so that a session's
+// pre-auth process logs under its session's pid, and all lines of one
+// session carry one pid as in popa3d. log/syslog always writes its own pid,
+// which is why this small client exists.
+func Syslog(network, addr string, pid int) (*slog.Logger, error) {
+	w := &syslogWriter{network: network, addr: addr, tag: "popa3d[" + strconv.Itoa(pid) + "]: "}
+	if err := w.connect(); err != nil {
 		return nil, fmt.Errorf("connect to syslog: %w", err)
 	}
 	return slog.New(&handler{emit: func(l slog.Level, line string) error {
+		sev := 6 // info
 		switch {
 		case l >= slog.LevelError:
-			return w.Crit(line)
+			sev = 2 // crit
 		case l >= slog.LevelWarn:
-			return w.Notice(line)
-		case l >= slog.LevelInfo:
-			return w.Info(line)
-		default:
-			return w.Debug(line)
+			sev = 5 // notice
+		case l < slog.LevelInfo:
+			sev = 7 // debug
 		}
+		return w.write(3<<3|sev, line) // facility daemon
 	}}), nil
+}
+
+// syslogWriter sends RFC 3164 lines to the local syslog daemon as
+// log/syslog does for a local socket, reconnecting once after a failed write
+// (the daemon restarted). Inside the pre-auth chroot a reconnect cannot find
+// the socket; the line is then lost, as with popa3d.
+type syslogWriter struct {
+	network, addr, tag string
+
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func (w *syslogWriter) connect() error {
+	if w.addr != "" {
+		c, err := net.Dial(w.network, w.addr)
+		if err != nil {
+			return err
+		}
+		w.conn = c
+		return nil
+	}
+	var first error
+	for _, path := range []string{"/dev/log", "/var/run/syslog", "/var/run/log"} {
+		for _, network := range []string{"unixgram", "unix"} {
+			c, err := net.Dial(network, path)
+			if err == nil {
+				w.conn = c
+				return nil
+			}
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+func (w *syslogWriter) write(pri int, msg string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	line := fmt.Sprintf("<%d>%s %s%s\n", pri, time.Now().Format(time.Stamp), w.tag, msg)
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		if w.conn == nil {
+			if err = w.connect(); err != nil {
+				continue
+			}
+		}
+		if _, err = io.WriteString(w.conn, line); err == nil {
+			return nil
+		}
+		w.conn.Close()
+		w.conn = nil
+	}
+	return err
 }
 
 // Writer returns a logger writing one line per record to w, prefixed with the

@@ -45,7 +45,7 @@ func TestSyslogPriorities(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	l, err := Syslog("unixgram", sock)
+	l, err := Syslog("unixgram", sock, 4242)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestSyslogPriorities(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := string(buf[:n])
-		if !strings.HasPrefix(got, want.pri) || !strings.Contains(got, " popa3d[") || !strings.HasSuffix(strings.TrimSuffix(got, "\n"), "]: "+want.msg) {
+		if !strings.HasPrefix(got, want.pri) || !strings.Contains(got, " popa3d[4242]") || !strings.HasSuffix(strings.TrimSuffix(got, "\n"), "]: "+want.msg) {
 			t.Errorf("got %q, want priority %s and message %q", got, want.pri, want.msg)
 		}
 	}

@@ -74,7 +74,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *toStderr {
 		cfg.Log = "stderr"
 	}
-	log := newLogger(cfg, stderr, *check)
+	log := newLogger(cfg, stderr, *check, os.Getpid())
 	a, err := newAuthenticator(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "popa3d: %v\n", err)
@@ -250,14 +250,15 @@ func loadConfig(path string) (config.Config, error) {
 }
 
 // newLogger returns the logger the configuration asks for.
-func newLogger(cfg config.Config, stderr io.Writer, check bool) *slog.Logger {
+// Its lines carry pid, the session's process id.
+func newLogger(cfg config.Config, stderr io.Writer, check bool, pid int) *slog.Logger {
 	if cfg.Log == "stderr" || check {
-		return logging.Writer(stderr, os.Getpid())
+		return logging.Writer(stderr, pid)
 	}
-	l, err := logging.Syslog("", "")
+	l, err := logging.Syslog("", "", pid)
 	if err != nil {
 		// No syslog daemon (a container, a CI runner): keep the lines.
-		l = logging.Writer(stderr, os.Getpid())
+		l = logging.Writer(stderr, pid)
 		l.Warn(err.Error() + "; logging to stderr")
 	}
 	return l

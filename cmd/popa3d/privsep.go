@@ -112,7 +112,9 @@ func runPreauth(args []string, stderr io.Writer) int {
 	if *toStderr {
 		cfg.Log = "stderr"
 	}
-	log := newLogger(cfg, stderr, false) // connects to syslog before the chroot
+	// Connect to syslog before the chroot, and log under the session
+	// process's pid, so that all lines of a session carry one pid.
+	log := newLogger(cfg, stderr, false, os.Getppid())
 	j, err := jail(cfg, false)
 	if err != nil {
 		log.Error(err.Error())
@@ -220,9 +222,7 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, role roleArgs, l
 			}
 			return cmd
 		}
-		err := privsep.SpawnSession(ctx, command, c, grace, func(pid int) {
-			log.Info(fmt.Sprintf("Session from %s (process %d)", host, pid))
-		})
+		err := privsep.SpawnSession(ctx, command, c, grace, nil)
 		if err != nil {
 			log.Error(fmt.Sprintf("%s: %v", host, err))
 		}

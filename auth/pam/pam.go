@@ -78,10 +78,12 @@ static void p3_no_delay(int retval, unsigned usec_delay, void *appdata)
 // Steps of p3_login, for messages.
 enum { P3_START, P3_SET_ITEM, P3_AUTHENTICATE, P3_ACCT_MGMT, P3_GET_USER };
 
-// p3_login runs service's auth and account stacks for user and pass. It
+// p3_login runs service's auth and account stacks for user and pass, with
+// PAM_RHOST set to rhost unless it is NULL. It
 // returns the PAM status of the step *step; on success *user_out is the final
 // PAM_USER, malloc'd.
-static int p3_login(const char *service, const char *user, const char *pass, int *step, char **user_out)
+static int p3_login(const char *service, const char *user, const char *pass, const char *rhost,
+		    int *step, char **user_out)
 {
 	struct p3_creds creds = { user, pass };
 	struct pam_conv conv = { p3_conv, &creds };
@@ -96,6 +98,8 @@ static int p3_login(const char *service, const char *user, const char *pass, int
 		return rc;
 	*step = P3_SET_ITEM;
 	rc = pam_set_item(h, PAM_FAIL_DELAY, (const void *)p3_no_delay);
+	if (rc == PAM_SUCCESS && rhost != NULL)
+		rc = pam_set_item(h, PAM_RHOST, rhost);
 	if (rc == PAM_SUCCESS) {
 		*step = P3_AUTHENTICATE;
 		rc = pam_authenticate(h, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
@@ -205,7 +209,7 @@ const costWeight = 8
 // steps names the steps of p3_login.
 var steps = [...]string{
 	C.P3_START:        "pam_start",
-	C.P3_SET_ITEM:     "pam_set_item(PAM_FAIL_DELAY)",
+	C.P3_SET_ITEM:     "pam_set_item",
 	C.P3_AUTHENTICATE: "pam_authenticate",
 	C.P3_ACCT_MGMT:    "pam_acct_mgmt",
 	C.P3_GET_USER:     "pam_get_item(PAM_USER)",
@@ -263,7 +267,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string)
 		return auth.Identity{}, &failure{cause: auth.ErrFailed, detail: ctx.Err().Error()}
 	}
 	start := a.now()
-	final, rc, step := a.login(user, password)
+	final, rc, step := a.login(user, password, remoteHost(ctx))
 	elapsed := a.now().Sub(start)
 	var pad time.Duration
 	if rc != C.PAM_SUCCESS && refusals[rc] {
@@ -301,16 +305,22 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string)
 	return id, nil
 }
 
-// login runs p3_login; the password's C copy is wiped after.
-func (a *Authenticator) login(user, password string) (final string, rc C.int, step C.int) {
+// login runs p3_login; the password's C copy is wiped after. An empty rhost
+// is not set.
+func (a *Authenticator) login(user, password, rhost string) (final string, rc C.int, step C.int) {
 	cservice := C.CString(a.service)
 	defer C.free(unsafe.Pointer(cservice))
 	cuser := C.CString(user)
 	defer C.free(unsafe.Pointer(cuser))
 	cpass := C.CString(password)
 	defer C.p3_wipe_free(cpass)
+	var crhost *C.char
+	if rhost != "" {
+		crhost = C.CString(rhost)
+		defer C.free(unsafe.Pointer(crhost))
+	}
 	var out *C.char
-	rc = C.p3_login(cservice, cuser, cpass, &step, &out)
+	rc = C.p3_login(cservice, cuser, cpass, crhost, &step, &out)
 	if out != nil {
 		final = C.GoString(out)
 		C.free(unsafe.Pointer(out))

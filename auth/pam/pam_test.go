@@ -25,8 +25,14 @@ const (
 // serviceFile writes /etc/pam.d/p3as-test for the test and removes it after.
 func serviceFile(tb testing.TB) {
 	tb.Helper()
-	path := "/etc/pam.d/" + testService
-	if err := os.WriteFile(path, []byte("@include common-auth\n@include common-account\n"), 0o644); err != nil {
+	writeService(tb, testService, "@include common-auth\n@include common-account\n")
+}
+
+// writeService writes /etc/pam.d/service for the test and removes it after.
+func writeService(tb testing.TB, service, text string) {
+	tb.Helper()
+	path := "/etc/pam.d/" + service
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
@@ -320,5 +326,38 @@ func TestUnknownPadded(t *testing.T) {
 	}
 	if len(slept) != 1 || a.failCost != 50*time.Millisecond {
 		t.Fatalf("a success slept %v, cost %v", slept, a.failCost)
+	}
+}
+
+// TestRemoteHost checks that the host from WithRemoteHost reaches PAM, with a
+// service that admits one host only.
+func TestRemoteHost(t *testing.T) {
+	systemtest.RequireRoot(t)
+	const service = "p3as-rhost"
+	writeService(t, service, "auth requisite pam_succeed_if.so quiet rhost = 192.0.2.7\n"+
+		"@include common-auth\n@include common-account\n")
+	systemtest.AddUser(t, "p3asphost")
+	systemtest.SetPassword(t, "p3asphost", testPassword, "YESCRYPT")
+	a := newAuth(t, Options{Service: service})
+	for _, c := range []struct {
+		host string
+		ok   bool
+	}{
+		{"192.0.2.7", true},
+		{"192.0.2.8", false},
+		{"", false},
+		{"192.0.2.7\x00", false},
+	} {
+		ctx := context.Background()
+		if c.host != "" {
+			ctx = WithRemoteHost(ctx, c.host)
+		}
+		_, err := a.Authenticate(ctx, "p3asphost", testPassword)
+		if c.ok && err != nil {
+			t.Errorf("host %q: %v", c.host, err)
+		}
+		if !c.ok {
+			wantFailure(t, err, false)
+		}
 	}
 }

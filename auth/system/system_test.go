@@ -244,6 +244,7 @@ func TestHashPassword(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
+	systemtest.RequireRoot(t) // New reads /etc/shadow
 	for _, o := range []Options{
 		{MailboxStyle: "maildir"},
 		{Spool: "var/mail"},

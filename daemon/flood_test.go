@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -497,4 +498,49 @@ func TestFloodGuardClockBack(t *testing.T) {
 	if _, _, err := g.admit(s); err != nil {
 		t.Fatalf("an hour back: %v, want the slot free", err)
 	}
+}
+
+// A Handler that starts a session process and waits for it holds the slot
+// until the process exits, then for the rest of the hold.
+func TestPerSourceLimitSessionProcess(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh here")
+	}
+	clock := newFakeClock()
+	d := &Daemon{MaxPerSource: 2, Now: clock.Now, Listeners: listen4(t), ShutdownGrace: 100 * time.Millisecond}
+	d.Handler = func(ctx context.Context, c net.Conn) {
+		f, err := c.(*net.TCPConn).File()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		// Like inetd: the process has the connection on stdin and stdout.
+		cmd := exec.CommandContext(ctx, sh, "-c", `printf '+OK\r\n'; exec cat >/dev/null`)
+		cmd.Stdin, cmd.Stdout = f, f
+		if err := cmd.Run(); err != nil && ctx.Err() == nil {
+			t.Errorf("session process: %v", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	addr := d.Listeners[0].Addr().String()
+
+	var conns []net.Conn
+	for range 2 {
+		c := dialFrom(t, "127.0.0.1", addr)
+		expectServed(t, c)
+		conns = append(conns, c)
+	}
+	expectRefused(t, dialFrom(t, "127.0.0.1", addr))
+	for _, c := range conns {
+		c.Close() // cat reads EOF and the process exits
+	}
+	waitEnded(t, d, 2)
+	expectRefused(t, dialFrom(t, "127.0.0.1", addr))
+	clock.Advance(limits.SessionSlotHold)
+	expectServed(t, dialFrom(t, "127.0.0.1", addr))
 }

@@ -544,3 +544,20 @@ func TestPerSourceLimitSessionProcess(t *testing.T) {
 	clock.Advance(limits.SessionSlotHold)
 	expectServed(t, dialFrom(t, "127.0.0.1", addr))
 }
+
+// The guard's cost per connection, with every slot held and ended slots
+// expiring as new sessions come in.
+func BenchmarkFloodGuard(b *testing.B) {
+	clock := newFakeClock()
+	g := newFloodGuard(limits.Sessions, limits.SessionsPerSource, limits.SessionSlotHold, limits.LimitNoticeEvery, clock.Now)
+	i := 0
+	for b.Loop() {
+		i++
+		src := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32)
+		start, _, err := g.admit(src)
+		if err == nil {
+			g.release(src, start)
+		}
+		clock.Advance(limits.SessionSlotHold / limits.Sessions)
+	}
+}

@@ -1,6 +1,6 @@
 // Package daemon runs popa3d's standalone mode: it listens on the configured
-// addresses, accepts connections and hands each to a session handler, bounding
-// how many run at once. It knows nothing of mailboxes or passwords.
+// addresses, accepts connections and hands each to a session handler, behind
+// popa3d's flood guard. It knows nothing of mailboxes or passwords.
 package daemon
 
 import (
@@ -14,25 +14,50 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/popa3d/popa3d/limits"
 )
 
 // Handler serves one connection. ctx is done when the daemon shuts down: a
 // handler waiting for its client should stop then. It closes nothing: the
-// daemon closes conn after Handler returns.
+// daemon closes conn after Handler returns. The session's slot is held until
+// Handler returns, so a Handler that starts a session process must wait for
+// it to exit.
 type Handler func(ctx context.Context, conn net.Conn)
 
 // Daemon accepts connections on its listeners and serves each in its own
-// goroutine.
+// goroutine, behind popa3d's flood guard (popa3d-behaviour.md §3): each
+// session takes a slot, held until the session has ended and at least MinHold
+// has passed since it started. A connection from a source that holds
+// MaxPerSource slots, or arriving when all MaxSessions slots are held, is
+// closed at once without a byte, and the refusal is logged at most once per
+// LogEvery (per source for the first kind, overall for the second). A source
+// is an IPv4 address or an IPv6 /64 (see Source). Zero fields take popa3d's
+// defaults from package limits.
 type Daemon struct {
 	Listeners []net.Listener
 	Handler   Handler
-	// MaxSessions bounds concurrent sessions; a connection beyond it is
-	// closed without a byte, as popa3d does (popa3d-behaviour.md §3).
+	// MaxSessions is the number of slots (0: limits.Sessions).
 	MaxSessions int
+	// MaxPerSource is the number of slots one source may hold
+	// (0: limits.SessionsPerSource).
+	MaxPerSource int
+	// MinHold is the least time a slot is held after its session started,
+	// which makes the limits rates as well (0: limits.SessionSlotHold;
+	// negative: none, a slot is free when its session ends).
+	MinHold time.Duration
+	// LogEvery is the least time between two notices of refusals of one
+	// kind (and source) (0: limits.LimitNoticeEvery; negative: log every one).
+	LogEvery time.Duration
+	// Now is the guard's clock (nil: time.Now); tests inject their own.
+	Now func() time.Time
 	// ShutdownGrace is how long Serve lets sessions finish a command in
 	// progress after ctx is done before it closes their connections.
 	ShutdownGrace time.Duration
 	Logger        *slog.Logger
+
+	guardOnce sync.Once
+	guard     *floodGuard
 }
 
 // Listen opens a TCP listener for each address. An IPv6 literal host listens
@@ -93,7 +118,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &acceptor{d: d, log: log, slots: make(chan struct{}, max(d.MaxSessions, 1)), conns: map[net.Conn]struct{}{}}
+	a := &acceptor{d: d, log: log, guard: d.floodGuard(), conns: map[net.Conn]struct{}{}}
 	var lwg sync.WaitGroup
 	for _, ln := range d.Listeners {
 		lwg.Add(1)
@@ -119,16 +144,43 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	return nil
 }
 
+// floodGuard returns the daemon's guard, made from its fields on first use.
+func (d *Daemon) floodGuard() *floodGuard {
+	d.guardOnce.Do(func() {
+		hold := d.MinHold
+		if hold == 0 {
+			hold = limits.SessionSlotHold
+		}
+		every := d.LogEvery
+		if every == 0 {
+			every = limits.LimitNoticeEvery
+		}
+		now := d.Now
+		if now == nil {
+			now = time.Now
+		}
+		d.guard = newFloodGuard(orDefault(d.MaxSessions, limits.Sessions),
+			orDefault(d.MaxPerSource, limits.SessionsPerSource), max(hold, 0), max(every, 0), now)
+	})
+	return d.guard
+}
+
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
+}
+
 // acceptor is the state the accept loops share.
 type acceptor struct {
 	d        *Daemon
 	log      *slog.Logger
-	slots    chan struct{} // one token per running session
+	guard    *floodGuard
 	sessions sync.WaitGroup
 
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
-	lastFull time.Time
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
 }
 
 func (a *acceptor) accept(ctx context.Context, ln net.Listener) {
@@ -151,10 +203,12 @@ func (a *acceptor) accept(ctx context.Context, ln net.Listener) {
 			continue
 		}
 		backoff = 0
-		select {
-		case a.slots <- struct{}{}:
-		default:
-			a.full(conn.RemoteAddr())
+		src := Source(conn.RemoteAddr())
+		start, notice, err := a.guard.admit(src)
+		if err != nil {
+			if notice {
+				a.log.Warn(fmt.Sprintf("%s: %v", Host(conn.RemoteAddr()), err))
+			}
 			conn.Close() // without a byte, as popa3d
 			continue
 		}
@@ -162,21 +216,11 @@ func (a *acceptor) accept(ctx context.Context, ln net.Listener) {
 		a.sessions.Add(1)
 		go func() {
 			defer a.sessions.Done()
-			defer func() { <-a.slots }()
+			defer a.guard.release(src, start)
 			defer a.track(conn, false)
 			defer CloseGently(conn)
 			a.d.Handler(ctx, conn)
 		}()
-	}
-}
-
-// full logs a refusal for lack of slots, at most once per 10 s (popa3d).
-func (a *acceptor) full(from net.Addr) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if time.Since(a.lastFull) >= 10*time.Second {
-		a.lastFull = time.Now()
-		a.log.Warn(fmt.Sprintf("%s: sessions limit reached", Host(from)))
 	}
 }
 

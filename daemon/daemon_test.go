@@ -44,6 +44,7 @@ func TestMaxSessionsClosesWithoutAByte(t *testing.T) {
 	d := &Daemon{
 		Listeners:   ls,
 		MaxSessions: 2,
+		MinHold:     time.Millisecond, // a slot is free as soon as its session ends
 		Handler: func(ctx context.Context, c net.Conn) {
 			served.Add(1)
 			c.Write([]byte("+OK\r\n"))

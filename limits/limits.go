@@ -70,4 +70,10 @@ const (
 	// session ended, which makes the two limits above rates too (popa3d:
 	// MIN_DELAY, 10 s).
 	SessionSlotHold = 10 * time.Second
+
+	// LimitNoticeEvery is the least time between two notices that a session
+	// limit refused a connection: once per source for the per-source limit,
+	// once in all for the total, so a flood cannot flood the log too (popa3d:
+	// 10 s, hard-coded next to MIN_DELAY).
+	LimitNoticeEvery = 10 * time.Second
 )

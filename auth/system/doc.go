@@ -2,7 +2,8 @@
 // account up through the C library (so nsswitch.conf is honoured), verifies
 // the password against the shadow hash with the system's crypt(3) from
 // libxcrypt, and returns the account's uid, gid, home and mailbox. It needs
-// cgo and, to read shadow passwords, root.
+// cgo and, to read shadow passwords, root: New fails if /etc/shadow exists
+// and cannot be read.
 //
 // The rules are popa3d's (popa3d-behaviour.md §14): an empty user name or
 // password is refused, so is every account with uid 0 whatever its name, and

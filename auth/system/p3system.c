@@ -141,8 +141,7 @@ static int run_crypt(const char *phrase, const char *setting, const char *want)
 
 static int usable(const char *hash)
 {
-	return hash != NULL && hash[0] != '\0' && hash[0] != '!' && hash[0] != '*' &&
-	       strcmp(hash, "x") != 0;
+	return hash != NULL && hash[0] != '\0' && hash[0] != '!' && hash[0] != '*';
 }
 
 // p3_check verifies phrase for the account name, whose passwd entry has the
@@ -158,7 +157,7 @@ int p3_check(const char *name, const char *pwfield, const char *phrase, const ch
 	char *spbuf = NULL;
 	size_t splen = 0;
 	const char *hash = NULL;
-	int status, r;
+	int status, r, noshadow = 0;
 
 	*err = 0;
 	*cost = P3_COST_NONE;
@@ -167,6 +166,10 @@ int p3_check(const char *name, const char *pwfield, const char *phrase, const ch
 		r = getsp(name, &sp, &spbuf, &splen);
 		if (r == P3_FOUND)
 			hash = sp.sp_pwdp;
+		else if (r == P3_NOT_FOUND && pwfield != NULL && strcmp(pwfield, "x") == 0)
+			// The entry should be in shadow: the database may be
+			// unreadable, which glibc reports as not found.
+			noshadow = 1;
 		else if (r == P3_NOT_FOUND)
 			hash = pwfield;
 		else
@@ -176,6 +179,8 @@ int p3_check(const char *name, const char *pwfield, const char *phrase, const ch
 		status = P3_NOT_CHECKED;
 	else if (*err != 0)
 		status = P3_SHADOW_ERROR;
+	else if (noshadow)
+		status = P3_NO_SHADOW;
 	else if (!usable(hash))
 		status = P3_LOCKED;
 	else

@@ -21,7 +21,8 @@ enum { P3_FOUND = 0, P3_NOT_FOUND = -1 };
 enum {
 	P3_MATCH = 0,      // the password is right
 	P3_MISMATCH,       // the password is wrong
-	P3_LOCKED,         // the hash is empty, '!…', '*…' or "x" without shadow entry
+	P3_LOCKED,         // the hash is empty, '!…' or '*…'
+	P3_NO_SHADOW,      // the passwd field is "x" but there is no shadow entry
 	P3_CRYPT_FAILED,   // crypt(3) refused the hash
 	P3_SHADOW_ERROR,   // getspnam_r failed; *err is its errno
 	P3_NO_MEMORY,

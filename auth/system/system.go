@@ -10,7 +10,10 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -35,11 +38,32 @@ func New(opts Options) (*Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("system accounts: %w", err)
 	}
+	if err := shadowReadable(); err != nil {
+		return nil, fmt.Errorf("system accounts: %w", err)
+	}
 	dummy, err := gensalt(opts.DummyPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("system accounts: dummy hash: %w", err)
 	}
 	return &Authenticator{rule: rule, dummy: dummy}, nil
+}
+
+// shadowFile is the shadow database of nss_files.
+const shadowFile = "/etc/shadow"
+
+// shadowReadable fails if shadowFile exists and cannot be read: glibc reports
+// an unreadable shadow file as a missing entry, so a server that is not root
+// would refuse every password as if it were wrong. Shadow entries that come
+// from elsewhere (another NSS source) are not checked.
+func shadowReadable() error {
+	f, err := os.Open(shadowFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w (reading shadow passwords needs root)", err)
+	}
+	return f.Close()
 }
 
 // cost is what a verification computed; the tests look at it.
@@ -139,6 +163,8 @@ func (a *Authenticator) authenticate(ctx context.Context, user, password string)
 		return auth.Identity{}, c, &failure{cause: auth.ErrFailed}
 	case C.P3_LOCKED:
 		return auth.Identity{}, c, &failure{cause: auth.ErrFailed, detail: "account locked or without a password"}
+	case C.P3_NO_SHADOW:
+		return auth.Identity{}, c, &failure{cause: auth.ErrFailed, detail: `passwd field "x" but no shadow entry (shadow unreadable?)`}
 	case C.P3_CRYPT_FAILED:
 		return auth.Identity{}, c, &failure{cause: auth.ErrFailed, detail: "crypt(3) cannot use the account's hash"}
 	default:

@@ -58,6 +58,7 @@ type Config struct {
 	MaxSessions      int      `toml:"max_sessions"`
 	MaxPerSource     int      `toml:"max_sessions_per_source"`
 	SessionMinHold   Duration `toml:"session_min_hold"`
+	LimitLogEvery    Duration `toml:"limit_log_every"`
 	ShutdownGrace    Duration `toml:"shutdown_grace"`
 
 	dir string // the config file's directory, for relative paths
@@ -101,6 +102,7 @@ func Default() Config {
 		MaxSessions:      limits.Sessions,
 		MaxPerSource:     limits.SessionsPerSource,
 		SessionMinHold:   Duration{limits.SessionSlotHold},
+		LimitLogEvery:    Duration{limits.LimitNoticeEvery},
 		ShutdownGrace:    Duration{10 * time.Second},
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/popa3d/popa3d/internal/sysuser"
+	"github.com/popa3d/popa3d/auth/system/systemtest"
 )
 
 // System accounts and privilege separation (issue 3), tested on real
@@ -30,14 +30,14 @@ const preauthAccount = "p3epre"
 // owned by root, each owned by its account.
 type sysSite struct {
 	*site
-	pre sysuser.Account
+	pre systemtest.User
 }
 
 func newSystemSite(t *testing.T) *sysSite {
 	t.Helper()
-	sysuser.RequireRoot(t)
+	systemtest.RequireRoot(t)
 	s := &sysSite{site: newSite(t)}
-	s.pre = sysuser.Create(t, preauthAccount+strconv.Itoa(os.Getpid()%1000), sysuser.Options{System: true})
+	s.pre = systemtest.AddUser(t, preauthAccount+strconv.Itoa(os.Getpid()%1000), "--system")
 	if err := os.Mkdir(s.path("spool"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -51,11 +51,11 @@ func newSystemSite(t *testing.T) *sysSite {
 
 // account creates a system account with password hashed by method (a
 // chpasswd -c method) and gives it a mailbox holding msgs.
-func (s *sysSite) account(name, password, method string, msgs []message) sysuser.Account {
+func (s *sysSite) account(name, password, method string, msgs []message) systemtest.User {
 	s.t.Helper()
-	a := sysuser.Create(s.t, name, sysuser.Options{})
+	a := systemtest.AddUser(s.t, name)
 	if method != "" {
-		sysuser.SetPassword(s.t, name, password, method)
+		systemtest.SetPassword(s.t, name, password, method)
 	}
 	s.writeSpool(name, mbox(msgs...), a.UID, a.GID)
 	return a
@@ -86,28 +86,40 @@ func TestSystemAccounts(t *testing.T) {
 	s := newSystemSite(t)
 	yes := s.account("p3eyes", "yes password 1", "YESCRYPT", standardMessages("p3eyes"))
 	sha := s.account("p3esha", "sha password 2", "SHA512", smallMessages("p3esha", 1, 3))
-	if h := sysuser.ShadowHash(t, yes.Name); !strings.HasPrefix(h, "$y$") {
+	if h := systemtest.ShadowHash(t, yes.Name); !strings.HasPrefix(h, "$y$") {
 		t.Fatalf("%s's hash %q is not yescrypt", yes.Name, h)
 	}
-	if h := sysuser.ShadowHash(t, sha.Name); !strings.HasPrefix(h, "$6$") {
+	if h := systemtest.ShadowHash(t, sha.Name); !strings.HasPrefix(h, "$6$") {
 		t.Fatalf("%s's hash %q is not sha512-crypt", sha.Name, h)
 	}
 	// Accounts that must never log in, whatever the password.
 	s.account("p3elock", "locked password", "SHA512", smallMessages("p3elock", 1, 1))
-	sysuser.Run(t, nil, "usermod", "-L", "p3elock")
+	systemtest.Run(t, "usermod", "-L", "p3elock")
 	s.account("p3eempty", "", "", smallMessages("p3eempty", 1, 1))
-	sysuser.Run(t, nil, "passwd", "-d", "p3eempty")
-	root := sysuser.Create(t, "p3eroot", sysuser.Options{UID0: true})
-	sysuser.SetPassword(t, root.Name, "root password", "YESCRYPT")
+	systemtest.Run(t, "passwd", "-d", "p3eempty")
+	root := systemtest.AddUser(t, "p3eroot", "-o", "-u", "0")
+	systemtest.SetPassword(t, root.Name, "root password", "YESCRYPT")
 	s.writeSpool(root.Name, mbox(smallMessages("p3eroot", 1, 1)...), 0, 0)
 	star := s.account("p3estar", "", "", smallMessages("p3estar", 1, 1))
-	sysuser.SetHash(t, star.Name, "*")
-	if h := sysuser.ShadowHash(t, "p3eempty"); h != "" {
+	systemtest.SetHash(t, star.Name, "*")
+	if h := systemtest.ShadowHash(t, "p3eempty"); h != "" {
 		t.Fatalf("p3eempty's hash is %q, want empty", h)
 	}
 
-	for _, mode := range []string{"inetd", "daemon"} {
+	pamService := "p3e-test-" + strconv.Itoa(os.Getpid())
+	pamFile := filepath.Join("/etc/pam.d", pamService)
+	if err := os.WriteFile(pamFile, []byte("@include common-auth\n@include common-account\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(pamFile) })
+	for _, mode := range []string{"inetd", "daemon", "pam-inetd", "pam-daemon"} {
 		t.Run(mode, func(t *testing.T) {
+			if backend, m, ok := strings.Cut(mode, "-"); ok {
+				s.settings["auth"] = fmt.Sprintf("%q", backend)
+				s.settings["pam_service"] = fmt.Sprintf("%q", pamService)
+				s.writeConfig()
+				mode = m
+			}
 			addr, finish := s.startMode(mode)
 			runPoplib(t, t, python(t), addr, account{name: yes.Name, password: "yes password 1"}).
 				check(t, standardMessages("p3eyes"))
@@ -232,7 +244,7 @@ func procStatusOK(pid int, key, want string) bool {
 // cannot be read through a session.
 func TestPrivsepOthersMailbox(t *testing.T) {
 	s := newSystemSite(t)
-	other := sysuser.Create(t, "p3eother", sysuser.Options{})
+	other := systemtest.AddUser(t, "p3eother")
 	u := s.account("p3evict", "victim password", "SHA512", nil)
 	secret := smallMessages("p3evict", 1, 2)
 	p := s.writeSpool(u.Name, mbox(secret...), other.UID, other.GID)

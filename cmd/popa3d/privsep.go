@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/popa3d/popa3d/auth"
+	"github.com/popa3d/popa3d/auth/pam"
 	"github.com/popa3d/popa3d/config"
 	"github.com/popa3d/popa3d/daemon"
 	"github.com/popa3d/popa3d/mailbox"
@@ -180,7 +181,9 @@ func servePrivsepInetd(ctx context.Context, r *privsep.Runner) error {
 	if err != nil {
 		return err
 	}
-	err = r.Serve(ctx, os.Stdin, os.Stdout, conn, info)
+	// PAM (auth = "pam") learns the client's host as PAM_RHOST, for
+	// pam_access, pam_faillock and its logs; other backends ignore it.
+	err = r.Serve(pam.WithRemoteHost(ctx, info.RemoteAddr), os.Stdin, os.Stdout, conn, info)
 	if c, ok := conn.in.(net.Conn); ok {
 		daemon.CloseGently(c)
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -57,6 +59,9 @@ func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, h daemon
 	return &daemon.Daemon{
 		Listeners:     lns,
 		MaxSessions:   cfg.MaxSessions,
+		MaxPerSource:  cfg.MaxPerSource,
+		MinHold:       holdOrNone(cfg.SessionMinHold.Duration),
+		LogEvery:      holdOrNone(cfg.LimitLogEvery.Duration),
 		ShutdownGrace: cfg.ShutdownGrace.Duration,
 		Logger:        log,
 		Handler:       h,
@@ -124,7 +129,9 @@ func makeLockDir(dir string, uid, gid int) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return fmt.Errorf("lock_dir: %w", err)
 	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	if err := os.Mkdir(dir, 0o700); errors.Is(err, fs.ErrExist) {
+		return nil // a concurrent session process made it
+	} else if err != nil {
 		return fmt.Errorf("lock_dir: %w", err)
 	}
 	if err := os.Chown(dir, uid, gid); err != nil {
@@ -188,3 +195,12 @@ func (s stdio) Read(p []byte) (int, error)         { return s.in.Read(p) }
 func (s stdio) Write(p []byte) (int, error)        { return s.out.Write(p) }
 func (s stdio) SetReadDeadline(t time.Time) error  { return s.in.SetReadDeadline(t) }
 func (s stdio) SetWriteDeadline(t time.Time) error { return s.out.SetWriteDeadline(t) }
+
+// holdOrNone maps a configured duration of 0 ("0s": none) to the daemon's
+// "none" (negative), since the daemon takes 0 as "the default".
+func holdOrNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}

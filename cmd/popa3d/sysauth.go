@@ -1,9 +1,8 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/popa3d/popa3d/auth"
+	"github.com/popa3d/popa3d/auth/pam"
 	"github.com/popa3d/popa3d/auth/system"
 	"github.com/popa3d/popa3d/config"
 )
@@ -14,6 +13,7 @@ func newSystemAuth(cfg config.Config) (auth.Authenticator, error) {
 	return system.New(system.Options{})
 }
 
+// newPAMAuth returns the PAM backend with the configured service.
 func newPAMAuth(cfg config.Config) (auth.Authenticator, error) {
-	return nil, errors.New("pam: not wired yet")
+	return pam.New(pam.Options{Service: cfg.PAMService})
 }

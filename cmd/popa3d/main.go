@@ -75,6 +75,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cfg.Log = "stderr"
 	}
 	log := newLogger(cfg, stderr, *check, os.Getpid())
+	if cfg.Auth != "passwd_file" && os.Geteuid() != 0 {
+		fmt.Fprintf(stderr, "popa3d: auth = %q serves system accounts and must start as root (privilege separation); "+
+			"to run as an unprivileged account, use auth = \"passwd_file\" (single-account mode)\n", cfg.Auth)
+		return 1
+	}
 	a, err := newAuthenticator(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "popa3d: %v\n", err)
@@ -121,10 +126,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // servePrivsep serves system accounts, which needs root.
 func servePrivsep(ctx context.Context, cfg config.Config, daemonMode bool, role roleArgs, a auth.Authenticator, log *slog.Logger) error {
-	if os.Geteuid() != 0 {
-		return fmt.Errorf("auth = %q serves system accounts and must start as root (privilege separation); "+
-			"to run as an unprivileged account, use auth = \"passwd_file\" (single-account mode)", cfg.Auth)
-	}
 	if daemonMode {
 		return servePrivsepDaemon(ctx, cfg, role, log)
 	}
@@ -181,10 +182,7 @@ func newAuthenticator(cfg config.Config, log *slog.Logger) (auth.Authenticator, 
 // the account it runs as.
 func checkRunnable(cfg config.Config) error {
 	if os.Geteuid() != 0 {
-		if cfg.Auth != "passwd_file" {
-			return fmt.Errorf("auth = %q must start as root", cfg.Auth)
-		}
-		return nil
+		return nil // run() refused system accounts already
 	}
 	if cfg.Auth == "passwd_file" {
 		_, _, err := servingAccount(cfg)

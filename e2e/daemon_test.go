@@ -299,3 +299,56 @@ func TestLockDirCreated(t *testing.T) {
 		})
 	}
 }
+
+// TestDaemonPerSource checks the flood guard's configuration as the binary
+// reads it: max_sessions_per_source from one address, a second loopback
+// address still served, a slot held session_min_hold after its start, and
+// one notice for many refusals.
+func TestDaemonPerSource(t *testing.T) {
+	t.Parallel()
+	rita := account{name: "rita", password: "rita-pw", scheme: "sha256-crypt"}
+	s := newSite(t, rita)
+	s.set("max_sessions_per_source", "2")
+	s.set("session_min_hold", `"1s"`)
+	s.writeMailbox("rita", mbox(smallMessages("rita", 1, 1)...))
+	d := s.startDaemon()
+
+	first := dialSlot(t, d.addr) // waits out the start-up probe's hold
+	defer first.close()
+	second := dialSlot(t, d.addr)
+	defer second.close()
+	refused := func(local string) bool {
+		dl := net.Dialer{Timeout: ioTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		conn, err := dl.Dial("tcp4", d.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(ioTimeout))
+		got, err := io.ReadAll(io.LimitReader(conn, 3))
+		if len(got) == 0 && (err == nil || isReset(err)) {
+			return true
+		}
+		if string(got) != "+OK" {
+			t.Fatalf("from %s: %q (%v)", local, got, err)
+		}
+		return false
+	}
+	for range 3 {
+		if !refused("127.0.0.1") {
+			t.Fatal("a third session from 127.0.0.1 was served")
+		}
+	}
+	if refused("127.0.0.2") {
+		t.Fatal("127.0.0.2 was refused while 127.0.0.1 held its two slots")
+	}
+	first.quit()
+	second.quit()
+	// The slots stay held until a second after those sessions started.
+	third := dialSlot(t, d.addr)
+	third.quit()
+	d.terminate(t)
+	if n := strings.Count(d.p.log(), "127.0.0.1: per source limit reached"); n != 1 {
+		t.Errorf("%d per-source notices for three refusals, want 1:\n%s", n, d.p.log())
+	}
+}

@@ -180,6 +180,7 @@ func TestPrivsepProcesses(t *testing.T) {
 	if root, err := os.Readlink(fmt.Sprintf("/proc/%d/root", pre)); err != nil || root != s.path("empty") {
 		t.Errorf("pre-auth process %d: root %q (%v), want %s", pre, root, err, s.path("empty"))
 	}
+	checkThreads(t, pre, s.pre.UID, s.pre.GID)
 
 	c.ok("PASS proc password")
 	c.ok("STAT")
@@ -192,6 +193,7 @@ func TestPrivsepProcesses(t *testing.T) {
 	if g := fmt.Sprint(u.GID); st["Gid"] != strings.Repeat(g+"\t", 3)+g || st["Groups"] != "" {
 		t.Errorf("mailbox holder %d: Gid %q Groups %q, want %d and no other group", holder, st["Gid"], st["Groups"], u.GID)
 	}
+	checkThreads(t, holder, u.UID, u.GID)
 	if processExists(pre) {
 		t.Errorf("pre-auth process %d still runs after login", pre)
 	}
@@ -222,6 +224,28 @@ func TestPrivsepProcesses(t *testing.T) {
 	m := regexp.MustCompile(`popa3d\[(\d+)\]: info: Authentication passed for p3eproc`).FindStringSubmatch(log)
 	if m == nil || !strings.Contains(log, "popa3d["+m[1]+"]: info: Session from 127.0.0.1") {
 		t.Errorf("no Session from line under the pid of the login:\n%s", log)
+	}
+}
+
+// checkThreads fails unless every thread of process pid has uid and gid as
+// all four of its ids (a Go process has several threads; a credential change
+// that missed one would leave it root).
+func checkThreads(t *testing.T, pid, uid, gid int) {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		st := string(b)
+		u, g := fmt.Sprint(uid), fmt.Sprint(gid)
+		if !strings.Contains(st, "\nUid:\t"+u+"\t"+u+"\t"+u+"\t"+u+"\n") || !strings.Contains(st, "\nGid:\t"+g+"\t"+g+"\t"+g+"\t"+g+"\n") {
+			t.Errorf("thread %s of process %d does not run as %d/%d", task.Name(), pid, uid, gid)
+		}
 	}
 }
 

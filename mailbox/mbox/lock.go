@@ -352,3 +352,12 @@ func lockConfigFor(o Options) *lockConfig {
 	c.err = err
 	return c
 }
+
+// unlockSession releases the session lock and closes its file. The explicit
+// unlock matters: a child process this program is starting shares the open
+// file description until it execs, and closing alone would leave the lock
+// held until then, so that a client reconnecting at once would find its
+// mailbox in use.
+func unlockSession(f *os.File) error {
+	return errors.Join(unlockFlock(f), f.Close())
+}

@@ -533,7 +533,7 @@ func (m *mbox) Close() error {
 		errs = append(errs, m.f.Close())
 	}
 	if m.session != nil {
-		errs = append(errs, m.session.Close())
+		errs = append(errs, unlockSession(m.session))
 		m.session = nil
 	}
 	return errors.Join(errs...)

@@ -35,9 +35,10 @@ type dotlock struct {
 // ".lock"). An existing lock is broken if it is stale (see staleDotlock),
 // otherwise it is busy. The lock is created NFS-safely: a unique temporary
 // file in the same directory holding "pid hostname\n" is hard-linked to the
-// lock name, and the attempt succeeded if the temporary file's link count is
-// then 2, whatever link(2) returned (an NFS server may apply a link and lose
-// the reply; liblockfile and procmail do the same). If the directory is not
+// lock name. The attempt succeeded if link(2) did, or if it reported an error
+// but the temporary file's link count is 2 all the same: an NFS server may
+// apply a link and lose the reply, and the retried request then fails with
+// EEXIST (liblockfile and procmail check the count too). If the directory is not
 // writable, it returns nil and no error when Options.DotlockRequired is
 // unset, after reporting it once through Options.DotlockDenied.
 func (c *lockConfig) tryDotlock(path string) (*dotlock, error) {

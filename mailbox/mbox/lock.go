@@ -319,6 +319,11 @@ func flock(f *os.File, how int) error {
 // never removed: unlinking one while another session waits on it would let two
 // sessions in.
 func (s *Store) lockSession(path string) (*os.File, error) {
+	// Refuse options Validate refuses before anything else, so that an empty
+	// mailbox, which needs no other lock, does not hide them.
+	if s.lock.err != nil {
+		return nil, s.lock.err
+	}
 	if s.lockDir == "" {
 		return nil, errors.New("mbox: no lock directory configured")
 	}

@@ -164,9 +164,11 @@ func TestLockingOptions(t *testing.T) {
 		// Open refuses to run with options Validate refuses.
 		tc.opts.LockDir = filepath.Join(t.TempDir(), "locks")
 		path := install(t, readGolden(t, "single.mbox"))
-		if m, err := NewStore(tc.opts).Open(context.Background(), path); err == nil {
-			m.Close()
-			t.Errorf("Open with locking %v succeeded", tc.opts.Locking)
+		for _, p := range []string{path, path + ".missing"} {
+			if m, err := NewStore(tc.opts).Open(context.Background(), p); err == nil {
+				m.Close()
+				t.Errorf("Open of %s with locking %v, stale %v succeeded", p, tc.opts.Locking, tc.opts.DotlockStale)
+			}
 		}
 	}
 	c, err := newLockConfig(Options{})

@@ -389,3 +389,37 @@ sys.stdin.read()
 		t.Errorf("%d messages, want 1", len(m.Messages()))
 	}
 }
+
+// BenchmarkLockMailbox measures one uncontended take and release of each
+// configuration's locks, as every parse at open or check pays it.
+func BenchmarkLockMailbox(b *testing.B) {
+	for _, methods := range [][]string{
+		{LockFcntl},
+		{LockFcntl, LockFlock},
+		{LockFcntl, LockDotlock},
+		{LockFcntl, LockFlock, LockDotlock},
+	} {
+		b.Run(strings.Join(methods, "+"), func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "mbox")
+			if err := os.WriteFile(path, []byte("From a\n\nx\n"), 0o600); err != nil {
+				b.Fatal(err)
+			}
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			s := NewStore(Options{LockDir: b.TempDir(), Locking: methods})
+			ctx := context.Background()
+			for b.Loop() {
+				unlock, err := s.lockMailbox(ctx, f, path, true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := unlock(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -48,7 +48,8 @@ type Options struct {
 	// session goes on with the other configured locks.
 	DotlockRequired bool
 	// DotlockDenied, if set, is called once per lock path for each Store
-	// when the dotlock is skipped for lack of permission.
+	// when the dotlock is skipped for lack of permission (to log it). It is
+	// called while the mailbox is being locked, so it must not block.
 	DotlockDenied func(lockPath string, err error)
 }
 

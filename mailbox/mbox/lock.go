@@ -9,12 +9,45 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/popa3d/popa3d/mailbox"
 )
+
+// The lock methods Options.Locking may list.
+const (
+	// LockFcntl is a whole-file fcntl(2) lock on the mailbox, shared to read
+	// and exclusive to write, as popa3d takes (section 11).
+	LockFcntl = "fcntl"
+	// LockFlock is a whole-file flock(2) lock on the mailbox, shared to read
+	// and exclusive to write.
+	LockFlock = "flock"
+	// LockDotlock is the file <mailbox>.lock, created NFS-safely next to the
+	// mailbox (Debian Policy 11.6); always exclusive.
+	LockDotlock = "dotlock"
+)
+
+// DefaultDotlockStale is the age past which a dotlock is broken whoever holds
+// it: liblockfile's lockfile_create(3), which Debian Policy 11.6 recommends
+// and Debian's dotlockfile(1) uses, considers a lock older than 5 minutes
+// stale. A holder refreshes its lock's mtime while it holds it, so only a
+// dead or hung holder's lock gets that old.
+const DefaultDotlockStale = 5 * time.Minute
+
+// lockOrder is the fixed order in which the methods are taken, whatever the
+// order of Options.Locking; they are released in reverse. Debian Policy 11.6
+// says fcntl first, then the dotlock. flock is a kernel lock like fcntl: it
+// vanishes with its holder, so it is taken with fcntl before the dotlock,
+// which outlives a killed holder and is therefore held for the shortest time
+// and created only once the kernel locks are ours. Every attempt is
+// non-blocking and gives back what it took before it waits (the policy's
+// alternative), so agents that take the locks in another order, such as
+// procmail (dotlock, then fcntl), cannot deadlock with us.
+var lockOrder = []string{LockFcntl, LockFlock, LockDotlock}
 
 // Lock waits poll with a doubling delay between these bounds: short enough that
 // a delivery agent's brief lock costs little, long enough not to spin.
@@ -23,37 +56,203 @@ const (
 	lockPollMax = 50 * time.Millisecond
 )
 
-// lockFile takes a whole-file fcntl lock of type typ (unix.F_RDLCK or
-// unix.F_WRLCK) on f, as popa3d does, so that delivery agents that use fcntl
-// locks never see a half-parsed or half-compacted mailbox. popa3d blocks in
-// F_SETLKW for ever; we poll F_SETLK until ctx is done instead.
-func lockFile(ctx context.Context, f *os.File, typ int16) error {
-	lk := unix.Flock_t{Type: typ, Whence: io.SeekStart}
+// Validate reports whether the locking options are usable: known lock methods,
+// each listed once, and a stale age that is not negative. Open fails with the
+// same error if they are not.
+func (o Options) Validate() error {
+	_, err := newLockConfig(o)
+	return err
+}
+
+// lockConfig is a Store's choice of mailbox locks.
+type lockConfig struct {
+	fcntl, flock, dotlock bool
+	stale                 time.Duration
+	dotlockRequired       bool
+	dotlockDenied         func(lockPath string, err error)
+	host                  string
+	now                   func() time.Time
+	err                   error // the options were invalid
+
+	mu       sync.Mutex
+	reported map[string]bool // dotlock paths whose denial was reported
+}
+
+func newLockConfig(o Options) (*lockConfig, error) {
+	c := &lockConfig{
+		stale:           o.DotlockStale,
+		dotlockRequired: o.DotlockRequired,
+		dotlockDenied:   o.DotlockDenied,
+		now:             time.Now,
+		reported:        make(map[string]bool),
+	}
+	names := o.Locking
+	if len(names) == 0 {
+		names = []string{LockFcntl}
+	}
+	for i, name := range names {
+		if slices.Contains(names[:i], name) {
+			return c, fmt.Errorf("mbox locking: %q listed twice", name)
+		}
+		switch name {
+		case LockFcntl:
+			c.fcntl = true
+		case LockFlock:
+			c.flock = true
+		case LockDotlock:
+			c.dotlock = true
+		default:
+			return c, fmt.Errorf("mbox locking: unknown method %q (want %q, %q or %q)", name, LockFcntl, LockFlock, LockDotlock)
+		}
+	}
+	switch {
+	case o.DotlockStale < 0:
+		return c, fmt.Errorf("mbox dotlock stale age %v is negative", o.DotlockStale)
+	case o.DotlockStale == 0:
+		c.stale = DefaultDotlockStale
+	}
+	if c.dotlock {
+		// The host name tells our own dotlocks from those of other hosts
+		// sharing the spool over NFS, whose pids mean nothing here.
+		h, err := os.Hostname()
+		if err != nil {
+			return c, fmt.Errorf("mbox dotlock: %w", err)
+		}
+		c.host = h
+	}
+	return c, nil
+}
+
+// busyError says a lock is held by someone else, and by whom if known.
+type busyError struct{ what string }
+
+func (e *busyError) Error() string { return e.what }
+
+// heldLocks are the locks one lockMailbox call took.
+type heldLocks struct {
+	f     *os.File
+	fcntl bool
+	flock bool
+	dot   *dotlock
+}
+
+// lockMailbox takes every configured lock on the mailbox at path, open as f:
+// shared kernel locks to read, exclusive ones to write, and the dotlock either
+// way. Each attempt tries all methods in lockOrder without blocking; if one is
+// busy it releases what it took and waits, doubling the delay, until ctx is
+// done. The returned function releases the locks in reverse order.
+func (s *Store) lockMailbox(ctx context.Context, f *os.File, path string, exclusive bool) (unlock func() error, err error) {
+	c := s.lock
+	if c.err != nil {
+		return nil, c.err
+	}
 	delay := lockPollMin
 	for {
-		err := fcntlLock(f, &lk)
+		h, err := c.try(f, path, exclusive)
 		if err == nil {
-			return nil
+			return h.release, nil
 		}
-		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EINTR) {
-			return os.NewSyscallError("fcntl", err)
+		var busy *busyError
+		if !errors.As(err, &busy) {
+			return nil, err
 		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			return nil, fmt.Errorf("%s: %w", busy.what, ctx.Err())
 		case <-t.C:
 		}
 		delay = min(2*delay, lockPollMax)
 	}
 }
 
-// unlockFile releases the lock lockFile took.
-func unlockFile(f *os.File) error {
+// try makes one non-blocking attempt at every configured lock. On any failure
+// it gives back what it took.
+func (c *lockConfig) try(f *os.File, path string, exclusive bool) (h *heldLocks, err error) {
+	h = &heldLocks{f: f}
+	defer func() {
+		if err != nil {
+			if rerr := h.release(); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+	}()
+	for _, method := range lockOrder {
+		switch {
+		case method == LockFcntl && c.fcntl:
+			typ := int16(unix.F_RDLCK)
+			if exclusive {
+				typ = unix.F_WRLCK
+			}
+			if err := tryFcntl(f, typ); err != nil {
+				return h, err
+			}
+			h.fcntl = true
+		case method == LockFlock && c.flock:
+			how := unix.LOCK_SH
+			if exclusive {
+				how = unix.LOCK_EX
+			}
+			if err := tryFlock(f, how); err != nil {
+				return h, err
+			}
+			h.flock = true
+		case method == LockDotlock && c.dotlock:
+			d, err := c.tryDotlock(path + ".lock")
+			if err != nil {
+				return h, err
+			}
+			h.dot = d // nil if the spool is not writable and that is allowed
+		}
+	}
+	return h, nil
+}
+
+// release gives the locks back in the reverse of lockOrder. It is safe to call
+// more than once.
+func (h *heldLocks) release() error {
+	var errs []error
+	if h.dot != nil {
+		errs = append(errs, h.dot.release())
+		h.dot = nil
+	}
+	if h.flock {
+		errs = append(errs, unlockFlock(h.f))
+		h.flock = false
+	}
+	if h.fcntl {
+		errs = append(errs, unlockFcntl(h.f))
+		h.fcntl = false
+	}
+	return errors.Join(errs...)
+}
+
+// tryFcntl takes a whole-file fcntl lock of type typ (unix.F_RDLCK or
+// unix.F_WRLCK) on f without waiting, as popa3d does, so that delivery agents
+// that use fcntl locks never see a half-parsed or half-compacted mailbox.
+// popa3d blocks in F_SETLKW for ever; the caller polls until ctx is done.
+func tryFcntl(f *os.File, typ int16) error {
+	lk := unix.Flock_t{Type: typ, Whence: io.SeekStart}
+	for {
+		err := fcntlLock(f, &lk)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EACCES):
+			return &busyError{what: "fcntl lock on " + f.Name() + " held by another process"}
+		}
+		return fmt.Errorf("fcntl lock %s: %w", f.Name(), os.NewSyscallError("fcntl", err))
+	}
+}
+
+// unlockFcntl releases the lock tryFcntl took.
+func unlockFcntl(f *os.File) error {
 	lk := unix.Flock_t{Type: unix.F_UNLCK, Whence: io.SeekStart}
 	if err := fcntlLock(f, &lk); err != nil {
-		return os.NewSyscallError("fcntl", err)
+		return fmt.Errorf("fcntl unlock %s: %w", f.Name(), os.NewSyscallError("fcntl", err))
 	}
 	return nil
 }
@@ -70,6 +269,47 @@ func fcntlLock(f *os.File, lk *unix.Flock_t) error {
 	return lerr
 }
 
+// tryFlock takes a flock(2) lock (unix.LOCK_SH or unix.LOCK_EX) on f without
+// waiting.
+func tryFlock(f *os.File, how int) error {
+	err := flock(f, how|unix.LOCK_NB)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EWOULDBLOCK):
+		return &busyError{what: "flock lock on " + f.Name() + " held by another process"}
+	}
+	return fmt.Errorf("flock %s: %w", f.Name(), os.NewSyscallError("flock", err))
+}
+
+// unlockFlock releases the lock tryFlock took.
+func unlockFlock(f *os.File) error {
+	if err := flock(f, unix.LOCK_UN); err != nil {
+		return fmt.Errorf("flock unlock %s: %w", f.Name(), os.NewSyscallError("flock", err))
+	}
+	return nil
+}
+
+func flock(f *os.File, how int) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	cerr := rc.Control(func(fd uintptr) {
+		for {
+			lerr = unix.Flock(int(fd), how)
+			if lerr != unix.EINTR {
+				return
+			}
+		}
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return lerr
+}
+
 // lockSession takes the session lock for the mailbox at path: an exclusive
 // flock on a file in the store's lock directory named after the mailbox's
 // cleaned absolute path. Locks on separate open()s conflict within one process
@@ -79,6 +319,11 @@ func fcntlLock(f *os.File, lk *unix.Flock_t) error {
 // never removed: unlinking one while another session waits on it would let two
 // sessions in.
 func (s *Store) lockSession(path string) (*os.File, error) {
+	// Refuse options Validate refuses before anything else, so that an empty
+	// mailbox, which needs no other lock, does not hide them.
+	if s.lock.err != nil {
+		return nil, s.lock.err
+	}
 	if s.lockDir == "" {
 		return nil, errors.New("mbox: no lock directory configured")
 	}
@@ -95,21 +340,7 @@ func (s *Store) lockSession(path string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session lock: %w", err)
 	}
-	rc, err := f.SyscallConn()
-	if err == nil {
-		cerr := rc.Control(func(fd uintptr) {
-			for {
-				err = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
-				if err != unix.EINTR {
-					return
-				}
-			}
-		})
-		if cerr != nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, mailbox.ErrInUse
@@ -117,4 +348,21 @@ func (s *Store) lockSession(path string) (*os.File, error) {
 		return nil, fmt.Errorf("session lock %s: %w", name, os.NewSyscallError("flock", err))
 	}
 	return f, nil
+}
+
+// lockConfigFor is newLockConfig for NewStore, which cannot fail: invalid
+// options make every lock attempt, hence every Open, fail.
+func lockConfigFor(o Options) *lockConfig {
+	c, err := newLockConfig(o)
+	c.err = err
+	return c
+}
+
+// unlockSession releases the session lock and closes its file. The explicit
+// unlock matters: a child process this program is starting shares the open
+// file description until it execs, and closing alone would leave the lock
+// held until then, so that a client reconnecting at once would find its
+// mailbox in use.
+func unlockSession(f *os.File) error {
+	return errors.Join(unlockFlock(f), f.Close())
 }

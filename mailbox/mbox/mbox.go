@@ -38,6 +38,23 @@ type Options struct {
 	// LockDir (privilege separation takes it as root before the session
 	// gives up the rights to LockDir).
 	SessionLock SessionLocker
+	// Locking lists the locks taken on a mailbox while it is parsed and
+	// while it is updated: LockFcntl, LockFlock, LockDotlock, each at most
+	// once; nil or empty means fcntl alone, as popa3d. They are taken in a
+	// fixed order (fcntl, flock, dotlock) whatever the order listed.
+	Locking []string
+	// DotlockStale is the age past which another holder's dotlock is
+	// broken; 0 means DefaultDotlockStale (5 minutes, as liblockfile). A
+	// dotlock naming a process of this host that has ended is broken at once.
+	DotlockStale time.Duration
+	// DotlockRequired makes a dotlock that cannot be created for lack of
+	// write permission on the mailbox's directory an error. If unset, the
+	// session goes on with the other configured locks.
+	DotlockRequired bool
+	// DotlockDenied, if set, is called once per lock path for each Store
+	// when the dotlock is skipped for lack of permission (to log it). It is
+	// called while the mailbox is being locked, so it must not block.
+	DotlockDenied func(lockPath string, err error)
 }
 
 // settleWindow is how close to the present a mailbox's mtime may be before a
@@ -58,6 +75,7 @@ const copyBlock = 64 << 10
 type Store struct {
 	lockDir     string
 	sessionLock SessionLocker
+	lock        *lockConfig
 	lim         Limits
 	settle      time.Duration
 	now         func() time.Time
@@ -71,6 +89,7 @@ func NewStore(opts Options) *Store {
 	return &Store{
 		lockDir:     opts.LockDir,
 		sessionLock: opts.SessionLock,
+		lock:        lockConfigFor(opts),
 		lim:         Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
 		settle:      settleWindow,
 		now:         time.Now,
@@ -91,8 +110,9 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 
 // Open opens the mbox file at path for one session. It takes the session lock
 // (mailbox.ErrInUse if another session holds it), then indexes the file under
-// a shared fcntl lock, which is released before Open returns: no lock is held
-// between calls, so delivery is never blocked by a POP3 client. A missing or
+// the locks of Options.Locking, shared where they can be, which are released
+// before Open returns: no lock is held between calls, so delivery is never
+// blocked by a POP3 client. A missing or
 // empty file is an empty mailbox. Any other failure is a *mailbox.LoadError,
 // wrapping mailbox.ErrFormat for a file popa3d refuses: one that does not start
 // with a From_ line, a From_ line followed by another or at the end of the
@@ -208,11 +228,12 @@ func kindOf(mode fs.FileMode) string {
 
 // index parses f under a shared lock and fills the snapshot in.
 func (m *mbox) index(ctx context.Context, f *os.File) (err error) {
-	if err := lockFile(ctx, f, unix.F_RDLCK); err != nil {
+	unlock, err := m.store.lockMailbox(ctx, f, m.path, false)
+	if err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}
 	defer func() {
-		if uerr := unlockFile(f); uerr != nil && err == nil {
+		if uerr := unlock(); uerr != nil && err == nil {
 			err = fmt.Errorf("unlock: %w", uerr)
 		}
 	}()
@@ -311,11 +332,12 @@ func (m *mbox) check(ctx context.Context, exclusive bool) (err error) {
 		return err
 	}
 	if !exclusive {
-		if err := lockFile(ctx, m.f, unix.F_RDLCK); err != nil {
+		var unlock func() error
+		if unlock, err = m.store.lockMailbox(ctx, m.f, m.path, false); err != nil {
 			return fmt.Errorf("lock %s: %w", m.path, err)
 		}
 		defer func() {
-			if uerr := unlockFile(m.f); uerr != nil && err == nil {
+			if uerr := unlock(); uerr != nil && err == nil {
 				err = fmt.Errorf("unlock %s: %w", m.path, uerr)
 			}
 		}()
@@ -403,7 +425,7 @@ func (m *mbox) Verify(ctx context.Context) error {
 }
 
 // Commit deletes the listed messages as popa3d's UPDATE does (section 12):
-// under an exclusive fcntl lock, after the change check, it moves each kept
+// under the exclusive locks, after the change check, it moves each kept
 // message after the first deleted one down in place, then the mail delivered
 // since open, truncates the file and syncs it. With nothing to delete it
 // touches nothing. ctx bounds only the wait for the lock: once bytes move, the
@@ -423,11 +445,12 @@ func (m *mbox) Commit(ctx context.Context, deleted []int) (err error) {
 			return fmt.Errorf("update %s: bad deletion list %v", m.path, deleted)
 		}
 	}
-	if err := lockFile(ctx, m.f, unix.F_WRLCK); err != nil {
+	unlock, err := m.store.lockMailbox(ctx, m.f, m.path, true)
+	if err != nil {
 		return fmt.Errorf("lock %s for update: %w", m.path, err)
 	}
 	defer func() {
-		if uerr := unlockFile(m.f); uerr != nil && err == nil {
+		if uerr := unlock(); uerr != nil && err == nil {
 			err = fmt.Errorf("unlock %s: %w", m.path, uerr)
 		}
 	}()

@@ -2,6 +2,7 @@ package mbox
 
 import (
 	"io"
+	"os"
 )
 
 // SessionLocker takes the session lock for the mailbox at path and returns
@@ -17,8 +18,15 @@ func (s *Store) LockSession(path string) (io.Closer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
+	return heldSession{f}, nil
 }
+
+// heldSession is a taken session lock; Close releases the lock before it
+// closes the file, since a copy of the descriptor in a child being started
+// (between fork and exec) would otherwise keep the flock held.
+type heldSession struct{ f *os.File }
+
+func (h heldSession) Close() error { return unlockSession(h.f) }
 
 // takeSession takes the session lock through Options.SessionLock if set,
 // through the lock directory otherwise.

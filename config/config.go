@@ -33,6 +33,14 @@ type Config struct {
 	Mailbox string `toml:"mailbox"`
 	// LockDir holds the per-mailbox session lock files.
 	LockDir string `toml:"lock_dir"`
+	// Locking lists the locks taken on an mbox while it is read or updated:
+	// "fcntl", "flock", "dotlock".
+	Locking []string `toml:"locking"`
+	// DotlockStale is the age past which another holder's dotlock is broken.
+	DotlockStale Duration `toml:"dotlock_stale"`
+	// DotlockRequired makes a dotlock that cannot be created an error
+	// instead of a logged skip.
+	DotlockRequired bool `toml:"dotlock_required"`
 	// RunAs is the account to switch to when started as root with
 	// auth = "passwd_file".
 	RunAs string `toml:"run_as"`
@@ -89,6 +97,8 @@ func Default() Config {
 		PasswdFile:       "/etc/popa3d/passwd",
 		Mailbox:          "/var/mail/%u",
 		LockDir:          "/var/lib/popa3d/locks",
+		Locking:          []string{"fcntl"},
+		DotlockStale:     Duration{5 * time.Minute},
 		PreauthUser:      "popa3d",
 		Chroot:           "/var/lib/popa3d/empty",
 		Log:              "syslog",

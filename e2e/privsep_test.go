@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -422,4 +423,96 @@ func runAs(t *testing.T, uid, gid int, name string, args ...string) result {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return result{code: code, stdout: stdout.Bytes(), stderr: stderr.Bytes()}
+}
+
+// TestPrivsepDotlock runs system accounts against a Debian-style spool
+// (root:mail, 2775) with locking = ["fcntl", "dotlock"]: with mail_group =
+// "mail", the user's session keeps exactly that group, honours a delivery
+// agent's dotlock at QUIT and creates its own; without it, the session logs
+// that it cannot dotlock and goes on with the kernel lock.
+func TestPrivsepDotlock(t *testing.T) {
+	s := newSystemSite(t)
+	mail, err := user.LookupGroup("mail")
+	if err != nil {
+		t.Fatalf("group mail: %v", err)
+	}
+	mailGID, _ := strconv.Atoi(mail.Gid)
+	spool := s.path("spool")
+	if err := os.Chown(spool, 0, mailGID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(spool, 0o2775); err != nil {
+		t.Fatal(err)
+	}
+	msgs := smallMessages("p3edot", 1, 3)
+	u := s.account("p3edot", "dot password", "YESCRYPT", msgs)
+	s.set("locking", `["fcntl", "dotlock"]`)
+	s.set("mail_group", `"mail"`)
+	d := s.startDaemon()
+
+	// A delivery agent's dotlock: a live process of this host.
+	holder := exec.Command("sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Process.Kill()
+	host, _ := os.Hostname()
+	lock := filepath.Join(spool, u.Name+".lock")
+	if err := os.WriteFile(lock, []byte(fmt.Sprintf("%d %s\n", holder.Process.Pid, host)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, d.addr)
+	defer c.close()
+	c.ok("USER " + u.Name)
+	// The dotlock is taken for the parse at login too: PASS waits for it.
+	c.send("PASS dot password")
+	c.conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := c.r.Peek(1); err == nil {
+		t.Error("PASS was answered while a delivery agent held the dotlock")
+	}
+	mb := filepath.Join(spool, u.Name)
+	pid := waitForProcess(t, func(pid int) bool {
+		return procStatusOK(pid, "Uid", fmt.Sprint(u.UID)) && slices.Contains(cmdline(pid), s.config)
+	})
+	if st := procStatus(t, pid); st["Groups"] != mail.Gid {
+		t.Errorf("session %d: Groups %q, want only mail (%s)", pid, st["Groups"], mail.Gid)
+	}
+	if err := os.Remove(lock); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.line(); r != "+OK" {
+		t.Fatalf("PASS: %q", r)
+	}
+	c.ok("DELE 2")
+	c.quit()
+	d.terminate(t)
+	s.checkMailboxAt(mb, mbox(without(msgs, 2)...))
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Errorf("the session left its dotlock behind: %v", err)
+	}
+
+	// Without the mail group the spool is not the session's to write.
+	s.set("mail_group", `""`)
+	in := s.startInetd()
+	c = dial(t, in.addr())
+	c.login(account{name: u.Name, password: "dot password"})
+	c.ok("DELE 1")
+	c.quit()
+	in.waitAll(t)
+	s.checkMailboxAt(mb, mbox(without(msgs, 1, 2)...))
+	if log := in.proc(t, 1).log(); !strings.Contains(log, "Cannot create dotlock "+lock) {
+		t.Errorf("no notice about the dotlock:\n%s", log)
+	}
+}
+
+// checkMailboxAt fails unless the file at p holds exactly want.
+func (s *sysSite) checkMailboxAt(p string, want []byte) {
+	s.t.Helper()
+	got, err := os.ReadFile(p)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		s.t.Errorf("%s: %s", p, describeDiff(got, want))
+	}
 }

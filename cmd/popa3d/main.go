@@ -80,6 +80,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			"to run as an unprivileged account, use auth = \"passwd_file\" (single-account mode)\n", cfg.Auth)
 		return 1
 	}
+	if err := storeOptions(cfg, log).Validate(); err != nil {
+		fmt.Fprintf(stderr, "popa3d: locking: %v\n", err)
+		return 1
+	}
 	a, err := newAuthenticator(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "popa3d: %v\n", err)
@@ -105,7 +109,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if cfg.Auth == "passwd_file" {
 		srv := &pop3.Server{
 			Auth:   a,
-			Store:  mbox.NewStore(mbox.Options{LockDir: cfg.LockDir, MaxMessages: cfg.MaxMessages, MaxBytes: cfg.MaxMailboxBytes}),
+			Store:  mbox.NewStore(storeOptions(cfg, log)),
 			Limits: serverLimits(cfg),
 			Logger: log,
 		}
@@ -193,6 +197,21 @@ func checkRunnable(cfg config.Config) error {
 	}
 	_, err := mailGroup(cfg)
 	return err
+}
+
+// storeOptions returns the mbox settings of the configuration.
+func storeOptions(cfg config.Config, log *slog.Logger) mbox.Options {
+	return mbox.Options{
+		LockDir:         cfg.LockDir,
+		MaxMessages:     cfg.MaxMessages,
+		MaxBytes:        cfg.MaxMailboxBytes,
+		Locking:         cfg.Locking,
+		DotlockStale:    cfg.DotlockStale.Duration,
+		DotlockRequired: cfg.DotlockRequired,
+		DotlockDenied: func(lockPath string, err error) {
+			log.Warn(fmt.Sprintf("Cannot create dotlock %s (%v): using the kernel locks only; see mail_group", lockPath, err))
+		},
+	}
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

@@ -150,7 +150,7 @@ func privsepRunner(cfg config.Config, role roleArgs, a auth.Authenticator, log *
 	if err != nil {
 		return nil, fmt.Errorf("find this program to re-execute it: %w", err)
 	}
-	storeOpts := mbox.Options{LockDir: cfg.LockDir, MaxMessages: cfg.MaxMessages, MaxBytes: cfg.MaxMailboxBytes}
+	storeOpts := storeOptions(cfg, log)
 	rootStore := mbox.NewStore(storeOpts)
 	return &privsep.Runner{
 		PreauthCommand: func() *exec.Cmd {

@@ -34,6 +34,16 @@ type Options struct {
 	// MaxBytes is the largest mailbox accepted at open, and the largest it may
 	// have grown to when checked later; 0 means limits.MailboxBytes.
 	MaxBytes int64
+	// StateDir is the directory, writable by the session's account, that holds
+	// per-mailbox state files: the UPDATE journal and the index cache, named
+	// after the mailbox's absolute path. Empty disables both (UPDATE then
+	// compacts in place without a journal, as popa3d).
+	StateDir string
+	// IndexCacheError, if not nil, is told why an index cache could not be
+	// read or written: a corrupt, foreign or unreadable cache file, or a
+	// StateDir that cannot be created or written. The open never fails for
+	// it; the mailbox is parsed in full instead.
+	IndexCacheError func(error)
 }
 
 // settleWindow is how close to the present a mailbox's mtime may be before a
@@ -52,11 +62,13 @@ const copyBlock = 64 << 10
 
 // Store opens mbox mailboxes. It implements mailbox.Store.
 type Store struct {
-	lockDir string
-	lim     Limits
-	settle  time.Duration
-	now     func() time.Time
-	sleep   func(context.Context, time.Duration) error
+	lockDir  string
+	stateDir string
+	cacheErr func(error)
+	lim      Limits
+	settle   time.Duration
+	now      func() time.Time
+	sleep    func(context.Context, time.Duration) error
 }
 
 var _ mailbox.Store = (*Store)(nil)
@@ -64,11 +76,13 @@ var _ mailbox.Store = (*Store)(nil)
 // NewStore returns a Store configured by opts.
 func NewStore(opts Options) *Store {
 	return &Store{
-		lockDir: opts.LockDir,
-		lim:     Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
-		settle:  settleWindow,
-		now:     time.Now,
-		sleep:   sleepContext,
+		lockDir:  opts.LockDir,
+		stateDir: opts.StateDir,
+		cacheErr: opts.IndexCacheError,
+		lim:      Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
+		settle:   settleWindow,
+		now:      time.Now,
+		sleep:    sleepContext,
 	}
 }
 
@@ -105,6 +119,7 @@ func (s *Store) Open(ctx context.Context, path string) (mailbox.Mailbox, error) 
 		m.Close()
 		return nil, &mailbox.LoadError{Location: path, Err: err}
 	}
+	m.flushIndex()
 	return m, nil
 }
 
@@ -138,6 +153,13 @@ type mbox struct {
 	state     fileState // as of the last successful check
 	committed bool
 	closed    bool
+
+	// The index cache (cache.go): the mailbox's absolute path and cache
+	// file, both empty without a StateDir; how the open indexed; and a
+	// cache waiting to be written once no fcntl lock is held.
+	abs, indexFile string
+	indexedBy      string
+	pendingIndex   *cachedIndex
 }
 
 func (m *mbox) load(ctx context.Context) error {
@@ -221,17 +243,9 @@ func (m *mbox) index(ctx context.Context, f *os.File) (err error) {
 	if st.size == 0 {
 		return nil
 	}
-	entries, err := Index(f, st.size, m.store.lim)
+	entries, msgs, err := m.snapshot(f, st)
 	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	uids, err := UIDs(f, entries)
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	msgs := make([]mailbox.Message, len(entries))
-	for i := range entries {
-		msgs[i] = mailbox.Message{Size: entries[i].Size, UID: uids[i]}
+		return err
 	}
 	if err := m.settle(ctx, st); err != nil {
 		return err
@@ -412,6 +426,7 @@ func (m *mbox) Commit(ctx context.Context, deleted []int) (err error) {
 	if len(deleted) == 0 {
 		return nil
 	}
+	defer m.flushIndex() // after the unlock below
 	for k, i := range deleted {
 		if i < 0 || i >= len(m.entries) || (k > 0 && i <= deleted[k-1]) {
 			return fmt.Errorf("update %s: bad deletion list %v", m.path, deleted)
@@ -432,6 +447,7 @@ func (m *mbox) Commit(ctx context.Context, deleted []int) (err error) {
 	if err := m.compact(deleted); err != nil {
 		return fmt.Errorf("update %s: %w", m.path, err)
 	}
+	m.indexAfterCommit(ctx, deleted)
 	return nil
 }
 

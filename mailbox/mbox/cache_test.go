@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/popa3d/popa3d/mailbox"
 )
 
 // cacheEnv is a store with an index cache and a record of the cache errors it
@@ -373,10 +375,9 @@ func TestIndexCacheBadFile(t *testing.T) {
 		{"appended byte", func(t *testing.T, b, _ []byte) []byte { return append(b, 0) }, nil},
 		{"another mailbox's", func(t *testing.T, _, o []byte) []byte { return o }, nil},
 		{"older version", func(t *testing.T, b, _ []byte) []byte {
-			b = slices.Clone(b[:len(b)-sha256.Size])
+			b = slices.Clone(b[:len(b)-indexSumLen])
 			binary.LittleEndian.PutUint32(b[len(indexMagic):], indexVersion-1)
-			sum := sha256.Sum256(b)
-			return append(b, sum[:]...)
+			return binary.LittleEndian.AppendUint32(b, indexSum(b))
 		}, errIndexVersion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -578,7 +579,7 @@ func TestIndexCacheLargeOffsets(t *testing.T) {
 	e2.Hash[0] = 1
 	c := &cachedIndex{path: "/var/mail/big", state: fileState{dev: 1, ino: 2, size: 2*big + 7, mtime: time.Now().UnixNano()},
 		entries: []Entry{e1, e2}}
-	c.uids = []string{e1.UIDL(), e2.UIDL() + ".0badcafe"}
+	c.msgs = []mailbox.Message{{Size: e1.Size, UID: e1.UIDL()}, {Size: e2.Size, UID: e2.UIDL() + ".0badcafe"}}
 	b, err := encodeIndex(c)
 	if err != nil {
 		t.Fatal(err)
@@ -587,7 +588,7 @@ func TestIndexCacheLargeOffsets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.path != c.path || got.state != c.state || !slices.Equal(got.entries, c.entries) || !slices.Equal(got.uids, c.uids) {
+	if got.path != c.path || got.state != c.state || !slices.Equal(got.entries, c.entries) || !slices.Equal(got.msgs, c.msgs) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, c)
 	}
 }
@@ -612,12 +613,12 @@ func FuzzIndexCache(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c2.path != c.path || c2.state != c.state || !slices.Equal(c2.entries, c.entries) || !slices.Equal(c2.uids, c.uids) {
+		if c2.path != c.path || c2.state != c.state || !slices.Equal(c2.entries, c.entries) || !slices.Equal(c2.msgs, c.msgs) {
 			t.Fatalf("round trip changed the index")
 		}
-		for i, uid := range c.uids {
-			if len(uid) > 70 || !strings.HasPrefix(uid, c.entries[i].UIDL()) {
-				t.Fatalf("UID %q", uid)
+		for i, msg := range c.msgs {
+			if len(msg.UID) > 70 || !strings.HasPrefix(msg.UID, c.entries[i].UIDL()) || msg.Size != c.entries[i].Size {
+				t.Fatalf("message %+v", msg)
 			}
 		}
 	})
@@ -635,12 +636,12 @@ func TestIndexCacheSeedCorpus(t *testing.T) {
 		if err != nil || len(entries) == 0 {
 			return
 		}
-		uids, err := UIDs(r, entries)
+		msgs, err := messagesOf(r, entries)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := &cachedIndex{path: "/var/mail/" + name, state: fileState{dev: 2049, ino: 1234, size: int64(len(content)), mtime: 1708000000123456789},
-			entries: entries, uids: uids}
+			entries: entries, msgs: msgs}
 		b, err := encodeIndex(c)
 		if err != nil {
 			t.Fatal(err)
@@ -670,6 +671,21 @@ func TestIndexCacheSeedCorpus(t *testing.T) {
 		got, err := os.ReadFile(path)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("seed %s missing or out of date (run go test -run TestIndexCacheSeedCorpus -update-corpus): %v", name, err)
+		}
+	}
+}
+
+// TestPutUIDLFast compares the unrolled UIDL printer with putUIDL.
+func TestPutUIDLFast(t *testing.T) {
+	for i := range 1000 {
+		var h [8]byte
+		sum := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
+		copy(h[:], sum[:])
+		var a, b [16]byte
+		putUIDL(a[:], &h)
+		putUIDLFast(b[:], &h)
+		if a != b {
+			t.Fatalf("%x: %s, putUIDL %s", h, b[:], a[:])
 		}
 	}
 }

@@ -1,0 +1,274 @@
+package mbox
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeSizedMailbox writes n messages of realistic size to path: Postfix
+// style headers (about 700 bytes) and text bodies of 1 to 20 KB, 11 KB on
+// average, so 100,000 messages make about 1.1 GB. It is quick enough for
+// multi-gigabyte files: bodies are slices of one pre-generated text.
+func writeSizedMailbox(tb testing.TB, path string, n int) int64 {
+	tb.Helper()
+	rng := rand.New(rand.NewPCG(3, 4))
+	words := []string{"the", "mail", "server", "message", "delivery", "of", "and", "a", "to",
+		"mailbox", "client", "session", "protocol", "is", "for", "with", "on", ">From", "from"}
+	var text bytes.Buffer
+	for line := 0; text.Len() < 64<<10; {
+		w := words[rng.IntN(len(words))]
+		text.WriteString(w)
+		line += len(w)
+		switch {
+		case line > 60 && rng.IntN(8) == 0:
+			text.WriteString("\n\n")
+			line = 0
+		case line > 66:
+			text.WriteString("\n")
+			line = 0
+		default:
+			text.WriteString(" ")
+			line++
+		}
+	}
+	body := text.Bytes()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		date := t0.Add(time.Duration(i) * time.Minute)
+		rfc := date.Format(time.RFC1123Z)
+		fmt.Fprintf(w, "From sender%d@example.org %s\n", i%97, date.Format("Mon Jan _2 15:04:05 2006"))
+		fmt.Fprintf(w, "Return-Path: <sender%d@example.org>\nX-Original-To: user@example.net\nDelivered-To: user@example.net\n", i%97)
+		fmt.Fprintf(w, "Received: from mx%d.example.org (mx%d.example.org [198.51.100.%d])\n\tby mail.example.net (Postfix) with ESMTPS id %X\n\tfor <user@example.net>; %s\n",
+			i%7, i%7, i%250, rng.Uint64(), rfc)
+		fmt.Fprintf(w, "Received: by mx%d.example.org with SMTP id q%d; %s\n", i%7, rng.Uint32(), rfc)
+		fmt.Fprintf(w, "Date: %s\nFrom: Sender <sender%d@example.org>\nTo: user@example.net\n", rfc, i%97)
+		fmt.Fprintf(w, "Subject: message number %d\nMessage-ID: <%d.%x@example.org>\nMIME-Version: 1.0\n", i, i, rng.Uint64())
+		// The greeting keeps a body slice that begins "From " (out of
+		// ">From") from starting a message.
+		w.WriteString("Content-Type: text/plain; charset=utf-8\n\nHello,\n")
+		size := 1000 + rng.IntN(19000)
+		off := rng.IntN(len(body) - size)
+		w.Write(body[off : off+size])
+		w.WriteString("\n\n")
+	}
+	if err := w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, past, past); err != nil {
+		tb.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// BenchmarkOpen1GB opens a mailbox of 100,000 messages (about 1.1 GB, in the
+// page cache) with an index cache: cold is a full parse with UIDLs (and the
+// cache written, synced and renamed), warm an unchanged mailbox from the
+// cache, append one that grew by one message since the cache was written.
+func BenchmarkOpen1GB(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "mbox")
+	size := writeSizedMailbox(b, path, 100000)
+	state := filepath.Join(dir, "state")
+	s := NewStore(Options{LockDir: filepath.Join(dir, "locks"), StateDir: state,
+		IndexCacheError: func(err error) { b.Error(err) }})
+	open := func(want string) {
+		m, err := s.Open(context.Background(), path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if how := m.(*mbox).indexedBy; how != want {
+			b.Fatalf("indexed by %s, want %s", how, want)
+		}
+		m.Close()
+	}
+	open(indexedFull) // warms the page cache
+	key, err := stateKey(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache := filepath.Join(state, key+indexExt)
+	b.Run("cold", func(b *testing.B) {
+		b.SetBytes(size)
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			if err := os.Remove(cache); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			open(indexedFull)
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			open(indexedCache)
+		}
+	})
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		msg := testMessage("appended", "body\n")
+		for b.Loop() {
+			b.StopTimer()
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.WriteString(msg)
+			f.Close()
+			past := time.Now().Add(-time.Second) // no settle wait
+			os.Chtimes(path, past, past)
+			b.StartTimer()
+			open(indexedAppend)
+		}
+	})
+}
+
+// memoryChildEnv makes the test binary open one mailbox and report its peak
+// resident memory (see TestOpenMemory).
+const memoryChildEnv = "MBOX_TEST_MEMORY_CHILD"
+
+// TestOpenMemoryChild is the child process of TestOpenMemory: it opens the
+// mailbox named in its environment with an index cache and prints how it was
+// indexed, the message count, a digest of the snapshot and VmHWM.
+func TestOpenMemoryChild(t *testing.T) {
+	args := strings.Fields(os.Getenv(memoryChildEnv)) // path state-dir lock-dir max-bytes
+	if len(args) != 4 {
+		t.Skip("only run as TestOpenMemory's child")
+	}
+	maxBytes, err := strconv.ParseInt(args[3], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewStore(Options{StateDir: args[1], LockDir: args[2], MaxBytes: maxBytes,
+		IndexCacheError: func(err error) { t.Error(err) }})
+	t0 := time.Now()
+	m, err := s.Open(context.Background(), args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(t0)
+	h := sha256.New()
+	for _, msg := range m.Messages() {
+		fmt.Fprintf(h, "%d %s\n", msg.Size, msg.UID)
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hwm string
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			hwm = strings.Fields(rest)[0]
+		}
+	}
+	fmt.Printf("RESULT %s %d %x %s %s\n", m.(*mbox).indexedBy, len(m.Messages()), h.Sum(nil)[:8], hwm, elapsed)
+	m.Close()
+}
+
+// TestOpenMemory opens a 200,000-message mailbox of about 2.2 GB, over
+// popa3d's 2 GiB limit, in a child process: refused with the default limit,
+// served with a higher one, first by a full parse and then from the index
+// cache, to the same snapshot, each with a peak resident set under 64 MB. It
+// writes 2.2 GB, so it is skipped with -short; and with -race, which
+// multiplies memory use.
+func TestOpenMemory(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("writes a 2.2 GB mailbox; skipped with -short and -race")
+	}
+	const maxHWM = 64 << 10 // KiB
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mbox")
+	size := writeSizedMailbox(t, path, 200000)
+	if size <= 1<<31 {
+		t.Fatalf("mailbox of %d bytes is not over 2 GiB", size)
+	}
+	m, err := NewStore(Options{LockDir: dir}).Open(context.Background(), path)
+	assertRefused(t, m, err)
+
+	var digest string
+	for _, want := range []string{indexedFull, indexedCache} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestOpenMemoryChild$", "-test.v")
+		cmd.Env = append(os.Environ(), memoryChildEnv+"="+strings.Join([]string{path, filepath.Join(dir, "state"), dir, "4294967296"}, " "))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		var how, sum, elapsed string
+		var n, hwm int
+		i := bytes.Index(out, []byte("RESULT "))
+		if i < 0 {
+			t.Fatalf("child output:\n%s", out)
+		}
+		if _, err := fmt.Sscan(string(out[i+7:]), &how, &n, &sum, &hwm, &elapsed); err != nil {
+			t.Fatalf("child output %q: %v", out[i:], err)
+		}
+		t.Logf("%s open of %d bytes, %d messages: VmHWM %d KiB, %s", how, size, n, hwm, elapsed)
+		if how != want || n != 200000 {
+			t.Errorf("indexed by %s with %d messages, want %s with 200000", how, n, want)
+		}
+		if digest != "" && sum != digest {
+			t.Errorf("snapshot digest %s, full parse %s", sum, digest)
+		}
+		digest = sum
+		if hwm >= maxHWM {
+			t.Errorf("VmHWM %d KiB, want under %d", hwm, maxHWM)
+		}
+	}
+}
+
+// BenchmarkDecodeIndex100k decodes the index cache of 100,000 messages.
+func BenchmarkDecodeIndex100k(b *testing.B) {
+	entries := make([]Entry, 100000)
+	var msgsOff int64
+	for i := range entries {
+		e := &entries[i]
+		e.Offset = msgsOff
+		e.RawSize = 11000 + int64(i%1000)
+		e.DataOffset = e.Offset + 50
+		e.DataSize = e.RawSize - 51
+		e.Size = e.DataSize + 180
+		e.Popa3dSize = e.Size
+		e.Hash = [8]byte{byte(i), byte(i >> 8), byte(i >> 16), 4, 5, 6, 7, 8}
+		msgsOff += e.RawSize
+	}
+	msgs, err := messagesOf(nil, entries)
+	if err != nil {
+		b.Fatal(err)
+	}
+	enc, err := encodeIndex(&cachedIndex{path: "/var/mail/user", state: fileState{size: msgsOff}, entries: entries, msgs: msgs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeIndex(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

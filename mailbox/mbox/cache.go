@@ -2,10 +2,10 @@ package mbox
 
 import (
 	"context"
-	"hash/crc32"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"

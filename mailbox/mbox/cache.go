@@ -1,6 +1,7 @@
 package mbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -64,7 +66,7 @@ const (
 	indexSamples = 16
 	// spotBlock is the read size for those parses: messages are small on
 	// average, and each parse allocates its buffer.
-	spotBlock = 64 << 10
+	spotBlock = 16 << 10
 
 	maxIndexPath   = 4096
 	maxUIDSuffix   = 70 - 16 // RFC 1939 section 7: a UID is at most 70 characters
@@ -81,7 +83,7 @@ const (
 // (the StateDir belongs to the mailbox's owner), and the spot checks apply to
 // a forged cache too. CRC-32C runs at memory speed with SSE 4.2 or ARMv8
 // CRC, where SHA-256 would cost a millisecond per 100,000 messages.
-func indexSum(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
+func indexSum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // Flag bits of an index entry.
 const (
@@ -165,33 +167,107 @@ func encodeIndex(c *cachedIndex) ([]byte, error) {
 	return le.AppendUint32(b, indexSum(b)), nil
 }
 
-// decodeIndex parses and validates an index cache file. Anything it returns
-// is internally consistent: contiguous messages from offset 0 covering
-// state.size bytes, sizes that a popa3d parse can give, and UIDs made of the
-// entry's UIDL and a printable suffix.
+// indexChunk is the decoder's read size: the cache file is decoded as it is
+// read, so memory holds the decoded index only. minIndexChunk is the least
+// that works: room for one entry, or the header's fixed part.
+const (
+	indexChunk    = 64 << 10
+	minIndexChunk = maxIndexEntry
+)
+
+// decodeIndex parses and validates an index cache file held in b.
 func decodeIndex(b []byte) (*cachedIndex, error) {
+	return decodeIndexFrom(bytes.NewReader(b), int64(len(b)), indexChunk)
+}
+
+// indexReader is the decoder's window on an index cache file's body (all
+// but the trailing checksum), read chunk by chunk, with the CRC of what was
+// read.
+type indexReader struct {
+	r    io.Reader
+	left int64  // body bytes not read yet
+	buf  []byte // one chunk
+	d    []byte // the unread part of buf
+	crc  uint32
+}
+
+// need makes d hold at least k bytes (k <= len(buf)), or all that are left
+// of the body.
+func (ir *indexReader) need(k int) error {
+	if len(ir.d) >= k || ir.left == 0 {
+		return nil
+	}
+	n := copy(ir.buf, ir.d)
+	want := int(min(int64(len(ir.buf)-n), ir.left))
+	m, err := io.ReadFull(ir.r, ir.buf[n:n+want])
+	ir.crc = crc32.Update(ir.crc, castagnoli, ir.buf[n:n+m])
+	ir.left -= int64(m)
+	ir.d = ir.buf[:n+m]
+	if err != nil {
+		return fmt.Errorf("read index cache: %w", err)
+	}
+	return nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checkHead returns why the first bytes of a file, head, are not those of a
+// current index cache, or nil if they are.
+func checkHead(head []byte) error {
+	if len(head) < len(indexMagic)+4 || string(head[:len(indexMagic)]) != indexMagic {
+		return corruptIndex("not an index cache file")
+	}
+	if v := binary.LittleEndian.Uint32(head[len(indexMagic):]); v != indexVersion {
+		return fmt.Errorf("%w: version %d, want %d", errIndexVersion, v, indexVersion)
+	}
+	return nil
+}
+
+// decodeIndexFrom parses and validates an index cache file of size bytes
+// read from r in chunks of the given size (at least minIndexChunk).
+// Anything it returns is internally consistent: contiguous messages from
+// offset 0 covering state.size bytes, sizes that a popa3d parse can give,
+// and UIDs made of the entry's UIDL and a printable suffix.
+func decodeIndexFrom(r io.Reader, size int64, chunk int) (*cachedIndex, error) {
 	le := binary.LittleEndian
-	if len(b) < len(indexMagic)+4 || string(b[:len(indexMagic)]) != indexMagic {
-		return nil, corruptIndex("not an index cache file")
+	const head = len(indexMagic) + 4
+	if size < int64(indexHeaderLen+indexSumLen) {
+		b := make([]byte, min(size, int64(head)))
+		k, _ := io.ReadFull(r, b)
+		if err := checkHead(b[:k]); err != nil {
+			return nil, err
+		}
+		return nil, corruptIndex("%d bytes", size)
 	}
-	if v := le.Uint32(b[len(indexMagic):]); v != indexVersion {
-		return nil, fmt.Errorf("%w: version %d, want %d", errIndexVersion, v, indexVersion)
+	ir := &indexReader{r: r, left: size - indexSumLen, buf: make([]byte, max(chunk, minIndexChunk))}
+	if err := ir.need(head + 4); err != nil {
+		return nil, err
 	}
-	if len(b) < indexHeaderLen+indexSumLen {
-		return nil, corruptIndex("%d bytes", len(b))
+	if err := checkHead(ir.d); err != nil {
+		return nil, err
 	}
-	body := b[:len(b)-indexSumLen]
-	if indexSum(body) != le.Uint32(b[len(body):]) {
-		return nil, corruptIndex("checksum mismatch")
-	}
-	d := body[len(indexMagic)+4:]
-	pathLen := le.Uint32(d)
-	d = d[4:]
-	if pathLen > maxIndexPath || int(pathLen) > len(d) {
+	pathLen := int(le.Uint32(ir.d[head:]))
+	ir.d = ir.d[head+4:]
+	if pathLen > maxIndexPath {
 		return nil, corruptIndex("path of %d bytes", pathLen)
 	}
-	c := &cachedIndex{path: string(d[:pathLen])}
-	d = d[pathLen:]
+	path := make([]byte, 0, pathLen)
+	for len(path) < pathLen {
+		if err := ir.need(1); err != nil {
+			return nil, err
+		}
+		k := min(len(ir.d), pathLen-len(path))
+		if k == 0 {
+			return nil, corruptIndex("path of %d bytes", pathLen)
+		}
+		path = append(path, ir.d[:k]...)
+		ir.d = ir.d[k:]
+	}
+	c := &cachedIndex{path: string(path)}
+	if err := ir.need(5 * 8); err != nil {
+		return nil, err
+	}
+	d := ir.d
 	if len(d) < 5*8 {
 		return nil, corruptIndex("short header")
 	}
@@ -202,19 +278,25 @@ func decodeIndex(b []byte) (*cachedIndex, error) {
 		mtime: int64(le.Uint64(d[24:])),
 	}
 	count := le.Uint64(d[32:])
-	d = d[40:]
-	size := c.state.size
-	if size <= 0 || count == 0 || count > uint64(size)/uint64(minMessage) || count > uint64(len(d)/minIndexEntry) {
-		return nil, corruptIndex("%d messages in %d bytes", count, size)
+	ir.d = d[40:]
+	msize := c.state.size
+	if msize <= 0 || count == 0 || count > uint64(msize)/uint64(minMessage) ||
+		count > uint64(ir.left+int64(len(ir.d)))/minIndexEntry {
+		return nil, corruptIndex("%d messages in %d bytes", count, msize)
 	}
 	n := int(count)
 	c.entries = make([]Entry, n)
-	// Few UIDs have a suffix: where each is in b is kept aside.
-	type suffix struct{ msg, at, n int }
+	// Few UIDs have a suffix: they are kept aside, in order.
+	type suffix struct{ msg, n int }
 	var suffixes []suffix
+	var sfx []byte
 	total := 0
 	var off int64
 	for i := range c.entries {
+		if err := ir.need(maxIndexEntry); err != nil {
+			return nil, err
+		}
+		d := ir.d
 		var v [3]uint64
 		for k := range v {
 			if len(d) > 0 && d[0] < 0x80 {
@@ -233,12 +315,12 @@ func decodeIndex(b []byte) (*cachedIndex, error) {
 		}
 		flags := d[0]
 		removed, unterm := uint64(flags&flagRemoved), uint64(flags&flagUnterminated)>>1
-		if flags&^(flagRemoved|flagUnterminated) != 0 || raw > uint64(size-off) ||
+		if flags&^(flagRemoved|flagUnterminated) != 0 || raw > uint64(msize-off) ||
 			from < uint64(minFromLine) || from >= raw || raw-from <= removed {
 			return nil, corruptIndex("message %d: bad extent", i)
 		}
 		data := raw - from - removed
-		last := off+int64(raw) == size
+		last := off+int64(raw) == msize
 		if lfs > data || (unterm == 1 && (removed == 1 || !last)) {
 			return nil, corruptIndex("message %d: bad sizes", i)
 		}
@@ -261,30 +343,42 @@ func decodeIndex(b []byte) (*cachedIndex, error) {
 					return nil, corruptIndex("message %d: UID byte %#x", i, ch)
 				}
 			}
-			suffixes = append(suffixes, suffix{msg: i, at: len(body) - len(d), n: k})
+			suffixes = append(suffixes, suffix{msg: i, n: k})
+			sfx = append(sfx, d[:k]...)
 			d = d[k:]
 		}
+		ir.d = d
 		total += 16 + k
 		off += int64(raw)
 	}
-	if off != size || len(d) != 0 {
-		return nil, corruptIndex("messages end at %d of %d bytes, %d bytes left over", off, size, len(d))
+	if off != msize || len(ir.d) != 0 || ir.left != 0 {
+		return nil, corruptIndex("messages end at %d of %d bytes, %d bytes left over", off, msize, int64(len(ir.d))+ir.left)
+	}
+	var sum [indexSumLen]byte
+	if _, err := io.ReadFull(r, sum[:]); err != nil {
+		return nil, fmt.Errorf("read index cache: %w", err)
+	}
+	if le.Uint32(sum[:]) != ir.crc {
+		return nil, corruptIndex("checksum mismatch")
 	}
 
 	// All UIDs in one string, each a substring of it.
-	all := make([]byte, total)
-	at, sfs := 0, suffixes
+	var sb strings.Builder
+	sb.Grow(total)
+	var uidl [16]byte
+	sfs, rest := suffixes, sfx
 	for i := range c.entries {
-		putUIDLFast(all[at:at+16], &c.entries[i].Hash)
-		at += 16
+		putUIDLFast(uidl[:], &c.entries[i].Hash)
+		sb.Write(uidl[:])
 		if len(sfs) > 0 && sfs[0].msg == i {
-			at += copy(all[at:], body[sfs[0].at:sfs[0].at+sfs[0].n])
+			sb.Write(rest[:sfs[0].n])
+			rest = rest[sfs[0].n:]
 			sfs = sfs[1:]
 		}
 	}
-	uids := string(all)
+	uids := sb.String()
 	c.msgs = make([]mailbox.Message, n)
-	at, sfs = 0, suffixes
+	at, sfs := 0, suffixes
 	for i := range c.msgs {
 		end := at + 16
 		if len(sfs) > 0 && sfs[0].msg == i {
@@ -336,11 +430,7 @@ func readIndex(file string, maxBytes int64) (*cachedIndex, error) {
 	if !fi.Mode().IsRegular() || fi.Size() > maxBytes {
 		return nil, fmt.Errorf("read index cache %s: %s of %d bytes", file, kindOf(fi.Mode()), fi.Size())
 	}
-	b := make([]byte, fi.Size())
-	if _, err := io.ReadFull(f, b); err != nil {
-		return nil, fmt.Errorf("read index cache %s: %w", file, err)
-	}
-	c, err := decodeIndex(b)
+	c, err := decodeIndexFrom(f, fi.Size(), indexChunk)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}

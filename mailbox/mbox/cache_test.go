@@ -599,11 +599,20 @@ func TestIndexCacheLargeOffsets(t *testing.T) {
 func FuzzIndexCache(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeIndex(b)
+		// Reading in the smallest chunks puts every field on a chunk edge
+		// somewhere; the outcome must not change.
+		small, serr := decodeIndexFrom(bytes.NewReader(b), int64(len(b)), minIndexChunk)
+		if (err == nil) != (serr == nil) {
+			t.Fatalf("chunk size changes the outcome: %v, %v", err, serr)
+		}
 		if err != nil {
-			if c != nil {
+			if c != nil || small != nil {
 				t.Fatal("index and error")
 			}
 			return
+		}
+		if small.path != c.path || small.state != c.state || !slices.Equal(small.entries, c.entries) || !slices.Equal(small.msgs, c.msgs) {
+			t.Fatal("chunk size changes the index")
 		}
 		enc, err := encodeIndex(c)
 		if err != nil {
@@ -686,6 +695,47 @@ func TestPutUIDLFast(t *testing.T) {
 		putUIDLFast(b[:], &h)
 		if a != b {
 			t.Fatalf("%x: %s, putUIDL %s", h, b[:], a[:])
+		}
+	}
+}
+
+// TestIndexCacheChunks decodes a cache of many chunks at several chunk sizes.
+func TestIndexCacheChunks(t *testing.T) {
+	enc := syntheticIndex(t, 20000)
+	want, err := decodeIndex(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(enc) < 4*indexChunk {
+		t.Fatalf("only %d bytes", len(enc))
+	}
+	suffixed := 0
+	for i, msg := range want.msgs {
+		if len(msg.UID) > 16 {
+			suffixed++
+			if i%97 != 0 {
+				t.Fatalf("message %d: UID %q", i, msg.UID)
+			}
+		}
+	}
+	if suffixed != (20000+96)/97 {
+		t.Errorf("%d UIDs with a suffix", suffixed)
+	}
+	for _, chunk := range []int{minIndexChunk, minIndexChunk + 1, 1000, 4099} {
+		got, err := decodeIndexFrom(bytes.NewReader(enc), int64(len(enc)), chunk)
+		if err != nil {
+			t.Fatalf("chunk %d: %v", chunk, err)
+		}
+		if !slices.Equal(got.entries, want.entries) || !slices.Equal(got.msgs, want.msgs) {
+			t.Fatalf("chunk %d: index differs", chunk)
+		}
+	}
+	// A bad byte in the middle is caught whatever the chunk size.
+	bad := slices.Clone(enc)
+	bad[len(bad)/2] ^= 1
+	for _, chunk := range []int{minIndexChunk, indexChunk} {
+		if _, err := decodeIndexFrom(bytes.NewReader(bad), int64(len(bad)), chunk); err == nil {
+			t.Errorf("chunk %d: damaged cache accepted", chunk)
 		}
 	}
 }

@@ -78,7 +78,8 @@ const (
 	indexSumLen    = 4
 )
 
-// indexSum is the checksum of an index cache file. It guards against
+// indexSum returns the checksum that ends an index cache file whose body is
+// b: its CRC-32C. It guards against
 // corruption, not forgery: whoever can write the file can write the mailbox
 // (the StateDir belongs to the mailbox's owner), and the spot checks apply to
 // a forged cache too. CRC-32C runs at memory speed with SSE 4.2 or ARMv8
@@ -112,19 +113,35 @@ func corruptIndex(format string, args ...any) error {
 	return fmt.Errorf("corrupt index cache: "+format, args...)
 }
 
-// encodeIndex serialises c. It fails for entries that are not a popa3d parse
-// of state.size contiguous bytes from offset 0, so that only what decodeIndex
-// accepts is ever written.
+// encodeIndex serialises c into memory.
 func encodeIndex(c *cachedIndex) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := writeIndexTo(&buf, c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// writeIndexTo serialises c to w, in chunks. It fails for entries that are
+// not a popa3d parse of state.size contiguous bytes from offset 0, so that
+// only what decodeIndexFrom accepts is ever written.
+func writeIndexTo(w io.Writer, c *cachedIndex) error {
 	n := len(c.entries)
 	if len(c.msgs) != n || n == 0 {
-		return nil, fmt.Errorf("index cache: %d entries, %d messages", n, len(c.msgs))
+		return fmt.Errorf("index cache: %d entries, %d messages", n, len(c.msgs))
 	}
 	if len(c.path) > maxIndexPath {
-		return nil, fmt.Errorf("index cache: path of %d bytes", len(c.path))
+		return fmt.Errorf("index cache: path of %d bytes", len(c.path))
 	}
 	le := binary.LittleEndian
-	b := make([]byte, 0, indexHeaderLen+len(c.path)+n*24+indexSumLen)
+	var crc uint32
+	b := make([]byte, 0, indexChunk)
+	flush := func() error {
+		crc = crc32.Update(crc, castagnoli, b)
+		_, err := w.Write(b)
+		b = b[:0]
+		return err
+	}
 	b = append(b, indexMagic...)
 	b = le.AppendUint32(b, indexVersion)
 	b = le.AppendUint32(b, uint32(len(c.path)))
@@ -145,12 +162,17 @@ func encodeIndex(c *cachedIndex) ([]byte, error) {
 		if e.Offset != off || from < int64(minFromLine) || from >= e.RawSize || removed < 0 || removed > 1 ||
 			unterm < 0 || unterm > 1 || lfs < 0 || lfs > e.DataSize || e.DataSize < 1 ||
 			(unterm == 1 && (removed == 1 || i != n-1)) {
-			return nil, fmt.Errorf("index cache: message %d is not encodable: %+v", i, *e)
+			return fmt.Errorf("index cache: message %d is not encodable: %+v", i, *e)
 		}
-		putUIDL(uidl[:], &e.Hash)
+		putUIDLFast(uidl[:], &e.Hash)
 		uid := c.msgs[i].UID
 		if c.msgs[i].Size != e.Size || len(uid) < len(uidl) || uid[:len(uidl)] != string(uidl[:]) || len(uid)-len(uidl) > maxUIDSuffix {
-			return nil, fmt.Errorf("index cache: message %d: UID %q does not match its hash", i, uid)
+			return fmt.Errorf("index cache: message %d: UID %q does not match its hash", i, uid)
+		}
+		if len(b) > cap(b)-maxIndexEntry {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 		b = binary.AppendUvarint(b, uint64(e.RawSize))
 		b = binary.AppendUvarint(b, uint64(from))
@@ -162,9 +184,13 @@ func encodeIndex(c *cachedIndex) ([]byte, error) {
 		off += e.RawSize
 	}
 	if off != c.state.size {
-		return nil, fmt.Errorf("index cache: messages end at %d, size %d", off, c.state.size)
+		return fmt.Errorf("index cache: messages end at %d, size %d", off, c.state.size)
 	}
-	return le.AppendUint32(b, indexSum(b)), nil
+	if err := flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(le.AppendUint32(b, crc))
+	return err
 }
 
 // indexChunk is the decoder's read size: the cache file is decoded as it is
@@ -440,10 +466,6 @@ func readIndex(file string, maxBytes int64) (*cachedIndex, error) {
 // writeIndex writes c to file atomically: a temporary file in the same
 // directory, synced, then renamed over it.
 func (s *Store) writeIndex(file string, c *cachedIndex) (err error) {
-	b, err := encodeIndex(c)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(s.stateDir, 0o700); err != nil {
 		return fmt.Errorf("write index cache: %w", err)
 	}
@@ -458,7 +480,7 @@ func (s *Store) writeIndex(file string, c *cachedIndex) (err error) {
 			err = fmt.Errorf("write index cache %s: %w", file, err)
 		}
 	}()
-	if _, err := tmp.Write(b); err != nil {
+	if err := writeIndexTo(tmp, c); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {

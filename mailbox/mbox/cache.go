@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -590,12 +591,15 @@ func (m *mbox) fromCache(f io.ReaderAt, st fileState, c *cachedIndex) ([]Entry, 
 			// A full parse gives the right error, with file offsets.
 			return nil, nil, ""
 		}
-		// A UID depends on the earlier messages with the same UIDL, and the
-		// last cached message's may have changed: compute them all, as a
-		// fresh parse does.
-		msgs, err := messagesOf(f, entries)
+		// A UID depends only on the messages before it (uid.go), so the
+		// cached ones stand; the last cached message's may have changed.
+		uids, err := newUIDs(f, entries, n-1)
 		if err != nil {
 			return nil, nil, ""
+		}
+		msgs := slices.Grow(c.msgs[:n-1], len(uids))
+		for i, uid := range uids {
+			msgs = append(msgs, mailbox.Message{Size: entries[n-1+i].Size, UID: uid})
 		}
 		return entries, msgs, indexedAppend
 	}
@@ -614,6 +618,71 @@ func messagesOf(r io.ReaderAt, entries []Entry) ([]mailbox.Message, error) {
 		msgs[i] = mailbox.Message{Size: entries[i].Size, UID: uids[i]}
 	}
 	return msgs, nil
+}
+
+// newUIDs returns the UIDs of entries[p:], exactly as UIDs gives them for
+// all entries: a UID depends only on the earlier messages with the same
+// UIDL, and on the raw bytes of those that repeat it. Only the messages whose
+// UIDL one of the new messages shares are looked at, and only the repeats
+// among them read from r.
+func newUIDs(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
+	key := func(i int) uint64 { return binary.BigEndian.Uint64(entries[i].Hash[:]) }
+	var keys []uint64 // of the new messages, ascending, each once
+	for i := p; i < len(entries); i++ {
+		if k, ok := slices.BinarySearch(keys, key(i)); !ok {
+			keys = slices.Insert(keys, k, key(i))
+		}
+	}
+	// For each of those UIDLs: whether a message had it yet, and how many
+	// repeats of it had each raw hash.
+	type group struct {
+		seen bool
+		raws map[uint32]int
+	}
+	groups := make([]group, len(keys))
+	var buf []byte
+	note := func(g *group, i int) (raw uint32, nth int, err error) {
+		if !g.seen {
+			g.seen = true
+			return 0, 0, nil
+		}
+		if buf == nil {
+			buf = make([]byte, 64<<10)
+		}
+		if raw, err = rawHash(r, &entries[i], buf); err != nil {
+			return 0, 0, err
+		}
+		if g.raws == nil {
+			g.raws = make(map[uint32]int)
+		}
+		g.raws[raw]++
+		return raw, g.raws[raw], nil
+	}
+	for i := range p {
+		if k, ok := slices.BinarySearch(keys, key(i)); ok {
+			if _, _, err := note(&groups[k], i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var b []byte
+	uids := make([]string, 0, len(entries)-p)
+	for i := p; i < len(entries); i++ {
+		k, _ := slices.BinarySearch(keys, key(i))
+		raw, nth, err := note(&groups[k], i)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b[:0], entries[i].UIDL()...)
+		if nth > 0 {
+			b = fmt.Appendf(b, ".%08x", raw)
+			if nth > 1 {
+				b = fmt.Appendf(b, "-%d", nth)
+			}
+		}
+		uids = append(uids, string(b))
+	}
+	return uids, nil
 }
 
 // separated reports whether the two bytes before off are the LF-only empty

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -736,6 +737,50 @@ func TestIndexCacheChunks(t *testing.T) {
 	for _, chunk := range []int{minIndexChunk, indexChunk} {
 		if _, err := decodeIndexFrom(bytes.NewReader(bad), int64(len(bad)), chunk); err == nil {
 			t.Errorf("chunk %d: damaged cache accepted", chunk)
+		}
+	}
+}
+
+// TestExtendUIDs checks on random mailboxes full of repeated UIDLs, some
+// byte-identical, that the UIDs of a prefix do not depend on what follows,
+// and that newUIDs gives for every split what UIDs gives for the whole.
+func TestExtendUIDs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	parts := []string{
+		testMessage("a", "one\n"), testMessage("a", "two\n"), testMessage("b", "one\n"),
+		"From x\nSubject: no hashed header\n\nbody\n\n", "From y\nSubject: none either\n\nbody\n\n",
+		"From z\nX-Delivery-ID: 1\n\n",
+	}
+	for round := range 200 {
+		var b strings.Builder
+		for range 1 + rng.IntN(25) {
+			b.WriteString(parts[rng.IntN(len(parts))])
+		}
+		content := b.String()
+		r := strings.NewReader(content)
+		entries, err := Index(r, int64(len(content)), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := UIDs(r, entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := range len(entries) + 1 {
+			pre, err := UIDs(r, entries[:p])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(pre, all[:p]) {
+				t.Fatalf("round %d: UIDs of the first %d messages %q, of all %q", round, p, pre, all)
+			}
+			got, err := newUIDs(r, entries, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(append(pre, got...), all) {
+				t.Fatalf("round %d, split at %d: extended %q, want %q", round, p, got, all)
+			}
 		}
 	}
 }

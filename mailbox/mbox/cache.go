@@ -12,7 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -313,11 +313,13 @@ func decodeIndexFrom(r io.Reader, size int64, chunk int) (*cachedIndex, error) {
 	}
 	n := int(count)
 	c.entries = make([]Entry, n)
-	// Few UIDs have a suffix: they are kept aside, in order.
+	// All UIDs go into one string, each a substring of it. Few have a
+	// suffix: their lengths are kept aside, in order.
+	// Every entry takes at least minIndexEntry bytes, so what is left of
+	// the body bounds the suffixes.
+	all := make([]byte, 0, 16*n+max(0, int(ir.left)+len(ir.d)-n*minIndexEntry))
 	type suffix struct{ msg, n int }
 	var suffixes []suffix
-	var sfx []byte
-	total := 0
 	var off int64
 	for i := range c.entries {
 		if err := ir.need(maxIndexEntry); err != nil {
@@ -359,6 +361,12 @@ func decodeIndexFrom(r io.Reader, size int64, chunk int) (*cachedIndex, error) {
 		e.Popa3dSize = int64(data + lfs + unterm)
 		e.Size = int64(data + lfs + 2*unterm)
 		e.Hash = [8]byte(d[1:9])
+		if cap(all)-len(all) < 16 {
+			all = slices.Grow(all, 16)
+		}
+		at := len(all)
+		all = all[:at+16]
+		putUIDLFast(all[at:], &e.Hash)
 		k := int(d[9])
 		d = d[10:]
 		if k > 0 {
@@ -371,11 +379,10 @@ func decodeIndexFrom(r io.Reader, size int64, chunk int) (*cachedIndex, error) {
 				}
 			}
 			suffixes = append(suffixes, suffix{msg: i, n: k})
-			sfx = append(sfx, d[:k]...)
+			all = append(all, d[:k]...)
 			d = d[k:]
 		}
 		ir.d = d
-		total += 16 + k
 		off += int64(raw)
 	}
 	if off != msize || len(ir.d) != 0 || ir.left != 0 {
@@ -389,21 +396,9 @@ func decodeIndexFrom(r io.Reader, size int64, chunk int) (*cachedIndex, error) {
 		return nil, corruptIndex("checksum mismatch")
 	}
 
-	// All UIDs in one string, each a substring of it.
-	var sb strings.Builder
-	sb.Grow(total)
-	var uidl [16]byte
-	sfs, rest := suffixes, sfx
-	for i := range c.entries {
-		putUIDLFast(uidl[:], &c.entries[i].Hash)
-		sb.Write(uidl[:])
-		if len(sfs) > 0 && sfs[0].msg == i {
-			sb.Write(rest[:sfs[0].n])
-			rest = rest[sfs[0].n:]
-			sfs = sfs[1:]
-		}
-	}
-	uids := sb.String()
+	// all is not written again, so it can back the string without a copy,
+	// as in strings.Builder.
+	uids := unsafe.String(unsafe.SliceData(all), len(all))
 	c.msgs = make([]mailbox.Message, n)
 	at, sfs := 0, suffixes
 	for i := range c.msgs {

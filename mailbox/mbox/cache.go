@@ -9,9 +9,11 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -80,11 +82,11 @@ const (
 )
 
 // indexSum returns the checksum that ends an index cache file whose body is
-// b: its CRC-32C. It guards against
-// corruption, not forgery: whoever can write the file can write the mailbox
-// (the StateDir belongs to the mailbox's owner), and the spot checks apply to
-// a forged cache too. CRC-32C runs at memory speed with SSE 4.2 or ARMv8
-// CRC, where SHA-256 would cost a millisecond per 100,000 messages.
+// b: its CRC-32C. It guards against corruption, not forgery: only a file
+// owned by the session's account is read, an account that can write the
+// mailbox anyway, and the spot checks apply to a forged cache too. CRC-32C
+// runs at memory speed with SSE 4.2 or ARMv8 CRC, where SHA-256 would cost a
+// millisecond per 100,000 messages.
 func indexSum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // Flag bits of an index entry.
@@ -204,7 +206,7 @@ const (
 
 // decodeIndex parses and validates an index cache file held in b.
 func decodeIndex(b []byte) (*cachedIndex, error) {
-	return decodeIndexFrom(bytes.NewReader(b), int64(len(b)), indexChunk)
+	return decodeIndexFrom(bytes.NewReader(b), int64(len(b)), indexChunk, math.MaxInt)
 }
 
 // indexReader is the decoder's window on an index cache file's body (all
@@ -251,11 +253,12 @@ func checkHead(head []byte) error {
 }
 
 // decodeIndexFrom parses and validates an index cache file of size bytes
-// read from r in chunks of the given size (at least minIndexChunk).
+// read from r in chunks of the given size (at least minIndexChunk), of at
+// most maxCount messages.
 // Anything it returns is internally consistent: contiguous messages from
 // offset 0 covering state.size bytes, sizes that a popa3d parse can give,
 // and UIDs made of the entry's UIDL and a printable suffix.
-func decodeIndexFrom(r io.Reader, size int64, chunk int) (*cachedIndex, error) {
+func decodeIndexFrom(r io.Reader, size int64, chunk, maxCount int) (*cachedIndex, error) {
 	le := binary.LittleEndian
 	const head = len(indexMagic) + 4
 	if size < int64(indexHeaderLen+indexSumLen) {
@@ -307,6 +310,9 @@ func decodeIndexFrom(r io.Reader, size int64, chunk int) (*cachedIndex, error) {
 	count := le.Uint64(d[32:])
 	ir.d = d[40:]
 	msize := c.state.size
+	if count > uint64(maxCount) {
+		return nil, fmt.Errorf("index cache of %d messages, over the limit of %d", count, maxCount)
+	}
 	if msize <= 0 || count == 0 || count > uint64(msize)/uint64(minMessage) ||
 		count > uint64(ir.left+int64(len(ir.d)))/minIndexEntry {
 		return nil, corruptIndex("%d messages in %d bytes", count, msize)
@@ -434,9 +440,11 @@ func (s *Store) cacheFailed(err error) {
 	}
 }
 
-// readIndex reads and decodes the cache file. A missing file is no cache and
-// no error. maxBytes bounds what is read.
-func readIndex(file string, maxBytes int64) (*cachedIndex, error) {
+// readIndex reads and decodes the cache file, of at most maxCount messages.
+// A missing file is no cache and no error. Only a regular file owned by the
+// process's effective user and writable by no one else is read: a StateDir
+// shared by mistake must not let one account feed another a wrong index.
+func readIndex(file string, maxCount int) (*cachedIndex, error) {
 	f, err := os.OpenFile(file, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -449,10 +457,13 @@ func readIndex(file string, maxBytes int64) (*cachedIndex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read index cache: %w", err)
 	}
-	if !fi.Mode().IsRegular() || fi.Size() > maxBytes {
-		return nil, fmt.Errorf("read index cache %s: %s of %d bytes", file, kindOf(fi.Mode()), fi.Size())
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read index cache %s: not a regular file but %s", file, kindOf(fi.Mode()))
 	}
-	c, err := decodeIndexFrom(f, fi.Size(), indexChunk)
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok && (int(sys.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0) {
+		return nil, fmt.Errorf("read index cache %s: owned by uid %d with mode %v", file, sys.Uid, fi.Mode().Perm())
+	}
+	c, err := decodeIndexFrom(f, fi.Size(), indexChunk, maxCount)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
@@ -531,8 +542,7 @@ func (m *mbox) readCache(st fileState) *cachedIndex {
 		return nil
 	}
 	m.abs, m.indexFile = abs, filepath.Join(s.stateDir, key+indexExt)
-	maxEntries := min(int64(s.lim.MaxMessages), st.size/int64(minMessage)+1)
-	c, err := readIndex(m.indexFile, int64(indexHeaderLen+maxIndexPath+indexSumLen)+maxEntries*maxIndexEntry)
+	c, err := readIndex(m.indexFile, s.lim.MaxMessages)
 	if err != nil {
 		s.cacheFailed(err)
 		return nil

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -474,6 +475,30 @@ func TestIndexCacheStateDir(t *testing.T) {
 			env.reopen(t, m, indexedFull)
 		})
 	}
+	t.Run("index file of another owner or writable by others", func(t *testing.T) {
+		env := newCacheEnv(t, Options{})
+		path := install(t, content)
+		m := env.open(t, path, indexedFull)
+		file := env.indexFile(t, path)
+		if err := os.Chmod(file, 0o620); err != nil {
+			t.Fatal(err)
+		}
+		m = env.reopen(t, m, indexedFull)
+		if errs := env.takeErrs(); len(errs) != 1 {
+			t.Errorf("cache errors %v, want one", errs)
+		}
+		m = env.reopen(t, m, indexedCache) // rewritten with mode 0600
+		if os.Geteuid() != 0 {
+			return
+		}
+		if err := os.Chown(file, 54321, -1); err != nil {
+			t.Fatal(err)
+		}
+		env.reopen(t, m, indexedFull)
+		if errs := env.takeErrs(); len(errs) != 1 {
+			t.Errorf("cache errors %v, want one", errs)
+		}
+	})
 	t.Run("index file is a directory", func(t *testing.T) {
 		env := newCacheEnv(t, Options{})
 		path := install(t, content)
@@ -602,7 +627,7 @@ func FuzzIndexCache(f *testing.F) {
 		c, err := decodeIndex(b)
 		// Reading in the smallest chunks puts every field on a chunk edge
 		// somewhere; the outcome must not change.
-		small, serr := decodeIndexFrom(bytes.NewReader(b), int64(len(b)), minIndexChunk)
+		small, serr := decodeIndexFrom(bytes.NewReader(b), int64(len(b)), minIndexChunk, math.MaxInt)
 		if (err == nil) != (serr == nil) {
 			t.Fatalf("chunk size changes the outcome: %v, %v", err, serr)
 		}
@@ -723,7 +748,7 @@ func TestIndexCacheChunks(t *testing.T) {
 		t.Errorf("%d UIDs with a suffix", suffixed)
 	}
 	for _, chunk := range []int{minIndexChunk, minIndexChunk + 1, 1000, 4099} {
-		got, err := decodeIndexFrom(bytes.NewReader(enc), int64(len(enc)), chunk)
+		got, err := decodeIndexFrom(bytes.NewReader(enc), int64(len(enc)), chunk, math.MaxInt)
 		if err != nil {
 			t.Fatalf("chunk %d: %v", chunk, err)
 		}
@@ -735,7 +760,7 @@ func TestIndexCacheChunks(t *testing.T) {
 	bad := slices.Clone(enc)
 	bad[len(bad)/2] ^= 1
 	for _, chunk := range []int{minIndexChunk, indexChunk} {
-		if _, err := decodeIndexFrom(bytes.NewReader(bad), int64(len(bad)), chunk); err == nil {
+		if _, err := decodeIndexFrom(bytes.NewReader(bad), int64(len(bad)), chunk, math.MaxInt); err == nil {
 			t.Errorf("chunk %d: damaged cache accepted", chunk)
 		}
 	}

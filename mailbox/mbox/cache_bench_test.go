@@ -116,6 +116,7 @@ func BenchmarkOpen1GB(b *testing.B) {
 	b.Run("cold", func(b *testing.B) {
 		b.SetBytes(size)
 		b.ReportAllocs()
+		cpu := startCPU()
 		for b.Loop() {
 			b.StopTimer()
 			if err := os.Remove(cache); err != nil {
@@ -124,6 +125,7 @@ func BenchmarkOpen1GB(b *testing.B) {
 			b.StartTimer()
 			open(indexedFull)
 		}
+		cpu.report(b)
 	})
 	b.Run("warm", func(b *testing.B) {
 		b.ReportAllocs()
@@ -164,6 +166,7 @@ func BenchmarkOpen1GB(b *testing.B) {
 	b.Run("append", func(b *testing.B) {
 		b.ReportAllocs()
 		msg := testMessage("appended", "body\n")
+		cpu := startCPU()
 		for b.Loop() {
 			b.StopTimer()
 			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
@@ -177,6 +180,7 @@ func BenchmarkOpen1GB(b *testing.B) {
 			b.StartTimer()
 			open(indexedAppend)
 		}
+		cpu.report(b)
 	})
 }
 

@@ -55,6 +55,16 @@ type Options struct {
 	// when the dotlock is skipped for lack of permission (to log it). It is
 	// called while the mailbox is being locked, so it must not block.
 	DotlockDenied func(lockPath string, err error)
+	// StateDir is the directory, writable by the session's account, that holds
+	// per-mailbox state files: the UPDATE journal and the index cache, named
+	// after the mailbox's absolute path. Empty disables both (UPDATE then
+	// compacts in place without a journal, as popa3d).
+	StateDir string
+	// IndexCacheError, if not nil, is told why an index cache could not be
+	// read or written: a corrupt, foreign or unreadable cache file, or a
+	// StateDir that cannot be created or written. The open never fails for
+	// it; the mailbox is parsed in full instead.
+	IndexCacheError func(error)
 }
 
 // settleWindow is how close to the present a mailbox's mtime may be before a
@@ -76,6 +86,8 @@ type Store struct {
 	lockDir     string
 	sessionLock SessionLocker
 	lock        *lockConfig
+	stateDir    string
+	cacheErr    func(error)
 	lim         Limits
 	settle      time.Duration
 	now         func() time.Time
@@ -90,6 +102,8 @@ func NewStore(opts Options) *Store {
 		lockDir:     opts.LockDir,
 		sessionLock: opts.SessionLock,
 		lock:        lockConfigFor(opts),
+		stateDir:    opts.StateDir,
+		cacheErr:    opts.IndexCacheError,
 		lim:         Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
 		settle:      settleWindow,
 		now:         time.Now,
@@ -131,6 +145,7 @@ func (s *Store) Open(ctx context.Context, path string) (mailbox.Mailbox, error) 
 		m.Close()
 		return nil, &mailbox.LoadError{Location: path, Err: err}
 	}
+	m.flushIndex()
 	return m, nil
 }
 
@@ -164,6 +179,13 @@ type mbox struct {
 	state     fileState // as of the last successful check
 	committed bool
 	closed    bool
+
+	// The index cache (cache.go): the mailbox's absolute path and cache
+	// file, both empty without a StateDir; how the open indexed; and a
+	// cache waiting to be written once no fcntl lock is held.
+	abs, indexFile string
+	indexedBy      string
+	pendingIndex   *cachedIndex
 }
 
 func (m *mbox) load(ctx context.Context) error {
@@ -248,17 +270,9 @@ func (m *mbox) index(ctx context.Context, f *os.File) (err error) {
 	if st.size == 0 {
 		return nil
 	}
-	entries, err := Index(f, st.size, m.store.lim)
+	entries, msgs, err := m.snapshot(f, st)
 	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	uids, err := UIDs(f, entries)
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
-	}
-	msgs := make([]mailbox.Message, len(entries))
-	for i := range entries {
-		msgs[i] = mailbox.Message{Size: entries[i].Size, UID: uids[i]}
+		return err
 	}
 	if err := m.settle(ctx, st); err != nil {
 		return err
@@ -440,6 +454,7 @@ func (m *mbox) Commit(ctx context.Context, deleted []int) (err error) {
 	if len(deleted) == 0 {
 		return nil
 	}
+	defer m.flushIndex() // after the unlock below
 	for k, i := range deleted {
 		if i < 0 || i >= len(m.entries) || (k > 0 && i <= deleted[k-1]) {
 			return fmt.Errorf("update %s: bad deletion list %v", m.path, deleted)
@@ -461,6 +476,7 @@ func (m *mbox) Commit(ctx context.Context, deleted []int) (err error) {
 	if err := m.compact(deleted); err != nil {
 		return fmt.Errorf("update %s: %w", m.path, err)
 	}
+	m.indexAfterCommit(ctx, deleted)
 	return nil
 }
 

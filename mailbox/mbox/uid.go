@@ -29,11 +29,28 @@ func UIDs(r io.ReaderAt, entries []Entry) ([]string, error) {
 	n := len(entries)
 	key := func(i int32) uint64 { return binary.BigEndian.Uint64(entries[i].Hash[:]) }
 
-	// Sort message numbers by UIDL, then by position, to find the repeats
-	// without a map over all messages.
-	order := make([]int32, n)
-	for i := range order {
-		order[i] = int32(i)
+	// Find the UIDLs that repeat by sorting a copy of all of them, which
+	// is quicker than a map over all messages; only the messages with a
+	// repeated UIDL are then sorted by UIDL and position.
+	keys := make([]uint64, n)
+	for i := range keys {
+		keys[i] = key(int32(i))
+	}
+	slices.Sort(keys)
+	var repeated []uint64 // ascending
+	for i := 1; i < n; i++ {
+		if keys[i] == keys[i-1] && (len(repeated) == 0 || repeated[len(repeated)-1] != keys[i]) {
+			repeated = append(repeated, keys[i])
+		}
+	}
+	keys = nil
+	var order []int32
+	if len(repeated) > 0 {
+		for i := range int32(n) {
+			if _, ok := slices.BinarySearch(repeated, key(i)); ok {
+				order = append(order, i)
+			}
+		}
 	}
 	slices.SortFunc(order, func(a, b int32) int {
 		if c := cmp.Compare(key(a), key(b)); c != 0 {
@@ -50,9 +67,9 @@ func UIDs(r io.ReaderAt, entries []Entry) ([]string, error) {
 	}
 	var repeats []repeat
 	var buf []byte
-	for lo := 0; lo < n; {
+	for lo := 0; lo < len(order); {
 		hi := lo + 1
-		for hi < n && key(order[hi]) == key(order[lo]) {
+		for hi < len(order) && key(order[hi]) == key(order[lo]) {
 			hi++
 		}
 		if hi-lo > 1 {

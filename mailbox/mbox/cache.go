@@ -1,0 +1,836 @@
+package mbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/popa3d/popa3d/mailbox"
+)
+
+// The index cache keeps a mailbox's index between sessions, so that opening an
+// unchanged mailbox reads no message and opening one that only grew parses only
+// the new mail. It is a file in the store's StateDir named after the mailbox
+// (stateKey + ".index"), written atomically after an open that parsed and
+// after a successful Commit.
+//
+// A cache is trusted only for the very file it was made from, as of a state
+// that no later write can repeat: the same device and inode, and a size and
+// nanosecond mtime recorded after the mtime had settled (settleWindow), so any
+// later write gives a different mtime. Even then a sample of messages (the
+// first, the last and up to indexSamples in between) is parsed again from the
+// file and must come out identical, boundaries, sizes and UIDL hash included.
+//
+// What the checks cannot catch: a file rewritten to the same size and then
+// given back its old mtime (os.Chtimes, touch -r) in which only messages
+// outside the sample changed, or whose sampled messages kept their exact
+// boundaries and hashed header lines. popa3d's own change check had the same
+// blind spot for edits that keep sizes and UIDL hashes (section 11); setting
+// the mtime back is deliberate, and a user who does so while the index
+// is cached can remove the cache file.
+
+// Format, version 1, integers little-endian:
+//
+//	magic     "P3DINDEX"
+//	version   uint32 (indexVersion)
+//	pathLen   uint32, then the mailbox's absolute path
+//	dev, ino  uint64 each
+//	size      int64, bytes covered by the entries
+//	mtime     int64, nanoseconds since the epoch
+//	count     uint64, messages
+//	count entries, in file order (Offset is the sum of the earlier RawSizes):
+//	  uvarint RawSize
+//	  uvarint DataOffset-Offset (the From_ line with its LF)
+//	  uvarint LFs counted in Size (Size-DataSize-2*unterminated)
+//	  byte    flags: 1 = the separator LF was dropped, 2 = unterminated last line
+//	  [8]byte Hash
+//	  byte    length of the UID suffix (the UID past its 16-digit UIDL), then the suffix
+//	crc32c    uint32, the CRC-32C (Castagnoli) of everything before it
+const (
+	indexMagic   = "P3DINDEX"
+	indexVersion = 1
+	indexExt     = ".index"
+
+	// indexSamples is how many messages between the first and the last are
+	// parsed again to verify a cache.
+	indexSamples = 16
+	// spotBlock is the read size for those parses: messages are small on
+	// average, and each parse allocates its buffer.
+	spotBlock = 16 << 10
+
+	maxIndexPath   = 4096
+	maxUIDSuffix   = 70 - 16 // RFC 1939 section 7: a UID is at most 70 characters
+	minFromLine    = len("From \n")
+	minMessage     = minFromLine + 1
+	minIndexEntry  = 1 + 1 + 1 + 1 + 8 + 1
+	maxIndexEntry  = 3*binary.MaxVarintLen64 + 1 + 8 + 1 + maxUIDSuffix
+	indexHeaderLen = len(indexMagic) + 4 + 4 + 5*8
+	indexSumLen    = 4
+)
+
+// indexSum returns the checksum that ends an index cache file whose body is
+// b: its CRC-32C. It guards against corruption, not forgery: only a file
+// owned by the session's account is read, an account that can write the
+// mailbox anyway, and the spot checks apply to a forged cache too. CRC-32C
+// runs at memory speed with SSE 4.2 or ARMv8 CRC, where SHA-256 would cost a
+// millisecond per 100,000 messages.
+func indexSum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// Flag bits of an index entry.
+const (
+	flagRemoved      = 1 << iota // DataSize excludes the separator LF
+	flagUnterminated             // the last line has no LF
+)
+
+// How a mailbox was indexed at open, for tests and logs.
+const (
+	indexedFull   = "full"
+	indexedCache  = "cache"
+	indexedAppend = "append"
+)
+
+var errIndexVersion = errors.New("index cache of another format version")
+
+// cachedIndex is the content of an index cache file.
+type cachedIndex struct {
+	path    string    // the mailbox's absolute path
+	state   fileState // the file the entries describe; state.size bytes of it
+	entries []Entry
+	msgs    []mailbox.Message // as Mailbox.Messages returns them
+}
+
+func corruptIndex(format string, args ...any) error {
+	return fmt.Errorf("corrupt index cache: "+format, args...)
+}
+
+// encodeIndex serialises c into memory.
+func encodeIndex(c *cachedIndex) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := writeIndexTo(&buf, c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// writeIndexTo serialises c to w, in chunks. It fails for entries that are
+// not a popa3d parse of state.size contiguous bytes from offset 0, so that
+// only what decodeIndexFrom accepts is ever written.
+func writeIndexTo(w io.Writer, c *cachedIndex) error {
+	n := len(c.entries)
+	if len(c.msgs) != n || n == 0 {
+		return fmt.Errorf("index cache: %d entries, %d messages", n, len(c.msgs))
+	}
+	if len(c.path) > maxIndexPath {
+		return fmt.Errorf("index cache: path of %d bytes", len(c.path))
+	}
+	le := binary.LittleEndian
+	var crc uint32
+	b := make([]byte, 0, indexChunk)
+	flush := func() error {
+		crc = crc32.Update(crc, castagnoli, b)
+		_, err := w.Write(b)
+		b = b[:0]
+		return err
+	}
+	b = append(b, indexMagic...)
+	b = le.AppendUint32(b, indexVersion)
+	b = le.AppendUint32(b, uint32(len(c.path)))
+	b = append(b, c.path...)
+	b = le.AppendUint64(b, c.state.dev)
+	b = le.AppendUint64(b, c.state.ino)
+	b = le.AppendUint64(b, uint64(c.state.size))
+	b = le.AppendUint64(b, uint64(c.state.mtime))
+	b = le.AppendUint64(b, uint64(n))
+	var off int64
+	var uidl [16]byte
+	for i := range c.entries {
+		e := &c.entries[i]
+		from := e.DataOffset - e.Offset
+		removed := e.RawSize - from - e.DataSize
+		unterm := e.Size - e.Popa3dSize
+		lfs := e.Size - e.DataSize - 2*unterm
+		if e.Offset != off || from < int64(minFromLine) || from >= e.RawSize || removed < 0 || removed > 1 ||
+			unterm < 0 || unterm > 1 || lfs < 0 || lfs > e.DataSize || e.DataSize < 1 ||
+			(unterm == 1 && (removed == 1 || i != n-1)) {
+			return fmt.Errorf("index cache: message %d is not encodable: %+v", i, *e)
+		}
+		putUIDLFast(uidl[:], &e.Hash)
+		uid := c.msgs[i].UID
+		if c.msgs[i].Size != e.Size || len(uid) < len(uidl) || uid[:len(uidl)] != string(uidl[:]) || len(uid)-len(uidl) > maxUIDSuffix {
+			return fmt.Errorf("index cache: message %d: UID %q does not match its hash", i, uid)
+		}
+		if len(b) > cap(b)-maxIndexEntry {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		b = binary.AppendUvarint(b, uint64(e.RawSize))
+		b = binary.AppendUvarint(b, uint64(from))
+		b = binary.AppendUvarint(b, uint64(lfs))
+		b = append(b, byte(removed)*flagRemoved|byte(unterm)*flagUnterminated)
+		b = append(b, e.Hash[:]...)
+		b = append(b, byte(len(uid)-len(uidl)))
+		b = append(b, uid[len(uidl):]...)
+		off += e.RawSize
+	}
+	if off != c.state.size {
+		return fmt.Errorf("index cache: messages end at %d, size %d", off, c.state.size)
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(le.AppendUint32(b, crc))
+	return err
+}
+
+// indexChunk is the decoder's read size: the cache file is decoded as it is
+// read, so memory holds the decoded index only. minIndexChunk is the least
+// that works: room for one entry, or the header's fixed part.
+const (
+	indexChunk    = 64 << 10
+	minIndexChunk = maxIndexEntry
+)
+
+// decodeIndex parses and validates an index cache file held in b.
+func decodeIndex(b []byte) (*cachedIndex, error) {
+	return decodeIndexFrom(bytes.NewReader(b), int64(len(b)), indexChunk, math.MaxInt)
+}
+
+// indexReader is the decoder's window on an index cache file's body (all
+// but the trailing checksum), read chunk by chunk, with the CRC of what was
+// read.
+type indexReader struct {
+	r    io.Reader
+	left int64  // body bytes not read yet
+	buf  []byte // one chunk
+	d    []byte // the unread part of buf
+	crc  uint32
+}
+
+// need makes d hold at least k bytes (k <= len(buf)), or all that are left
+// of the body.
+func (ir *indexReader) need(k int) error {
+	if len(ir.d) >= k || ir.left == 0 {
+		return nil
+	}
+	n := copy(ir.buf, ir.d)
+	want := int(min(int64(len(ir.buf)-n), ir.left))
+	m, err := io.ReadFull(ir.r, ir.buf[n:n+want])
+	ir.crc = crc32.Update(ir.crc, castagnoli, ir.buf[n:n+m])
+	ir.left -= int64(m)
+	ir.d = ir.buf[:n+m]
+	if err != nil {
+		return fmt.Errorf("read index cache: %w", err)
+	}
+	return nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checkHead returns why the first bytes of a file, head, are not those of a
+// current index cache, or nil if they are.
+func checkHead(head []byte) error {
+	if len(head) < len(indexMagic)+4 || string(head[:len(indexMagic)]) != indexMagic {
+		return corruptIndex("not an index cache file")
+	}
+	if v := binary.LittleEndian.Uint32(head[len(indexMagic):]); v != indexVersion {
+		return fmt.Errorf("%w: version %d, want %d", errIndexVersion, v, indexVersion)
+	}
+	return nil
+}
+
+// decodeIndexFrom parses and validates an index cache file of size bytes
+// read from r in chunks of the given size (at least minIndexChunk), of at
+// most maxCount messages.
+// Anything it returns is internally consistent: contiguous messages from
+// offset 0 covering state.size bytes, sizes that a popa3d parse can give,
+// and UIDs made of the entry's UIDL and a printable suffix.
+func decodeIndexFrom(r io.Reader, size int64, chunk, maxCount int) (*cachedIndex, error) {
+	le := binary.LittleEndian
+	const head = len(indexMagic) + 4
+	if size < int64(indexHeaderLen+indexSumLen) {
+		b := make([]byte, min(size, int64(head)))
+		k, _ := io.ReadFull(r, b)
+		if err := checkHead(b[:k]); err != nil {
+			return nil, err
+		}
+		return nil, corruptIndex("%d bytes", size)
+	}
+	ir := &indexReader{r: r, left: size - indexSumLen, buf: make([]byte, max(chunk, minIndexChunk))}
+	if err := ir.need(head + 4); err != nil {
+		return nil, err
+	}
+	if err := checkHead(ir.d); err != nil {
+		return nil, err
+	}
+	pathLen := int(le.Uint32(ir.d[head:]))
+	ir.d = ir.d[head+4:]
+	if pathLen > maxIndexPath {
+		return nil, corruptIndex("path of %d bytes", pathLen)
+	}
+	path := make([]byte, 0, pathLen)
+	for len(path) < pathLen {
+		if err := ir.need(1); err != nil {
+			return nil, err
+		}
+		k := min(len(ir.d), pathLen-len(path))
+		if k == 0 {
+			return nil, corruptIndex("path of %d bytes", pathLen)
+		}
+		path = append(path, ir.d[:k]...)
+		ir.d = ir.d[k:]
+	}
+	c := &cachedIndex{path: string(path)}
+	if err := ir.need(5 * 8); err != nil {
+		return nil, err
+	}
+	d := ir.d
+	if len(d) < 5*8 {
+		return nil, corruptIndex("short header")
+	}
+	c.state = fileState{
+		dev:   le.Uint64(d),
+		ino:   le.Uint64(d[8:]),
+		size:  int64(le.Uint64(d[16:])),
+		mtime: int64(le.Uint64(d[24:])),
+	}
+	count := le.Uint64(d[32:])
+	ir.d = d[40:]
+	msize := c.state.size
+	if count > uint64(maxCount) {
+		return nil, fmt.Errorf("index cache of %d messages, over the limit of %d", count, maxCount)
+	}
+	if msize <= 0 || count == 0 || count > uint64(msize)/uint64(minMessage) ||
+		count > uint64(ir.left+int64(len(ir.d)))/minIndexEntry {
+		return nil, corruptIndex("%d messages in %d bytes", count, msize)
+	}
+	n := int(count)
+	c.entries = make([]Entry, n)
+	// All UIDs go into one string, each a substring of it. Few have a
+	// suffix: their lengths are kept aside, in order.
+	// Every entry takes at least minIndexEntry bytes, so what is left of
+	// the body bounds the suffixes.
+	all := make([]byte, 0, 16*n+max(0, int(ir.left)+len(ir.d)-n*minIndexEntry))
+	type suffix struct{ msg, n int }
+	var suffixes []suffix
+	var off int64
+	for i := range c.entries {
+		if err := ir.need(maxIndexEntry); err != nil {
+			return nil, err
+		}
+		d := ir.d
+		var v [3]uint64
+		for k := range v {
+			if len(d) > 0 && d[0] < 0x80 {
+				v[k], d = uint64(d[0]), d[1:]
+				continue
+			}
+			x, m := binary.Uvarint(d)
+			if m <= 0 {
+				return nil, corruptIndex("message %d: bad number", i)
+			}
+			v[k], d = x, d[m:]
+		}
+		raw, from, lfs := v[0], v[1], v[2]
+		if len(d) < 1+8+1 {
+			return nil, corruptIndex("message %d: truncated", i)
+		}
+		flags := d[0]
+		removed, unterm := uint64(flags&flagRemoved), uint64(flags&flagUnterminated)>>1
+		if flags&^(flagRemoved|flagUnterminated) != 0 || raw > uint64(msize-off) ||
+			from < uint64(minFromLine) || from >= raw || raw-from <= removed {
+			return nil, corruptIndex("message %d: bad extent", i)
+		}
+		data := raw - from - removed
+		last := off+int64(raw) == msize
+		if lfs > data || (unterm == 1 && (removed == 1 || !last)) {
+			return nil, corruptIndex("message %d: bad sizes", i)
+		}
+		e := &c.entries[i]
+		e.Offset = off
+		e.RawSize = int64(raw)
+		e.DataOffset = off + int64(from)
+		e.DataSize = int64(data)
+		e.Popa3dSize = int64(data + lfs + unterm)
+		e.Size = int64(data + lfs + 2*unterm)
+		e.Hash = [8]byte(d[1:9])
+		if cap(all)-len(all) < 16 {
+			all = slices.Grow(all, 16)
+		}
+		at := len(all)
+		all = all[:at+16]
+		putUIDLFast(all[at:], &e.Hash)
+		k := int(d[9])
+		d = d[10:]
+		if k > 0 {
+			if k > maxUIDSuffix || k > len(d) {
+				return nil, corruptIndex("message %d: UID suffix of %d bytes", i, k)
+			}
+			for _, ch := range d[:k] {
+				if ch < 0x21 || ch > 0x7e {
+					return nil, corruptIndex("message %d: UID byte %#x", i, ch)
+				}
+			}
+			suffixes = append(suffixes, suffix{msg: i, n: k})
+			all = append(all, d[:k]...)
+			d = d[k:]
+		}
+		ir.d = d
+		off += int64(raw)
+	}
+	if off != msize || len(ir.d) != 0 || ir.left != 0 {
+		return nil, corruptIndex("messages end at %d of %d bytes, %d bytes left over", off, msize, int64(len(ir.d))+ir.left)
+	}
+	var sum [indexSumLen]byte
+	if _, err := io.ReadFull(r, sum[:]); err != nil {
+		return nil, fmt.Errorf("read index cache: %w", err)
+	}
+	if le.Uint32(sum[:]) != ir.crc {
+		return nil, corruptIndex("checksum mismatch")
+	}
+
+	// all is not written again, so it can back the string without a copy,
+	// as in strings.Builder.
+	uids := unsafe.String(unsafe.SliceData(all), len(all))
+	c.msgs = make([]mailbox.Message, n)
+	at, sfs := 0, suffixes
+	for i := range c.msgs {
+		end := at + 16
+		if len(sfs) > 0 && sfs[0].msg == i {
+			end += sfs[0].n
+			sfs = sfs[1:]
+		}
+		c.msgs[i] = mailbox.Message{Size: c.entries[i].Size, UID: uids[at:end]}
+		at = end
+	}
+	return c, nil
+}
+
+// putUIDLFast is putUIDL without a loop or a table: the UIDL is the first
+// two 32-bit little-endian words of h, each printed as %08x. Decoding a cache
+// prints every UIDL, so this is on the path of every warm open.
+func putUIDLFast(b []byte, h *[8]byte) {
+	binary.BigEndian.PutUint64(b[0:8], hex8(binary.LittleEndian.Uint32(h[0:4])))
+	binary.BigEndian.PutUint64(b[8:16], hex8(binary.LittleEndian.Uint32(h[4:8])))
+}
+
+// hex8 returns the 8 lowercase hex digits of w, most significant first, as
+// the bytes of a big-endian uint64.
+func hex8(w uint32) uint64 {
+	// Spread the nibbles out to one per byte.
+	x := uint64(w)
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	x = (x | x<<8) & 0x00ff00ff00ff00ff
+	x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
+	// A byte n becomes '0'+n, plus 'a'-'0'-10 where n > 9 (then n+6
+	// carries into bit 4).
+	letters := (x + 0x0606060606060606) >> 4 & 0x0101010101010101
+	return x + 0x3030303030303030 + letters*('a'-'0'-10)
+}
+
+// cacheFailed reports a cache that could not be read or written; the open
+// goes on without it.
+func (s *Store) cacheFailed(err error) {
+	if s.cacheErr != nil {
+		s.cacheErr(err)
+	}
+}
+
+// readIndex reads and decodes the cache file, of at most maxCount messages.
+// A missing file is no cache and no error. Only a regular file owned by the
+// process's effective user and writable by no one else is read: a StateDir
+// shared by mistake must not let one account feed another a wrong index.
+func readIndex(file string, maxCount int) (*cachedIndex, error) {
+	f, err := os.OpenFile(file, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read index cache: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read index cache: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read index cache %s: not a regular file but %s", file, kindOf(fi.Mode()))
+	}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok && (int(sys.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0) {
+		return nil, fmt.Errorf("read index cache %s: owned by uid %d with mode %v", file, sys.Uid, fi.Mode().Perm())
+	}
+	c, err := decodeIndexFrom(f, fi.Size(), indexChunk, maxCount)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return c, nil
+}
+
+// writeIndex writes c to file atomically: a temporary file in the same
+// directory, synced, then renamed over it.
+func (s *Store) writeIndex(file string, c *cachedIndex) (err error) {
+	if err := os.MkdirAll(s.stateDir, 0o700); err != nil {
+		return fmt.Errorf("write index cache: %w", err)
+	}
+	tmp, err := os.CreateTemp(s.stateDir, filepath.Base(file)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write index cache: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			err = fmt.Errorf("write index cache %s: %w", file, err)
+		}
+	}()
+	if err := writeIndexTo(tmp, c); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), file)
+}
+
+// snapshot indexes f, whose state under the caller's shared lock is st: from
+// the index cache if it is valid for the file as it is, by parsing only the
+// mail appended since it was written, or in full. When the cache should be
+// rewritten, it is left in m.pendingIndex for flushIndex.
+func (m *mbox) snapshot(f *os.File, st fileState) ([]Entry, []mailbox.Message, error) {
+	s := m.store
+	var c *cachedIndex
+	if s.stateDir != "" {
+		c = m.readCache(st)
+	}
+	entries, msgs, how := m.fromCache(f, st, c)
+	if entries == nil {
+		var err error
+		if entries, err = Index(f, st.size, s.lim); err != nil {
+			return nil, nil, fmt.Errorf("index: %w", err)
+		}
+		if msgs, err = messagesOf(f, entries); err != nil {
+			return nil, nil, fmt.Errorf("index: %w", err)
+		}
+		how = indexedFull
+	}
+	m.indexedBy = how
+	if m.indexFile != "" && how != indexedCache {
+		m.pendingIndex = &cachedIndex{path: m.abs, state: st, entries: entries, msgs: msgs}
+	}
+	return entries, msgs, nil
+}
+
+// readCache finds and reads the mailbox's index cache, setting m.abs and
+// m.indexFile. Failures are reported, never returned.
+func (m *mbox) readCache(st fileState) *cachedIndex {
+	s := m.store
+	abs, err := filepath.Abs(m.path)
+	if err != nil {
+		s.cacheFailed(fmt.Errorf("index cache for %s: %w", m.path, err))
+		return nil
+	}
+	key, err := stateKey(abs)
+	if err != nil {
+		s.cacheFailed(err)
+		return nil
+	}
+	m.abs, m.indexFile = abs, filepath.Join(s.stateDir, key+indexExt)
+	c, err := readIndex(m.indexFile, s.lim.MaxMessages)
+	if err != nil {
+		s.cacheFailed(err)
+		return nil
+	}
+	if c != nil && c.path != abs {
+		s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", m.indexFile, c.path, abs))
+		return nil
+	}
+	return c
+}
+
+// fromCache returns the index of f from c if c is valid for f as it is now
+// (indexedCache), or extends c by parsing what was appended since
+// (indexedAppend). It returns nil entries if c cannot be used.
+func (m *mbox) fromCache(f io.ReaderAt, st fileState, c *cachedIndex) ([]Entry, []mailbox.Message, string) {
+	lim := m.store.lim
+	if c == nil || c.state.dev != st.dev || c.state.ino != st.ino || st.size > lim.MaxBytes {
+		return nil, nil, ""
+	}
+	n := len(c.entries)
+	switch {
+	case st.size == c.state.size && st.mtime == c.state.mtime:
+		if n > lim.MaxMessages || spotCheck(f, c.entries, n, st.size) != nil {
+			return nil, nil, ""
+		}
+		return c.entries, c.msgs, indexedCache
+	case st.size > c.state.size:
+		// The file grew. If the messages before the last one are still in
+		// place, parse from the last one's From_ line to the end: the last
+		// message may have grown, since the new mail may or may not begin
+		// with a separator that ends it.
+		if spotCheck(f, c.entries, n-1, st.size) != nil {
+			return nil, nil, ""
+		}
+		last := c.entries[n-1].Offset
+		if last > 0 && !separated(f, last) {
+			return nil, nil, ""
+		}
+		entries := c.entries[:n-1]
+		tail := st.size - last
+		err := scan(io.NewSectionReader(f, last, tail), tail, Limits{MaxMessages: lim.MaxMessages, MaxBytes: tail}, blockSize, func(e *Entry) error {
+			if len(entries) >= lim.MaxMessages {
+				return errChanged
+			}
+			e.Offset += last
+			e.DataOffset += last
+			entries = append(entries, *e)
+			return nil
+		})
+		if err != nil {
+			// A full parse gives the right error, with file offsets.
+			return nil, nil, ""
+		}
+		// A UID depends only on the messages before it (uid.go), so the
+		// cached ones stand; the last cached message's may have changed.
+		uids, err := newUIDs(f, entries, n-1)
+		if err != nil {
+			return nil, nil, ""
+		}
+		msgs := slices.Grow(c.msgs[:n-1], len(uids))
+		for i, uid := range uids {
+			msgs = append(msgs, mailbox.Message{Size: entries[n-1+i].Size, UID: uid})
+		}
+		return entries, msgs, indexedAppend
+	}
+	return nil, nil, ""
+}
+
+// messagesOf returns the snapshot of entries read from r: their sizes and
+// UIDs.
+func messagesOf(r io.ReaderAt, entries []Entry) ([]mailbox.Message, error) {
+	uids, err := UIDs(r, entries)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]mailbox.Message, len(entries))
+	for i := range entries {
+		msgs[i] = mailbox.Message{Size: entries[i].Size, UID: uids[i]}
+	}
+	return msgs, nil
+}
+
+// newUIDs returns the UIDs of entries[p:], exactly as UIDs gives them for
+// all entries: a UID depends only on the earlier messages with the same
+// UIDL, and on the raw bytes of those that repeat it. Only the messages whose
+// UIDL one of the new messages shares are looked at, and only the repeats
+// among them read from r.
+func newUIDs(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
+	key := func(i int) uint64 { return binary.BigEndian.Uint64(entries[i].Hash[:]) }
+	var keys []uint64 // of the new messages, ascending, each once
+	for i := p; i < len(entries); i++ {
+		if k, ok := slices.BinarySearch(keys, key(i)); !ok {
+			keys = slices.Insert(keys, k, key(i))
+		}
+	}
+	// For each of those UIDLs: whether a message had it yet, and how many
+	// repeats of it had each raw hash.
+	type group struct {
+		seen bool
+		raws map[uint32]int
+	}
+	groups := make([]group, len(keys))
+	var buf []byte
+	note := func(g *group, i int) (raw uint32, nth int, err error) {
+		if !g.seen {
+			g.seen = true
+			return 0, 0, nil
+		}
+		if buf == nil {
+			buf = make([]byte, 64<<10)
+		}
+		if raw, err = rawHash(r, &entries[i], buf); err != nil {
+			return 0, 0, err
+		}
+		if g.raws == nil {
+			g.raws = make(map[uint32]int)
+		}
+		g.raws[raw]++
+		return raw, g.raws[raw], nil
+	}
+	for i := range p {
+		if k, ok := slices.BinarySearch(keys, key(i)); ok {
+			if _, _, err := note(&groups[k], i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var b []byte
+	uids := make([]string, 0, len(entries)-p)
+	for i := p; i < len(entries); i++ {
+		k, _ := slices.BinarySearch(keys, key(i))
+		raw, nth, err := note(&groups[k], i)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b[:0], entries[i].UIDL()...)
+		if nth > 0 {
+			b = fmt.Appendf(b, ".%08x", raw)
+			if nth > 1 {
+				b = fmt.Appendf(b, "-%d", nth)
+			}
+		}
+		uids = append(uids, string(b))
+	}
+	return uids, nil
+}
+
+// separated reports whether the two bytes before off are the LF-only empty
+// line that must precede every From_ line but the first.
+func separated(r io.ReaderAt, off int64) bool {
+	var b [2]byte
+	_, err := r.ReadAt(b[:], off-2)
+	return err == nil && b == [2]byte{'\n', '\n'}
+}
+
+var errSpotDone = errors.New("spot check done")
+
+// spotCheck parses again, from r, the first and the last of entries[:k] and
+// up to indexSamples evenly spaced between them, and reports an error unless
+// each comes out exactly as recorded, preceded by an empty line and followed
+// by the next From_ line (or the end of the file, size). Only those messages
+// are read.
+func spotCheck(r io.ReaderAt, entries []Entry, k int, size int64) error {
+	if k <= 0 {
+		return nil
+	}
+	prev := -1
+	for j := 0; j <= indexSamples+1; j++ {
+		i := j * (k - 1) / (indexSamples + 1)
+		if i == prev {
+			continue
+		}
+		prev = i
+		if err := spotCheckOne(r, &entries[i], size); err != nil {
+			return fmt.Errorf("message %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func spotCheckOne(r io.ReaderAt, e *Entry, size int64) error {
+	if e.Offset > 0 && !separated(r, e.Offset) {
+		return errChanged
+	}
+	next := e.Offset + e.RawSize
+	end := size
+	if next < size {
+		// Enough to see the next message's "From ": the parse then ends
+		// this message where a parse of the whole file does.
+		end = next + int64(len("From "))
+		if end > size {
+			return errChanged
+		}
+	}
+	n := end - e.Offset
+	var got Entry
+	err := scan(io.NewSectionReader(r, e.Offset, n), n, Limits{MaxMessages: 1, MaxBytes: n}, spotBlock, func(g *Entry) error {
+		got = *g
+		return errSpotDone
+	})
+	if err != errSpotDone {
+		return errChanged
+	}
+	got.Offset += e.Offset
+	got.DataOffset += e.Offset
+	if got != *e {
+		return errChanged
+	}
+	return nil
+}
+
+// flushIndex writes the pending index cache, if any. It runs with no fcntl
+// lock held: the cache describes the file as of its recorded state, whatever
+// happens to the file since.
+func (m *mbox) flushIndex() {
+	c := m.pendingIndex
+	m.pendingIndex = nil
+	if c == nil {
+		return
+	}
+	if err := m.store.writeIndex(m.indexFile, c); err != nil {
+		m.store.cacheFailed(err)
+	}
+}
+
+// indexAfterCommit prepares the index cache of the compacted file, under the
+// write lock, right after a successful compaction: the kept messages at their
+// new offsets, with UIDs computed afresh (deleting a message can give a later
+// duplicate back its plain UIDL). Mail delivered during the session now
+// follows them and is left to the next open, which parses it as appended. The
+// recorded mtime is made safe by waiting for it to settle, as at open.
+func (m *mbox) indexAfterCommit(ctx context.Context, deleted []int) {
+	if m.indexFile == "" {
+		return
+	}
+	kept := make([]Entry, 0, len(m.entries)-len(deleted))
+	var w int64
+	for i, e := range m.entries {
+		if len(deleted) > 0 && deleted[0] == i {
+			deleted = deleted[1:]
+			continue
+		}
+		e.DataOffset += w - e.Offset
+		e.Offset = w
+		kept = append(kept, e)
+		w += e.RawSize
+	}
+	fi, err := m.f.Stat()
+	if err != nil {
+		m.dropIndex(err)
+		return
+	}
+	st := stateOf(fi)
+	if len(kept) == 0 || st.size < w {
+		// Nothing worth caching: the next open parses the new mail, if any.
+		m.dropIndex(nil)
+		return
+	}
+	if err := m.settle(ctx, st); err != nil {
+		m.dropIndex(nil)
+		return
+	}
+	msgs, err := messagesOf(m.f, kept)
+	if err != nil {
+		m.dropIndex(err)
+		return
+	}
+	st.size = w
+	m.pendingIndex = &cachedIndex{path: m.abs, state: st, entries: kept, msgs: msgs}
+}
+
+// dropIndex removes the index cache, reporting cause if it is not nil. The
+// recorded state would not match the compacted file anyway; removing the
+// cache saves the next open from checking it.
+func (m *mbox) dropIndex(cause error) {
+	if cause != nil {
+		m.store.cacheFailed(fmt.Errorf("index cache after update of %s: %w", m.path, cause))
+	}
+	if err := os.Remove(m.indexFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		m.store.cacheFailed(fmt.Errorf("index cache after update of %s: %w", m.path, err))
+	}
+}

@@ -1,0 +1,7 @@
+//go:build race
+
+package mbox
+
+// raceEnabled says the race detector is on: memory figures are then
+// meaningless.
+const raceEnabled = true

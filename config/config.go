@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -38,6 +39,9 @@ type Config struct {
 	Locking []string `toml:"locking"`
 	// DotlockStale is the age past which another holder's dotlock is broken.
 	DotlockStale Duration `toml:"dotlock_stale"`
+	// StateDir holds each mailbox's index cache and UPDATE journal; a
+	// leading "~/" is the account's home.
+	StateDir string `toml:"state_dir"`
 	// DotlockRequired makes a dotlock that cannot be created an error
 	// instead of a logged skip.
 	DotlockRequired bool `toml:"dotlock_required"`
@@ -99,6 +103,7 @@ func Default() Config {
 		LockDir:          "/var/lib/popa3d/locks",
 		Locking:          []string{"fcntl"},
 		DotlockStale:     Duration{5 * time.Minute},
+		StateDir:         "~/.popa3d",
 		PreauthUser:      "popa3d",
 		Chroot:           "/var/lib/popa3d/empty",
 		Log:              "syslog",
@@ -136,6 +141,9 @@ func Load(path string) (Config, error) {
 	c.Mailbox = c.resolve(c.Mailbox)
 	c.LockDir = c.resolve(c.LockDir)
 	c.Chroot = c.resolve(c.Chroot)
+	if !strings.HasPrefix(c.StateDir, "~/") {
+		c.StateDir = c.resolve(c.StateDir)
+	}
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}

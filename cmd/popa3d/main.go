@@ -13,7 +13,10 @@ import (
 	"log/syslog"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/popa3d/popa3d/auth"
@@ -109,7 +112,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if cfg.Auth == "passwd_file" {
 		srv := &pop3.Server{
 			Auth:   a,
-			Store:  mbox.NewStore(storeOptions(cfg, log)),
+			Store:  mbox.NewStore(servingStoreOptions(cfg, log)),
 			Limits: serverLimits(cfg),
 			Logger: log,
 		}
@@ -199,10 +202,12 @@ func checkRunnable(cfg config.Config) error {
 	return err
 }
 
-// storeOptions returns the mbox settings of the configuration.
+// storeOptions returns the mbox settings of the configuration, all but
+// StateDir, which depends on the account (stateDir).
 func storeOptions(cfg config.Config, log *slog.Logger) mbox.Options {
 	return mbox.Options{
 		LockDir:         cfg.LockDir,
+		IndexCacheError: func(err error) { log.Warn("Index cache: " + err.Error()) },
 		MaxMessages:     cfg.MaxMessages,
 		MaxBytes:        cfg.MaxMailboxBytes,
 		Locking:         cfg.Locking,
@@ -212,6 +217,44 @@ func storeOptions(cfg config.Config, log *slog.Logger) mbox.Options {
 			log.Warn(fmt.Sprintf("Cannot create dotlock %s (%v): using the kernel locks only; see mail_group", lockPath, err))
 		},
 	}
+}
+
+// stateDir expands the state_dir setting for an account with home directory
+// home: "~/" is the home. An account without a usable home gets none, which
+// only costs the index cache and the journal; that is logged.
+func stateDir(setting, home string, log *slog.Logger) string {
+	rest, ok := strings.CutPrefix(setting, "~/")
+	if !ok {
+		return setting
+	}
+	if !filepath.IsAbs(home) || home == "/" || home == "/nonexistent" {
+		log.Warn(fmt.Sprintf("No home directory (%q) for state_dir %s: no index cache, UPDATE without journal", home, setting))
+		return ""
+	}
+	return filepath.Join(home, rest)
+}
+
+// servingStoreOptions returns the mbox settings for single-account mode.
+func servingStoreOptions(cfg config.Config, log *slog.Logger) mbox.Options {
+	o := storeOptions(cfg, log)
+	o.StateDir = stateDir(cfg.StateDir, servingHome(cfg), log)
+	return o
+}
+
+// servingHome is the home directory of the account that serves virtual
+// users: run_as when started as root, else the account the program runs as.
+func servingHome(cfg config.Config) string {
+	var u *user.User
+	var err error
+	if os.Geteuid() == 0 && cfg.RunAs != "" {
+		u, err = user.Lookup(cfg.RunAs)
+	} else {
+		u, err = user.LookupId(strconv.Itoa(os.Geteuid()))
+	}
+	if err != nil {
+		return ""
+	}
+	return u.HomeDir
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

@@ -150,8 +150,7 @@ func privsepRunner(cfg config.Config, role roleArgs, a auth.Authenticator, log *
 	if err != nil {
 		return nil, fmt.Errorf("find this program to re-execute it: %w", err)
 	}
-	storeOpts := storeOptions(cfg, log)
-	rootStore := mbox.NewStore(storeOpts)
+	rootStore := mbox.NewStore(storeOptions(cfg, log))
 	return &privsep.Runner{
 		PreauthCommand: func() *exec.Cmd {
 			cmd := exec.Command(exe, append([]string{preauthRole}, role.list()...)...)
@@ -166,7 +165,8 @@ func privsepRunner(cfg config.Config, role roleArgs, a auth.Authenticator, log *
 		MailGroup: mailGID,
 		Lock:      rootStore.LockSession,
 		NewStore: func(id auth.Identity, lock func(string) (io.Closer, error)) (mailbox.Store, error) {
-			o := storeOpts
+			o := storeOptions(cfg, log)
+			o.StateDir = stateDir(cfg.StateDir, id.Home, log)
 			o.SessionLock = lock
 			return mbox.NewStore(o), nil
 		},

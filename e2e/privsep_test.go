@@ -516,3 +516,49 @@ func (s *sysSite) checkMailboxAt(p string, want []byte) {
 		s.t.Errorf("%s: %s", p, describeDiff(got, want))
 	}
 }
+
+// TestPrivsepStateDir: with the default state_dir ("~/.popa3d"), a user's
+// session keeps its mailbox's index cache in the user's home, created by the
+// user with mode 0700, and a second session opens the same snapshot from it.
+func TestPrivsepStateDir(t *testing.T) {
+	s := newSystemSite(t)
+	msgs := smallMessages("p3estate", 1, 4)
+	u := s.account("p3estate", "state password", "YESCRYPT", msgs)
+	home := s.path("home-p3estate")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	systemtest.Run(t, "usermod", "-d", home, u.Name)
+	in := s.startInetd()
+	for round := range 2 {
+		c := dial(t, in.addr())
+		c.login(account{name: u.Name, password: "state password"})
+		if got, want := c.ok("STAT"), fmt.Sprintf("+OK %d %d", len(msgs), totalSize(msgs)); got != want {
+			t.Errorf("round %d: STAT %q, want %q", round, got, want)
+		}
+		if got := listing(c.okMulti("UIDL")); strings.Join(got, "|") != strings.Join(uidlLines(msgs), "|") {
+			t.Errorf("round %d: UIDL %q", round, got)
+		}
+		c.quit()
+	}
+	in.waitAll(t)
+	dir := filepath.Join(home, ".popa3d")
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatalf("state dir: %v", err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o700 || int(st.Uid) != u.UID {
+		t.Errorf("state dir mode %v owner %d, want 0700 and %d", fi.Mode().Perm(), st.Uid, u.UID)
+	}
+	idx, _ := filepath.Glob(filepath.Join(dir, "*.index"))
+	if len(idx) != 1 {
+		t.Fatalf("index files %q, want one", idx)
+	}
+	if fi, err := os.Stat(idx[0]); err != nil || int(fi.Sys().(*syscall.Stat_t).Uid) != u.UID {
+		t.Errorf("index file %s: %v, want it owned by %d", idx[0], err, u.UID)
+	}
+}

@@ -34,6 +34,16 @@ type Options struct {
 	// MaxBytes is the largest mailbox accepted at open, and the largest it may
 	// have grown to when checked later; 0 means limits.MailboxBytes.
 	MaxBytes int64
+	// StateDir is the directory, writable by the session's account, that holds
+	// per-mailbox state files: the UPDATE journal and the index cache, named
+	// after the mailbox's absolute path. Empty disables both (UPDATE then
+	// compacts in place without a journal, as popa3d).
+	StateDir string
+	// Warn, if set, reports what the store did on its own that an
+	// administrator should hear of: an interrupted UPDATE completed from its
+	// journal, or a journal set aside because the mailbox no longer matches
+	// it. Its signature is slog.Logger.Warn's.
+	Warn func(msg string, args ...any)
 }
 
 // settleWindow is how close to the present a mailbox's mtime may be before a
@@ -52,11 +62,15 @@ const copyBlock = 64 << 10
 
 // Store opens mbox mailboxes. It implements mailbox.Store.
 type Store struct {
-	lockDir string
-	lim     Limits
-	settle  time.Duration
-	now     func() time.Time
-	sleep   func(context.Context, time.Duration) error
+	lockDir  string
+	stateDir string
+	warnf    func(msg string, args ...any)
+	lim      Limits
+	settle   time.Duration
+	now      func() time.Time
+	sleep    func(context.Context, time.Duration) error
+	io       updateIO // nil: osIO; tests crash it
+	interval int64    // 0: journalInterval
 }
 
 var _ mailbox.Store = (*Store)(nil)
@@ -64,11 +78,19 @@ var _ mailbox.Store = (*Store)(nil)
 // NewStore returns a Store configured by opts.
 func NewStore(opts Options) *Store {
 	return &Store{
-		lockDir: opts.LockDir,
-		lim:     Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
-		settle:  settleWindow,
-		now:     time.Now,
-		sleep:   sleepContext,
+		lockDir:  opts.LockDir,
+		stateDir: opts.StateDir,
+		warnf:    opts.Warn,
+		lim:      Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
+		settle:   settleWindow,
+		now:      time.Now,
+		sleep:    sleepContext,
+	}
+}
+
+func (s *Store) warn(msg string, args ...any) {
+	if s.warnf != nil {
+		s.warnf(msg, args...)
 	}
 }
 
@@ -173,6 +195,10 @@ func (m *mbox) load(ctx context.Context) error {
 		return &fs.PathError{Op: "open", Path: m.path, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), m.path)
+	if err := m.store.recoverUpdate(exclusiveLock(ctx, f), f, m.path); err != nil {
+		f.Close()
+		return fmt.Errorf("complete an interrupted update: %w", err)
+	}
 	if err := m.index(ctx, f); err != nil {
 		f.Close()
 		return err
@@ -429,7 +455,11 @@ func (m *mbox) Commit(ctx context.Context, deleted []int) (err error) {
 		return err
 	}
 	m.committed = true
-	if err := m.compact(deleted); err != nil {
+	compact := m.compact
+	if m.store.stateDir != "" {
+		compact = m.compactJournaled
+	}
+	if err := compact(deleted); err != nil {
 		return fmt.Errorf("update %s: %w", m.path, err)
 	}
 	return nil

@@ -604,7 +604,10 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *o
 		}
 	}()
 	u := s.newUpdate(f, j, jpath)
-	err = u.recover(path)
+	completed, err := u.recover()
+	if completed && err == nil {
+		s.warn("mbox: completed an interrupted UPDATE from its journal", "mailbox", path)
+	}
 	if errors.Is(err, errJournalMismatch) {
 		bad := jpath + ".bad"
 		if rerr := os.Rename(jpath, bad); rerr != nil {
@@ -620,15 +623,21 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *o
 	return err
 }
 
-func (u *update) recover(path string) error {
+// recover completes the update in the journal. completed is false if the
+// journal had no complete plan.
+func (u *update) recover() (completed bool, err error) {
 	st, err := readJournal(u.j)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if st.plan == nil {
 		// Torn before the first fsync: the mbox was never written.
-		return u.removeJournal()
+		return false, u.removeJournal()
 	}
+	return true, u.complete(st)
+}
+
+func (u *update) complete(st *journalState) error {
 	fi, err := u.f.Stat()
 	if err != nil {
 		return err

@@ -247,6 +247,7 @@ type update struct {
 	interval int64
 	buf      []byte
 	touched  bool // the mbox has been written
+	warn     func(msg string, args ...any)
 }
 
 func (s *Store) journalPath(path string) (string, error) {
@@ -258,7 +259,7 @@ func (s *Store) journalPath(path string) (string, error) {
 }
 
 func (s *Store) newUpdate(f, j *os.File, jpath string) *update {
-	u := &update{io: s.io, f: f, j: j, jpath: jpath, interval: s.interval, buf: make([]byte, copyBlock)}
+	u := &update{io: s.io, f: f, j: j, jpath: jpath, interval: s.interval, buf: make([]byte, copyBlock), warn: s.warn}
 	if u.io == nil {
 		u.io = osIO{}
 	}
@@ -372,7 +373,12 @@ func (u *update) finish(size int64) error {
 	if err := u.io.sync(u.f); err != nil {
 		return err
 	}
-	return u.removeJournal()
+	if err := u.removeJournal(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// The mailbox is done; a journal left behind is recognised as done by
+		// the next Open (its marker is gone) and removed then.
+		u.warn("mbox: could not remove a completed UPDATE journal", "journal", u.jpath, "error", err.Error())
+	}
+	return nil
 }
 
 func (u *update) removeJournal() error {
@@ -564,12 +570,12 @@ func readJournal(j *os.File) (*journalState, error) {
 		case recPlan:
 			p, err := decodePlan(small)
 			if err != nil {
-				return nil, fmt.Errorf("journal record at %d: %w", off, err)
+				return nil, fmt.Errorf("%w: record at %d: %w", errJournalUnusable, off, err)
 			}
 			st.plan, st.step, st.done = p, nil, nil
 		case recStep:
 			if st.plan == nil || len(small) < 24 {
-				return nil, fmt.Errorf("journal record at %d: a step without a plan", off)
+				return nil, fmt.Errorf("%w: record at %d: a step without a plan", errJournalUnusable, off)
 			}
 			s := &stepRec{
 				w:     int64(binary.BigEndian.Uint64(small[0:])),
@@ -578,16 +584,16 @@ func readJournal(j *os.File) (*journalState, error) {
 				saved: off + 5 + 24,
 			}
 			if s.w2 <= s.w || s.r < s.w || max(0, s.w2-s.r) != n-1-24 {
-				return nil, fmt.Errorf("journal record at %d: bad step", off)
+				return nil, fmt.Errorf("%w: record at %d: bad step", errJournalUnusable, off)
 			}
 			st.step = s
 		case recDone:
 			if st.plan == nil || len(small) != 16 {
-				return nil, fmt.Errorf("journal record at %d: bad done record", off)
+				return nil, fmt.Errorf("%w: record at %d: bad done record", errJournalUnusable, off)
 			}
 			st.done = &[2]int64{int64(binary.BigEndian.Uint64(small)), int64(binary.BigEndian.Uint64(small[8:]))}
 		default:
-			return nil, fmt.Errorf("journal record at %d: unknown type %q", off, typ)
+			return nil, fmt.Errorf("%w: record at %d: unknown type %q", errJournalUnusable, off, typ)
 		}
 		off += 4 + n + 4
 		st.valid = off
@@ -595,8 +601,9 @@ func readJournal(j *os.File) (*journalState, error) {
 	return st, nil
 }
 
-// errJournalMismatch marks a journal that does not belong to the file.
-var errJournalMismatch = errors.New("journal does not match the mailbox")
+// errJournalUnusable marks a journal that does not fit the mailbox, or that
+// this version cannot read.
+var errJournalUnusable = errors.New("journal unusable for this mailbox")
 
 // recoverUpdate completes an UPDATE that a crash interrupted, from the
 // mailbox's journal, before the mailbox f (opened from path) is indexed.
@@ -616,6 +623,9 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *o
 		return fmt.Errorf("open journal: %w", err)
 	}
 	defer j.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return err // index refuses what is not a regular file
+	}
 	unlock, err := lock()
 	if err != nil {
 		return err
@@ -630,7 +640,7 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *o
 	if completed && err == nil {
 		s.warn("mbox: completed an interrupted UPDATE from its journal", "mailbox", path)
 	}
-	if errors.Is(err, errJournalMismatch) {
+	if errors.Is(err, errJournalUnusable) {
 		bad := jpath + ".bad"
 		if rerr := os.Rename(jpath, bad); rerr != nil {
 			return fmt.Errorf("%w; set it aside: %w", err, rerr)
@@ -672,7 +682,7 @@ func (u *update) complete(st *journalState) error {
 	p := st.plan
 	if ino != p.ino {
 		return fmt.Errorf("%w: journal for device %d inode %d, mailbox is device %d inode %d",
-			errJournalMismatch, p.dev, p.ino, dev, ino)
+			errJournalUnusable, p.dev, p.ino, dev, ino)
 	}
 	u.joff = st.valid
 	if fi, err := u.j.Stat(); err != nil {
@@ -688,7 +698,7 @@ func (u *update) complete(st *journalState) error {
 	if st.done != nil {
 		final, end := st.done[0], st.done[1]
 		if size < final {
-			return fmt.Errorf("%w: %d bytes, the update made it %d", errJournalMismatch, size, final)
+			return fmt.Errorf("%w: %d bytes, the update made it %d", errJournalUnusable, size, final)
 		}
 		mark := min(markerLen, end-final)
 		got := make([]byte, mark)
@@ -710,13 +720,13 @@ func (u *update) complete(st *journalState) error {
 		return u.run(np.layout(size), np.dst, false)
 	}
 	if size < p.end {
-		return fmt.Errorf("%w: %d bytes, the update needs %d", errJournalMismatch, size, p.end)
+		return fmt.Errorf("%w: %d bytes, the update needs %d", errJournalUnusable, size, p.end)
 	}
 	l := p.layout(size)
 	w := p.dst
 	if s := st.step; s != nil {
 		if s.w > l.final || l.source(s.w) != s.r || s.w2 > l.stop() {
-			return fmt.Errorf("%w: step %d-%d from %d does not fit the plan", errJournalMismatch, s.w, s.w2, s.r)
+			return fmt.Errorf("%w: step %d-%d from %d does not fit the plan", errJournalUnusable, s.w, s.w2, s.r)
 		}
 		// Make the sources from r on original again.
 		for off := s.r; off < s.w2; {

@@ -636,3 +636,36 @@ func TestJournalRecoveredWarns(t *testing.T) {
 		t.Errorf("warnings %q", warned)
 	}
 }
+
+// TestJournalUnreadable: a journal with valid checksums that this version
+// cannot read (another version's, or a plan that does not add up) is set
+// aside and reported, and the mailbox is opened as it is.
+func TestJournalUnreadable(t *testing.T) {
+	content := genMailbox(rand.New(rand.NewPCG(1, 1)), 10, 100, 400, "x")
+	bad := &plan{ino: 1, tail: 100, end: 50, dst: 0}
+	for name, jr := range map[string][]byte{
+		"unknown record": record('X', []byte("from the future")),
+		"other version":  record(recPlan, []byte("popa3d mbox journal 2\n")),
+		"bad plan":       record(recPlan, bad.encode()),
+		"step first":     record(recStep, make([]byte, 24)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := install(t, content)
+			stateDir := t.TempDir()
+			jpath := writeJournal(t, stateDir, path, jr)
+			warned := 0
+			s := NewStore(Options{LockDir: t.TempDir(), StateDir: stateDir, Warn: func(string, ...any) { warned++ }})
+			m := openMailbox(t, s, path)
+			if n := len(m.Messages()); n != 10 {
+				t.Errorf("%d messages, want 10", n)
+			}
+			m.Close()
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, content) {
+				t.Error("the mailbox was written")
+			}
+			if _, err := os.Stat(jpath + ".bad"); err != nil || warned != 1 {
+				t.Errorf("journal not set aside (%v) or not reported (%d warnings)", err, warned)
+			}
+		})
+	}
+}

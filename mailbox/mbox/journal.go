@@ -69,6 +69,9 @@ package mbox
 //
 // Recovery, in Open before indexing, under the session lock and the exclusive
 // fcntl lock. The last PLAN and the records after it decide:
+//   - a journal not owned by the process's user, or writable by group or
+//     others: it could be forged, and recovery writes what it says into the
+//     mailbox. Set it aside as below.
 //   - no complete PLAN: the mbox was never written (the first mbox write
 //     follows the first fsync of the journal); remove the journal.
 //   - a PLAN for another inode, or a file now shorter than the plan's end (or
@@ -636,7 +639,10 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *o
 		}
 	}()
 	u := s.newUpdate(f, j, jpath)
-	completed, err := u.recover()
+	completed, err := false, trusted(j)
+	if err == nil {
+		completed, err = u.recover()
+	}
 	if completed && err == nil {
 		s.warn("mbox: completed an interrupted UPDATE from its journal", "mailbox", path)
 	}
@@ -653,6 +659,21 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *o
 		return nil
 	}
 	return err
+}
+
+// trusted refuses a journal that another account could have written: one it
+// does not own, or one that others may write. Recovery writes what a journal
+// says into the mailbox, so a forged one could rewrite it.
+func trusted(j *os.File) error {
+	fi, err := j.Stat()
+	if err != nil {
+		return err
+	}
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.Mode().IsRegular() || !ok || int(sys.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%w: not a regular file of ours that only we may write (%v)", errJournalUnusable, fi.Mode())
+	}
+	return nil
 }
 
 // recover completes the update in the journal. completed is false if the

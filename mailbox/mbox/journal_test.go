@@ -637,6 +637,26 @@ func TestJournalRecoveredWarns(t *testing.T) {
 	}
 }
 
+// TestJournalWritableByOthers: recovery does not trust a journal that another
+// account could have forged.
+func TestJournalWritableByOthers(t *testing.T) {
+	content := genMailbox(rand.New(rand.NewPCG(1, 1)), 10, 100, 400, "x")
+	path, stateDir, jpath := crashedJournal(t, content, []int{0, 3})
+	half, _ := os.ReadFile(path)
+	if err := os.Chmod(jpath, 0o622); err != nil {
+		t.Fatal(err)
+	}
+	warned := 0
+	m := openMailbox(t, NewStore(Options{LockDir: t.TempDir(), StateDir: stateDir, Warn: func(string, ...any) { warned++ }}), path)
+	m.Close()
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, half) {
+		t.Error("the mailbox was written from an untrusted journal")
+	}
+	if _, err := os.Stat(jpath + ".bad"); err != nil || warned != 1 {
+		t.Errorf("journal not set aside (%v) or not reported (%d warnings)", err, warned)
+	}
+}
+
 // TestJournalUnreadable: a journal with valid checksums that this version
 // cannot read (another version's, or a plan that does not add up) is set
 // aside and reported, and the mailbox is opened as it is.

@@ -68,7 +68,9 @@ package mbox
 // commit ends.
 //
 // Recovery, in Open before indexing, under the session lock and the exclusive
-// fcntl lock. The last PLAN and the records after it decide:
+// fcntl lock (an empty mailbox, which Open does not otherwise open, is opened
+// for it when a journal exists). The last PLAN and the records after it
+// decide:
 //   - a journal not owned by the process's user, or writable by group or
 //     others: it could be forged, and recovery writes what it says into the
 //     mailbox. Set it aside as below.
@@ -259,6 +261,20 @@ func (s *Store) journalPath(path string) (string, error) {
 		return "", err
 	}
 	return filepath.Join(s.stateDir, key+".journal"), nil
+}
+
+// hasJournal reports whether the mailbox at path may have a journal: an empty
+// mailbox is not even opened otherwise.
+func (s *Store) hasJournal(path string) bool {
+	if s.stateDir == "" {
+		return false
+	}
+	jpath, err := s.journalPath(path)
+	if err != nil {
+		return true // let the recovery report it
+	}
+	_, err = os.Lstat(jpath)
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 func (s *Store) newUpdate(f, j *os.File, jpath string) *update {

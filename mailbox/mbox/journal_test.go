@@ -541,6 +541,12 @@ func TestJournalMismatch(t *testing.T) {
 			}
 			return other
 		}},
+		{"emptied", func(t *testing.T, path string) []byte {
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+			return []byte{}
+		}},
 		{"truncated", func(t *testing.T, path string) []byte {
 			short := content[:len(content)/2]
 			short = short[:bytes.LastIndex(short, []byte("\n\nFrom "))+2]
@@ -558,8 +564,8 @@ func TestJournalMismatch(t *testing.T) {
 				warned = append(warned, fmt.Sprint(append([]any{msg}, args...)...))
 			}})
 			m := openMailbox(t, s, path)
-			if n := len(m.Messages()); n == 0 {
-				t.Error("no messages")
+			if n, want := len(m.Messages()), len(uidsFor(t, want)); n != want {
+				t.Errorf("%d messages, want %d", n, want)
 			}
 			m.Close()
 			if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {

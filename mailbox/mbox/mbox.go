@@ -173,7 +173,7 @@ func (m *mbox) load(ctx context.Context) error {
 		return err
 	case !fi.Mode().IsRegular():
 		return refuse("not a regular file but %s", kindOf(fi.Mode()))
-	case fi.Size() == 0:
+	case fi.Size() == 0 && !m.store.hasJournal(m.path):
 		return nil
 	}
 	// popa3d opens the mailbox read-write even for a client that only reads,

@@ -74,6 +74,9 @@ package mbox
 //   - a journal not owned by the process's user, or writable by group or
 //     others: it could be forged, and recovery writes what it says into the
 //     mailbox. Set it aside as below.
+//   - records whose checksums hold but which this version cannot read
+//     (another version's journal, a plan that does not add up): set aside as
+//     below.
 //   - no complete PLAN: the mbox was never written (the first mbox write
 //     follows the first fsync of the journal); remove the journal.
 //   - a PLAN for another inode, or a file now shorter than the plan's end (or
@@ -101,6 +104,15 @@ package mbox
 // — or, if the plan never became durable, the mailbox as it was plus the new
 // mail. Failures other than a crash (an I/O error, a full disk) leave the
 // journal for the next Open in the same way once the mbox has been written.
+// What no check catches: a program that rewrites the mailbox in place (same
+// inode, not shorter) between the crash and our next Open; the redo then
+// moves its bytes as if they were the old ones.
+//
+// Tests: TestJournalCrash stops Commit (and sometimes the recovery) after
+// every record boundary and a spread of byte counts, loses all or some of
+// the unsynced writes as a power cut would, delivers mail after the crash,
+// and compares the next Open's file and UIDLs with the expected ones;
+// TestJournalKill does the same with SIGKILL on a session process, 200 times.
 
 import (
 	"bytes"

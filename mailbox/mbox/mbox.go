@@ -62,13 +62,15 @@ const copyBlock = 64 << 10
 
 // Store opens mbox mailboxes. It implements mailbox.Store.
 type Store struct {
-	lockDir  string
+	lockDir string
+	lim     Limits
+	settle  time.Duration
+	now     func() time.Time
+	sleep   func(context.Context, time.Duration) error
+
+	// The UPDATE journal (journal.go).
 	stateDir string
 	warnf    func(msg string, args ...any)
-	lim      Limits
-	settle   time.Duration
-	now      func() time.Time
-	sleep    func(context.Context, time.Duration) error
 	io       updateIO // nil: osIO; tests crash it
 	interval int64    // 0: journalInterval
 }
@@ -78,13 +80,14 @@ var _ mailbox.Store = (*Store)(nil)
 // NewStore returns a Store configured by opts.
 func NewStore(opts Options) *Store {
 	return &Store{
-		lockDir:  opts.LockDir,
+		lockDir: opts.LockDir,
+		lim:     Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
+		settle:  settleWindow,
+		now:     time.Now,
+		sleep:   sleepContext,
+
 		stateDir: opts.StateDir,
 		warnf:    opts.Warn,
-		lim:      Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
-		settle:   settleWindow,
-		now:      time.Now,
-		sleep:    sleepContext,
 	}
 }
 

@@ -695,3 +695,49 @@ func TestJournalUnreadable(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalGoldenCommit runs every golden DELE session through a journalled
+// Commit (with a tiny interval, so that saved copies and several checkpoints
+// happen): the file must be popa3d's, byte for byte.
+func TestJournalGoldenCommit(t *testing.T) {
+	after, err := filepath.Glob(filepath.Join(goldenDir, "*.after-dele-*.mbox"))
+	if err != nil || len(after) < 16 {
+		t.Fatalf("%d after-dele files, %v", len(after), err)
+	}
+	for _, p := range after {
+		file := filepath.Base(p)
+		name, list, _ := strings.Cut(strings.TrimSuffix(file, ".mbox"), ".after-dele-")
+		t.Run(file, func(t *testing.T) {
+			var deleted []int
+			for f := range strings.SplitSeq(list, "-") {
+				var n int
+				if _, err := fmt.Sscan(f, &n); err != nil {
+					t.Fatal(err)
+				}
+				deleted = append(deleted, n-1)
+			}
+			path := install(t, readGolden(t, name+".mbox"))
+			stateDir := t.TempDir()
+			m := openMailbox(t, journalStore(t.TempDir(), stateDir, nil, 7), path)
+			if err := m.Commit(context.Background(), deleted); err != nil {
+				t.Fatalf("Commit(%v): %v", deleted, err)
+			}
+			m.Close()
+			if got, want := mustRead(t, path), readGolden(t, file); !bytes.Equal(got, want) {
+				t.Errorf("mailbox after Commit differs from popa3d's:\n%s", firstDiff(got, want))
+			}
+			if ents, _ := os.ReadDir(stateDir); len(ents) != 0 {
+				t.Errorf("state directory holds %v after Commit", ents)
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

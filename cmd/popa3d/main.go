@@ -208,6 +208,7 @@ func storeOptions(cfg config.Config, log *slog.Logger) mbox.Options {
 	return mbox.Options{
 		LockDir:         cfg.LockDir,
 		IndexCacheError: func(err error) { log.Warn("Index cache: " + err.Error()) },
+		Warn:            log.Warn,
 		MaxMessages:     cfg.MaxMessages,
 		MaxBytes:        cfg.MaxMailboxBytes,
 		Locking:         cfg.Locking,

@@ -142,20 +142,6 @@ func testMailbox(n int) string {
 	return b.String()
 }
 
-func appendFile(t *testing.T, path, s string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(s); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func mtimeOf(t *testing.T, path string) time.Time {
 	t.Helper()
 	fi, err := os.Stat(path)
@@ -208,7 +194,7 @@ func TestIndexCacheAppend(t *testing.T) {
 		{"duplicate of the first", testMessage("m0", "line 0 of the body\n")},
 	}
 	for _, step := range steps {
-		appendFile(t, path, step.add)
+		appendFile(t, path, []byte(step.add))
 		m.Close()
 		m = env.open(t, path, indexedAppend)
 		if t.Failed() {
@@ -231,7 +217,7 @@ func TestIndexCacheAppendDuringSession(t *testing.T) {
 	env := newCacheEnv(t, Options{})
 	path := install(t, []byte(testMailbox(5)))
 	m := env.open(t, path, indexedFull)
-	appendFile(t, path, testMessage("late", "x\n"))
+	appendFile(t, path, []byte(testMessage("late", "x\n")))
 	if err := m.Verify(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -548,7 +534,7 @@ func TestIndexCacheCommit(t *testing.T) {
 			path := install(t, []byte(content))
 			m := env.open(t, path, indexedFull)
 			if tc.newMail != "" {
-				appendFile(t, path, tc.newMail)
+				appendFile(t, path, []byte(tc.newMail))
 			}
 			if err := m.Commit(context.Background(), tc.deleted); err != nil {
 				t.Fatal(err)
@@ -591,7 +577,7 @@ func TestIndexCacheLimits(t *testing.T) {
 	}
 	// Append past a lowered message limit.
 	env = newCacheEnv(t, Options{StateDir: stateDir, MaxMessages: 11})
-	appendFile(t, path, testMessage("a", "b\n")+testMessage("c", "d\n"))
+	appendFile(t, path, []byte(testMessage("a", "b\n")+testMessage("c", "d\n")))
 	m, err := env.store.Open(context.Background(), path)
 	assertRefused(t, m, err)
 }

@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(holdLockEnv); path != "" {
 		os.Exit(holdLock(path))
 	}
+	if args := os.Getenv(killCommitEnv); args != "" {
+		os.Exit(commitToBeKilled(args))
+	}
 	os.Exit(m.Run())
 }
 

@@ -2,8 +2,6 @@ package mbox
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -327,15 +325,14 @@ func (s *Store) lockSession(path string) (*os.File, error) {
 	if s.lockDir == "" {
 		return nil, errors.New("mbox: no lock directory configured")
 	}
-	abs, err := filepath.Abs(path)
+	key, err := stateKey(path)
 	if err != nil {
 		return nil, fmt.Errorf("session lock: %w", err)
 	}
 	if err := os.MkdirAll(s.lockDir, 0o700); err != nil {
 		return nil, fmt.Errorf("session lock: %w", err)
 	}
-	sum := sha256.Sum256([]byte(abs))
-	name := filepath.Join(s.lockDir, hex.EncodeToString(sum[:])[:32]+".lock")
+	name := filepath.Join(s.lockDir, key+".lock")
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("session lock: %w", err)

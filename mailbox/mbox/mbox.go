@@ -65,6 +65,11 @@ type Options struct {
 	// StateDir that cannot be created or written. The open never fails for
 	// it; the mailbox is parsed in full instead.
 	IndexCacheError func(error)
+	// Warn, if set, reports what the store did on its own that an
+	// administrator should hear of: an interrupted UPDATE completed from its
+	// journal, or a journal set aside because the mailbox no longer matches
+	// it. Its signature is slog.Logger.Warn's.
+	Warn func(msg string, args ...any)
 }
 
 // settleWindow is how close to the present a mailbox's mtime may be before a
@@ -86,12 +91,17 @@ type Store struct {
 	lockDir     string
 	sessionLock SessionLocker
 	lock        *lockConfig
-	stateDir    string
 	cacheErr    func(error)
 	lim         Limits
 	settle      time.Duration
 	now         func() time.Time
 	sleep       func(context.Context, time.Duration) error
+
+	// The UPDATE journal (journal.go).
+	stateDir string
+	warnf    func(msg string, args ...any)
+	io       updateIO // nil: osIO; tests crash it
+	interval int64    // 0: journalInterval
 }
 
 var _ mailbox.Store = (*Store)(nil)
@@ -102,12 +112,20 @@ func NewStore(opts Options) *Store {
 		lockDir:     opts.LockDir,
 		sessionLock: opts.SessionLock,
 		lock:        lockConfigFor(opts),
-		stateDir:    opts.StateDir,
 		cacheErr:    opts.IndexCacheError,
 		lim:         Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
 		settle:      settleWindow,
 		now:         time.Now,
 		sleep:       sleepContext,
+
+		stateDir: opts.StateDir,
+		warnf:    opts.Warn,
+	}
+}
+
+func (s *Store) warn(msg string, args ...any) {
+	if s.warnf != nil {
+		s.warnf(msg, args...)
 	}
 }
 
@@ -199,7 +217,7 @@ func (m *mbox) load(ctx context.Context) error {
 		return err
 	case !fi.Mode().IsRegular():
 		return refuse("not a regular file but %s", kindOf(fi.Mode()))
-	case fi.Size() == 0:
+	case fi.Size() == 0 && !m.store.hasJournal(m.path):
 		return nil
 	}
 	// popa3d opens the mailbox read-write even for a client that only reads,
@@ -221,6 +239,10 @@ func (m *mbox) load(ctx context.Context) error {
 		return &fs.PathError{Op: "open", Path: m.path, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), m.path)
+	if err := m.store.recoverUpdate(m.store.exclusiveLock(ctx, f, m.path), f, m.path); err != nil {
+		f.Close()
+		return fmt.Errorf("complete an interrupted update: %w", err)
+	}
 	if err := m.index(ctx, f); err != nil {
 		f.Close()
 		return err
@@ -473,7 +495,11 @@ func (m *mbox) Commit(ctx context.Context, deleted []int) (err error) {
 		return err
 	}
 	m.committed = true
-	if err := m.compact(deleted); err != nil {
+	compact := m.compact
+	if m.store.stateDir != "" {
+		compact = m.compactJournaled
+	}
+	if err := compact(deleted); err != nil {
 		return fmt.Errorf("update %s: %w", m.path, err)
 	}
 	m.indexAfterCommit(ctx, deleted)

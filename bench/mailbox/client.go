@@ -146,10 +146,22 @@ func (cl *client) stat() (count int, size int64, err error) {
 	return count, size, nil
 }
 
-// quit sends QUIT and waits for its reply.
+// quit sends QUIT, waits for its reply, then for the server to close the
+// connection: servers (popa3d, ours) release the mailbox only after the
+// +OK, so a client that reconnects at once could find it still in use.
 func (cl *client) quit() error {
-	_, err := cl.cmd("QUIT")
-	return err
+	if _, err := cl.cmd("QUIT"); err != nil {
+		return err
+	}
+	return cl.closed()
+}
+
+// closed waits for the server to close the connection.
+func (cl *client) closed() error {
+	if _, err := cl.r.Discard(1); err != io.EOF {
+		return fmt.Errorf("after QUIT: want the connection closed, got %v", err)
+	}
+	return nil
 }
 
 func firstWord(s string) string {

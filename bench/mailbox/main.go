@@ -89,6 +89,7 @@ func measureCommand(ctx context.Context, args []string, stderr io.Writer) error 
 	fs.IntVar(&cfg.messages, "n", 0, "messages in the mailbox (checked against STAT)")
 	fs.IntVar(&cfg.reopens, "reopens", 5, "reopens of the unchanged mailbox (the median is reported)")
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "limit on each network wait")
+	fs.DurationVar(&cfg.retrCap, "retr-cap", 20*time.Second, "stop each RETR pass after this long (0: no cap)")
 	fs.StringVar(&cfg.firstHook, "first-hook", "", "shell command run before the first open (removes index caches)")
 	server := fs.String("server", "", "server name for the table")
 	label := fs.String("mailbox", "", "mailbox label for the table")

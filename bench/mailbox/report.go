@@ -51,28 +51,40 @@ func cpuModel() string {
 
 // metric is one row of the table.
 type metric struct {
-	name   string
-	lower  bool // a smaller figure is better
-	format string
-	get    func(result) float64
+	name  string
+	lower bool // a smaller figure is better
+	get   func(result) float64
+	// partial, if set, says why a figure covers only part of the mailbox.
+	partial func(result) string
+}
+
+func retrPartial(got func(result) int) func(result) string {
+	return func(r result) string {
+		if n := got(r); n < r.Messages {
+			return fmt.Sprintf("only %d of %d messages in the %.0f s cap", n, r.Messages, r.RETRCap)
+		}
+		return ""
+	}
 }
 
 var metrics = []metric{
-	{"first open: login to STAT (ms)", true, "%.1f", func(r result) float64 { return r.FirstOpen }},
-	{"reopen unchanged: login to STAT, median (ms)", true, "%.1f", func(r result) float64 { return r.Reopen }},
-	{"UIDL of all (ms)", true, "%.1f", func(r result) float64 { return r.UIDL }},
-	{"RETR all, one at a time (MB/s)", false, "%.0f", func(r result) float64 { return r.RETR1 }},
-	{"RETR all, 8 in flight (MB/s)", false, "%.0f", func(r result) float64 { return r.RETR8 }},
-	{"delete every other + QUIT: QUIT to +OK (ms)", true, "%.1f", func(r result) float64 { return r.Quit }},
+	{"first open: login to STAT (ms)", true, func(r result) float64 { return r.FirstOpen }, nil},
+	{"reopen unchanged: login to STAT, median (ms)", true, func(r result) float64 { return r.Reopen }, nil},
+	{"UIDL of all (ms)", true, func(r result) float64 { return r.UIDL }, nil},
+	{"RETR all, one at a time (MB/s)", false, func(r result) float64 { return r.RETR1 },
+		retrPartial(func(r result) int { return r.RETR1Msgs })},
+	{"RETR all, 8 in flight (MB/s)", false, func(r result) float64 { return r.RETR8 },
+		retrPartial(func(r result) int { return r.RETR8Msgs })},
+	{"delete every other + QUIT: QUIT to +OK (ms)", true, func(r result) float64 { return r.Quit }, nil},
 }
 
 // writeReport prints one Markdown table per mailbox. ours names our
 // server's results; the others are peers.
 func writeReport(w io.Writer, rs []result, ours string, notes []string) {
-	fmt.Fprintf(w, "Mailbox benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(w, "Machine: %d CPUs (nproc), %s, %s/%s, %s\n", runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Fprintf(w, "## Mailbox benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "- Machine: %d CPUs (nproc), %s, %s/%s, %s\n", runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	for _, n := range notes {
-		fmt.Fprintf(w, "%s\n", n)
+		fmt.Fprintf(w, "- %s\n", n)
 	}
 	var mailboxes, servers []string
 	for _, r := range rs {
@@ -109,12 +121,20 @@ func writeReport(w io.Writer, rs []result, ours string, notes []string) {
 			fmt.Fprint(w, "---:|")
 		}
 		fmt.Fprint(w, "---:|\n")
+		var footnotes []string
 		for _, m := range metrics {
 			fmt.Fprintf(w, "| %s |", m.name)
 			for _, s := range servers {
 				r, ok := by[s]
 				if v := m.get(r); ok && v > 0 {
-					fmt.Fprintf(w, " "+m.format+" |", v)
+					mark := ""
+					if m.partial != nil {
+						if why := m.partial(r); why != "" {
+							footnotes = append(footnotes, fmt.Sprintf("%s, %s: %s", s, m.name, why))
+							mark = fmt.Sprintf(" [%d]", len(footnotes))
+						}
+					}
+					fmt.Fprintf(w, " %s%s |", figure(v), mark)
 				} else {
 					fmt.Fprint(w, " – |")
 				}
@@ -136,13 +156,36 @@ func writeReport(w io.Writer, rs []result, ours string, notes []string) {
 				fmt.Fprint(w, " – |\n")
 			}
 		}
+		errs := 0
+		for _, s := range servers {
+			errs += len(by[s].Errors)
+		}
+		if len(footnotes)+errs > 0 {
+			fmt.Fprintln(w)
+		}
+		for i, f := range footnotes {
+			fmt.Fprintf(w, "- [%d] %s\n", i+1, f)
+		}
 		for _, s := range servers {
 			for _, e := range by[s].Errors {
-				fmt.Fprintf(w, "\n- %s: %s", s, e)
+				fmt.Fprintf(w, "- error, %s: %s\n", s, e)
 			}
 		}
 	}
 	fmt.Fprint(w, "\nTimes: lower is better, so a ratio below 1 favours ours; MB/s: higher is better, so a ratio above 1 favours ours.\n")
+}
+
+// figure prints a value with three significant digits at most, but no
+// decimals beyond what tells values apart at that size.
+func figure(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
 }
 
 func ratio(a, b float64) string {

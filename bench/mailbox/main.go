@@ -87,6 +87,7 @@ func measureCommand(ctx context.Context, args []string, stderr io.Writer) error 
 	fs.StringVar(&cfg.user, "user", "popa3dbench", "user name")
 	fs.StringVar(&cfg.pass, "pass", "", "password")
 	fs.IntVar(&cfg.messages, "n", 0, "messages in the mailbox (checked against STAT)")
+	fs.IntVar(&cfg.firstOpens, "first-opens", 3, "first opens, each after the first-open hook (the median is reported)")
 	fs.IntVar(&cfg.reopens, "reopens", 5, "reopens of the unchanged mailbox (the median is reported)")
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "limit on each network wait")
 	fs.DurationVar(&cfg.retrCap, "retr-cap", 20*time.Second, "stop each RETR pass after this long (0: no cap)")

@@ -19,18 +19,19 @@ type result struct {
 	Messages int    `json:"messages"`
 	Bytes    int64  `json:"bytes"` // STAT size (octets as transmitted)
 
-	FirstOpen  float64   `json:"first_open_ms"`  // USER sent .. STAT +OK, index removed before
-	Reopen     float64   `json:"reopen_ms"`      // median of ReopenAll
-	ReopenAll  []float64 `json:"reopen_all_ms"`  // each reopen of the unchanged mailbox
-	UIDL       float64   `json:"uidl_ms"`        // UIDL sent .. last byte of the reply
-	RETR1      float64   `json:"retr1_mbps"`     // every message, one RETR at a time, MB/s on the wire
-	RETR8      float64   `json:"retr8_mbps"`     // every message, 8 RETR in flight
-	RETR1Msgs  int       `json:"retr1_messages"` // messages RETR one at a time got through (all, unless the time cap hit)
-	RETR8Msgs  int       `json:"retr8_messages"` // the same, 8 in flight
-	RETRBytes  int64     `json:"retr_bytes"`     // wire bytes of the last RETR pass
-	RETRCap    float64   `json:"retr_cap_s"`     // the time cap on each RETR pass
-	Quit       float64   `json:"quit_ms"`        // QUIT sent .. +OK after deleting every other message
-	Kept       int       `json:"kept"`           // messages left after that session (checked)
+	FirstOpen  float64   `json:"first_open_ms"`     // median of FirstAll
+	FirstAll   []float64 `json:"first_open_all_ms"` // USER sent .. STAT +OK, the first-open hook run before each
+	Reopen     float64   `json:"reopen_ms"`         // median of ReopenAll
+	ReopenAll  []float64 `json:"reopen_all_ms"`     // each reopen of the unchanged mailbox
+	UIDL       float64   `json:"uidl_ms"`           // UIDL sent .. last byte of the reply
+	RETR1      float64   `json:"retr1_mbps"`        // every message, one RETR at a time, MB/s on the wire
+	RETR8      float64   `json:"retr8_mbps"`        // every message, 8 RETR in flight
+	RETR1Msgs  int       `json:"retr1_messages"`    // messages RETR one at a time got through (all, unless the time cap hit)
+	RETR8Msgs  int       `json:"retr8_messages"`    // the same, 8 in flight
+	RETRBytes  int64     `json:"retr_bytes"`        // wire bytes of the last RETR pass
+	RETRCap    float64   `json:"retr_cap_s"`        // the time cap on each RETR pass
+	Quit       float64   `json:"quit_ms"`           // QUIT sent .. +OK after deleting every other message
+	Kept       int       `json:"kept"`              // messages left after that session (checked)
 	Errors     []string  `json:"errors,omitempty"`
 	MeasuredAt time.Time `json:"measured_at"`
 }
@@ -38,6 +39,7 @@ type result struct {
 type measureConfig struct {
 	addr, user, pass string
 	messages         int
+	firstOpens       int // first opens, each after the hook
 	reopens          int
 	timeout          time.Duration
 	retrCap          time.Duration // stop sending RETR after this long
@@ -56,17 +58,21 @@ func measure(ctx context.Context, cfg measureConfig, r *result) {
 	r.Messages = cfg.messages
 	r.MeasuredAt = time.Now().UTC()
 
-	if cfg.firstHook != "" {
-		if out, err := exec.CommandContext(ctx, "sh", "-c", cfg.firstHook).CombinedOutput(); err != nil {
-			fail("first-open hook", fmt.Errorf("%w: %s", err, out))
+	for range max(cfg.firstOpens, 1) {
+		if cfg.firstHook != "" {
+			if out, err := exec.CommandContext(ctx, "sh", "-c", cfg.firstHook).CombinedOutput(); err != nil {
+				fail("first-open hook", fmt.Errorf("%w: %s", err, out))
+				break
+			}
 		}
+		d, size, err := openTime(ctx, cfg, cfg.messages)
+		if err != nil {
+			fail("first open", err)
+			break
+		}
+		r.FirstAll, r.Bytes = append(r.FirstAll, ms(d)), size
 	}
-	d, size, err := openTime(ctx, cfg, cfg.messages)
-	if err != nil {
-		fail("first open", err)
-	} else {
-		r.FirstOpen, r.Bytes = ms(d), size
-	}
+	r.FirstOpen = median(r.FirstAll)
 
 	for range cfg.reopens {
 		d, _, err := openTime(ctx, cfg, cfg.messages)

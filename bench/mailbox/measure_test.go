@@ -66,7 +66,7 @@ func TestMeasureAgainstServer(t *testing.T) {
 	f.Close()
 	hookRan := filepath.Join(t.TempDir(), "hook")
 	cfg := measureConfig{
-		addr: serve(t, path), user: "u", pass: "p", messages: n, reopens: 3,
+		addr: serve(t, path), user: "u", pass: "p", messages: n, firstOpens: 2, reopens: 3,
 		timeout: 30 * time.Second, retrCap: time.Minute, firstHook: "touch " + hookRan,
 	}
 	r := result{Server: "ours", Mailbox: "t"}
@@ -77,7 +77,7 @@ func TestMeasureAgainstServer(t *testing.T) {
 	if _, err := os.Stat(hookRan); err != nil {
 		t.Errorf("first-open hook did not run: %v", err)
 	}
-	if r.FirstOpen <= 0 || r.Reopen <= 0 || len(r.ReopenAll) != 3 || r.UIDL <= 0 || r.Quit <= 0 {
+	if len(r.FirstAll) != 2 || r.FirstOpen <= 0 || r.Reopen <= 0 || len(r.ReopenAll) != 3 || r.UIDL <= 0 || r.Quit <= 0 {
 		t.Errorf("missing timings: %+v", r)
 	}
 	if r.RETR1Msgs != n || r.RETR8Msgs != n || r.RETR1 <= 0 || r.RETR8 <= 0 {
@@ -123,7 +123,7 @@ func TestReport(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"| figure | ours | popa3d-1.0.3 | dovecot | ours/popa3d-1.0.3 | ours/best peer |",
-		"| first open: login to STAT (ms) | 10.0 | 20.0 | 40.0 | 0.50 | 0.50 (popa3d-1.0.3) |",
+		"| first open: login to STAT, median (ms) | 10.0 | 20.0 | 40.0 | 0.50 | 0.50 (popa3d-1.0.3) |",
 		"| reopen unchanged: login to STAT, median (ms) | 5.00 | 20.0 | 2.00 | 0.25 | 2.50 (dovecot) |",
 		"| RETR all, one at a time (MB/s) | 100 | 0.50 [1] | 50.0 | 200.00 | 2.00 (dovecot) |",
 		"| RETR all, 8 in flight (MB/s) | 200 | 1.00 | 400 | 200.00 | 0.50 (dovecot) |",

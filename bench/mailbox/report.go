@@ -68,7 +68,7 @@ func retrPartial(got func(result) int) func(result) string {
 }
 
 var metrics = []metric{
-	{"first open: login to STAT (ms)", true, func(r result) float64 { return r.FirstOpen }, nil},
+	{"first open: login to STAT, median (ms)", true, func(r result) float64 { return r.FirstOpen }, nil},
 	{"reopen unchanged: login to STAT, median (ms)", true, func(r result) float64 { return r.Reopen }, nil},
 	{"UIDL of all (ms)", true, func(r result) float64 { return r.UIDL }, nil},
 	{"RETR all, one at a time (MB/s)", false, func(r result) float64 { return r.RETR1 },

@@ -30,7 +30,8 @@
 #
 # Environment (defaults): BENCH_USER (popa3dbench), BENCH_PASS (benchpass1),
 # PEERS (peers.sh, see above), PORT_BASE (11130: ours, +1 popa3d, +2 Dovecot),
-# WORK (/var/tmp/popa3d-mailbox-bench), SEED (1), REOPENS (5),
+# WORK (/var/tmp/popa3d-mailbox-bench), SEED (1), FIRST_OPENS (3: first
+# opens, each after the hook; the median is reported), REOPENS (5),
 # RETR_CAP (20s: each RETR pass stops sending commands after this long, and
 # the table says so; popa3d 1.0.3 stalls about 40 ms on every message, its
 # last write waiting out the client's delayed ACK under Nagle, so all of the
@@ -49,7 +50,7 @@ PEERS=${PEERS:-$repo/../shared/bench/peers.sh}
 user=${BENCH_USER:-popa3dbench} pass=${BENCH_PASS:-benchpass1}
 port=${PORT_BASE:-11130}
 WORK=${WORK:-/var/tmp/popa3d-mailbox-bench}
-SEED=${SEED:-1} REOPENS=${REOPENS:-5} RETR_CAP=${RETR_CAP:-20s}
+SEED=${SEED:-1} FIRST_OPENS=${FIRST_OPENS:-3} REOPENS=${REOPENS:-5} RETR_CAP=${RETR_CAP:-20s}
 SERVERS=${SERVERS:-ours popa3d dovecot}
 # The peers keep their state apart from other users of peers.sh.
 export PEERS_STATE=$WORK/peers
@@ -155,7 +156,7 @@ for n in $sizes; do
 		log "== $s on $label ($n messages), port $p"
 		"start_$s" "$p"
 		"$bench" measure -addr "127.0.0.1:$p" -user "$user" -pass "$pass" -n "$n" \
-			-reopens "$REOPENS" -retr-cap "$RETR_CAP" -first-hook "$("first_open_$s")" \
+			-first-opens "$FIRST_OPENS" -reopens "$REOPENS" -retr-cap "$RETR_CAP" -first-hook "$("first_open_$s")" \
 			-server "${!name_var}" -mailbox "$label" -out "$results" || log "($s: errors, see the table)"
 		"stop_$s"
 		install_mailbox "$src"

@@ -22,7 +22,8 @@
 #
 # What it does, per mailbox: install it as /var/mail/$BENCH_USER (owner the
 # user, mode 0600); then for each server: start it on 127.0.0.1, run the
-# first-open hook (removes the server's index cache), measure (first open,
+# first-open hook (reinstalls the mailbox, removes the server's index cache)
+# before each first open, measure (first open,
 # reopens, UIDL, RETR one at a time and 8 in flight, delete every other
 # message + QUIT), stop it, and reinstall the mailbox. The mailbox file is in
 # the page cache for every server (it was just copied): the figures are
@@ -73,14 +74,16 @@ home=$(getent passwd "$user" | cut -d: -f6)
 install -d -o "$user" -g "$(id -gn "$user")" -m 0700 "$home"
 mbox=/var/mail/$user
 
-# install SRC: put a fresh copy in place as the user's mailbox.
-install_mailbox() {
-	cp "$1" "/var/mail/.$user.bench"
-	chown "$user:mail" "/var/mail/.$user.bench"
-	chmod 0600 "/var/mail/.$user.bench"
-	mv -f "/var/mail/.$user.bench" "$mbox"
-	rm -f "$mbox.lock"
+# install_cmd SRC: a shell command that puts a fresh copy of SRC in place as
+# the user's mailbox. It is also the start of every first-open hook: Dovecot
+# rewrites an mbox on first sight (it adds its UID headers), so a really
+# first open needs the pristine file back, not just the index gone.
+install_cmd() {
+	local tmp="/var/mail/.$user.bench"
+	printf "cp '%s' '%s' && chown '%s:mail' '%s' && chmod 0600 '%s' && mv -f '%s' '%s' && rm -f '%s.lock'" \
+		"$1" "$tmp" "$user" "$tmp" "$tmp" "$tmp" "$mbox" "$mbox"
 }
+install_mailbox() { sh -c "$(install_cmd "$1")"; }
 
 # Our server. For now single-account mode: started as root, one password
 # file entry, sessions as run_as. To switch to system accounts (issue 3),
@@ -118,7 +121,7 @@ first_open_ours() { echo "rm -rf '$ours/state'/*"; }
 
 start_popa3d() { bash "$PEERS" popa3d "$1" >/dev/null; popa3d_port=$1; }
 stop_popa3d() { [ -z "${popa3d_port:-}" ] || bash "$PEERS" stop "popa3d-$popa3d_port"; popa3d_port=; }
-first_open_popa3d() { echo ""; }  # popa3d keeps nothing between sessions
+first_open_popa3d() { echo ":"; }  # popa3d keeps nothing between sessions
 
 start_dovecot() { bash "$PEERS" dovecot-mbox "$1" >/dev/null; dovecot_up=1; }
 stop_dovecot() {
@@ -156,7 +159,7 @@ for n in $sizes; do
 		log "== $s on $label ($n messages), port $p"
 		"start_$s" "$p"
 		"$bench" measure -addr "127.0.0.1:$p" -user "$user" -pass "$pass" -n "$n" \
-			-first-opens "$FIRST_OPENS" -reopens "$REOPENS" -retr-cap "$RETR_CAP" -first-hook "$("first_open_$s")" \
+			-first-opens "$FIRST_OPENS" -reopens "$REOPENS" -retr-cap "$RETR_CAP" -first-hook "$(install_cmd "$src") && $("first_open_$s")" \
 			-server "${!name_var}" -mailbox "$label" -out "$results" || log "($s: errors, see the table)"
 		"stop_$s"
 		install_mailbox "$src"

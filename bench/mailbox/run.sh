@@ -77,11 +77,13 @@ mbox=/var/mail/$user
 # install_cmd SRC: a shell command that puts a fresh copy of SRC in place as
 # the user's mailbox. It is also the start of every first-open hook: Dovecot
 # rewrites an mbox on first sight (it adds its UID headers), so a really
-# first open needs the pristine file back, not just the index gone.
+# first open needs the pristine file back, not just the index gone. The
+# mtime is set an hour back, as for mail delivered a while ago: popa3d
+# sleeps 1 s when it opens a mailbox modified in the current second.
 install_cmd() {
 	local tmp="/var/mail/.$user.bench"
-	printf "cp '%s' '%s' && chown '%s:mail' '%s' && chmod 0600 '%s' && mv -f '%s' '%s' && rm -f '%s.lock'" \
-		"$1" "$tmp" "$user" "$tmp" "$tmp" "$tmp" "$mbox" "$mbox"
+	printf "cp '%s' '%s' && chown '%s:mail' '%s' && chmod 0600 '%s' && touch -d '1 hour ago' '%s' && mv -f '%s' '%s' && rm -f '%s.lock'" \
+		"$1" "$tmp" "$user" "$tmp" "$tmp" "$tmp" "$tmp" "$mbox" "$mbox"
 }
 install_mailbox() { sh -c "$(install_cmd "$1")"; }
 

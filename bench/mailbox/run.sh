@@ -179,6 +179,6 @@ for n in $sizes; do
 done
 "$bench" report -ours "$name_ours" \
 	-note "Servers: ours = $(cd "$repo" && git describe --always --dirty) (cmd/popa3d -D, single-account mode, sha512-crypt), popa3d-1.0.3 = Debian's under socat (inetd mode), Dovecot mbox (dotlock+fcntl). Same mailbox bytes, same password hash scheme, warm page cache; loopback." \
-	-note "popa3d 1.0.3 sends a multi-line reply as three writes (status line, body, terminator); under Nagle the last one waits for the client's delayed ACK, about 40 ms a reply, which dominates its UIDL and RETR figures." \
+	-note "popa3d 1.0.3 sends a multi-line reply as three writes (status line, body, terminator); under Nagle the last one often waits for the client's delayed ACK (about 40 ms), which dominates its RETR figures (and at times its UIDL one)." \
 	-note "Mailboxes: seed $SEED, generator $gensum; login to STAT = USER sent until the STAT reply (after the greeting); UIDL/RETR from the command sent until the last byte." \
 	"$results" | tee "$WORK/report.md"

@@ -82,7 +82,7 @@ func genCommand(args []string, stdout, stderr io.Writer) error {
 func measureCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("measure", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cfg measureConfig
+	cfg := measureConfig{progress: stderr}
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:110", "server address")
 	fs.StringVar(&cfg.user, "user", "popa3dbench", "user name")
 	fs.StringVar(&cfg.pass, "pass", "", "password")

@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
+	"io"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -43,7 +43,8 @@ type measureConfig struct {
 	reopens          int
 	timeout          time.Duration
 	retrCap          time.Duration // stop sending RETR after this long
-	firstHook        string        // shell command run before the first open
+	firstHook        string        // shell command run before each first open
+	progress         io.Writer     // phase failures are reported here as they happen
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -53,7 +54,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func measure(ctx context.Context, cfg measureConfig, r *result) {
 	fail := func(phase string, err error) {
 		r.Errors = append(r.Errors, fmt.Sprintf("%s: %v", phase, err))
-		fmt.Fprintf(os.Stderr, "  %s %s: %v\n", r.Server, phase, err)
+		fmt.Fprintf(cfg.progress, "  %s %s: %v\n", r.Server, phase, err)
 	}
 	r.Messages = cfg.messages
 	r.MeasuredAt = time.Now().UTC()

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -67,7 +68,7 @@ func TestMeasureAgainstServer(t *testing.T) {
 	hookRan := filepath.Join(t.TempDir(), "hook")
 	cfg := measureConfig{
 		addr: serve(t, path), user: "u", pass: "p", messages: n, firstOpens: 2, reopens: 3,
-		timeout: 30 * time.Second, retrCap: time.Minute, firstHook: "touch " + hookRan,
+		timeout: 30 * time.Second, retrCap: time.Minute, firstHook: "touch " + hookRan, progress: io.Discard,
 	}
 	r := result{Server: "ours", Mailbox: "t"}
 	measure(context.Background(), cfg, &r)

@@ -192,7 +192,7 @@ func ratio(a, b float64) string {
 	if a <= 0 || b <= 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.2f", a/b)
+	return figure(a / b)
 }
 
 func findPeer(peers []string, prefix string) string {

@@ -17,10 +17,10 @@
 # bench user if missing and (re)sets its password, hashed as sha512-crypt for
 # every server, so the one password check inside each login costs the same.
 #
-# How long: quick about a minute; full about 6 minutes on 2 shared cores, half
+# How long (2 shared cores): quick about 30 s; full about 3 minutes, a third
 # of it Dovecot's three first opens of the 1 GB mailbox (generating that one
-# takes about 10 s and is cached in $WORK, keyed by count, seed and generator
-# source).
+# takes another 10 s the first time; it is cached in $WORK, keyed by count,
+# seed and generator source).
 #
 # What it does, per mailbox: install it as /var/mail/$BENCH_USER (owner the
 # user, mode 0600); then for each server: start it on 127.0.0.1; measure the

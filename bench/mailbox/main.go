@@ -1,0 +1,152 @@
+// Command mailbox benchmarks POP3 servers on large mbox mailboxes: it
+// generates the mailboxes, measures one server on one of them, and prints
+// the figures of several servers as a Markdown table. run.sh in this
+// directory drives it against our server, Debian's popa3d and Dovecot.
+//
+//	mailbox gen -n 10000 [-seed 1] [-user NAME] -o FILE
+//	mailbox measure -addr 127.0.0.1:PORT -user U -pass P -n 10000 -server NAME -mailbox LABEL [-first-hook CMD] -out RESULTS
+//	mailbox report -ours NAME [-note TEXT]... RESULTS
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: mailbox gen|measure|report ...")
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "gen":
+		err = genCommand(args[1:], stdout, stderr)
+	case "measure":
+		err = measureCommand(ctx, args[1:], stderr)
+	case "report":
+		err = reportCommand(args[1:], stdout, stderr)
+	default:
+		err = fmt.Errorf("unknown command %q", args[0])
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mailbox %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func genCommand(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", 10000, "number of messages")
+	seed := fs.Uint64("seed", 1, "random seed: the same seed and -n give the same bytes")
+	user := fs.String("user", "popa3dbench", "local part of the recipient address")
+	out := fs.String("o", "", "output file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" || *n < 1 {
+		return fmt.Errorf("need -o FILE and -n >= 1")
+	}
+	f, err := os.Create(*out)
+	if err != nil {
+		return err
+	}
+	st, err := generate(f, *n, *seed, *user)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(*out)
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d messages, %d bytes, %d with attachments, %d quoted From lines\n",
+		*out, st.Messages, st.Bytes, st.Attachments, st.Quoted)
+	return nil
+}
+
+func measureCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("measure", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := measureConfig{progress: stderr}
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:110", "server address")
+	fs.StringVar(&cfg.user, "user", "popa3dbench", "user name")
+	fs.StringVar(&cfg.pass, "pass", "", "password")
+	fs.IntVar(&cfg.messages, "n", 0, "messages in the mailbox (checked against STAT)")
+	fs.IntVar(&cfg.firstOpens, "first-opens", 3, "first opens, each after the first-open hook (the median is reported)")
+	fs.IntVar(&cfg.reopens, "reopens", 5, "reopens of the unchanged mailbox (the median is reported)")
+	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "limit on each network wait")
+	fs.DurationVar(&cfg.retrCap, "retr-cap", 20*time.Second, "stop each RETR pass after this long (0: no cap)")
+	fs.StringVar(&cfg.firstHook, "first-hook", "", "shell command run before the first open (removes index caches)")
+	server := fs.String("server", "", "server name for the table")
+	label := fs.String("mailbox", "", "mailbox label for the table")
+	out := fs.String("out", "", "results file (one JSON line appended)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.messages < 2 || *server == "" || *label == "" || *out == "" {
+		return fmt.Errorf("need -n >= 2, -server, -mailbox and -out")
+	}
+	r := result{Server: *server, Mailbox: *label}
+	measure(ctx, cfg, &r)
+	fmt.Fprintf(stderr, "  %s/%s: first %.1f ms, reopen %.1f ms, UIDL %.1f ms, RETR %.0f/%.0f MB/s, QUIT %.1f ms\n",
+		r.Server, r.Mailbox, r.FirstOpen, r.Reopen, r.UIDL, r.RETR1, r.RETR8, r.Quit)
+	line, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", *out, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if len(r.Errors) > 0 {
+		return fmt.Errorf("%s: %s", r.Server, strings.Join(r.Errors, "; "))
+	}
+	return nil
+}
+
+type notes []string
+
+func (n *notes) String() string     { return strings.Join(*n, "; ") }
+func (n *notes) Set(s string) error { *n = append(*n, s); return nil }
+
+func reportCommand(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ours := fs.String("ours", "ours", "server name of our server in the results")
+	var ns notes
+	fs.Var(&ns, "note", "a line printed under the machine line (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("need one results file")
+	}
+	rs, err := readResults(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	writeReport(stdout, rs, *ours, ns)
+	return nil
+}

@@ -42,6 +42,7 @@ type memStore struct {
 	staleVerify bool
 	staleCommit bool
 	commits     [][]int
+	closeDelay  time.Duration // Mailbox.Close takes this long before it releases
 }
 
 func newMemStore(boxes map[string][]string) *memStore {
@@ -107,6 +108,7 @@ func (m *memMailbox) Commit(ctx context.Context, deleted []int) error {
 	return nil
 }
 func (m *memMailbox) Close() error {
+	time.Sleep(m.s.closeDelay)
 	m.s.mu.Lock()
 	defer m.s.mu.Unlock()
 	delete(m.s.open, m.loc)

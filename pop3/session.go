@@ -186,11 +186,7 @@ func (ss *session) readFailed(ctx context.Context, err error) {
 
 func (ss *session) finish() Summary {
 	ss.flush()
-	if ss.mb != nil {
-		if err := ss.mb.Close(); err != nil {
-			ss.log.Error(fmt.Sprintf("close %s: %v", ss.mb.Location(), err))
-		}
-	}
+	ss.closeMailbox()
 	ss.summary.Retrieved = ss.retrieved
 	ss.summary.BytesSent = ss.wire.n
 	ss.summary.Duration = ss.srv.now().Sub(ss.start)
@@ -202,6 +198,17 @@ func (ss *session) finish() Summary {
 		"deleted", ss.summary.Deleted, "bytes_sent", ss.summary.BytesSent,
 		"duration", ss.summary.Duration.Round(time.Millisecond).String())
 	return ss.summary
+}
+
+// closeMailbox closes the mailbox, if one is open.
+func (ss *session) closeMailbox() {
+	if ss.mb == nil {
+		return
+	}
+	if err := ss.mb.Close(); err != nil {
+		ss.log.Error(fmt.Sprintf("close %s: %v", ss.mb.Location(), err))
+	}
+	ss.mb = nil
 }
 
 // reply queues a positive status line, which ends a run of bad commands.
@@ -520,6 +527,10 @@ func (ss *session) accessFailed(err error, canReply bool) {
 // update is QUIT in TRANSACTION: the UPDATE state of RFC 1939 section 6.
 func (ss *session) update(ctx context.Context) {
 	ss.state = stateDone
+	// The mailbox, and its session lock, is released before the reply
+	// leaves, so that a client that reconnects as soon as it reads the +OK
+	// is not told [IN-USE].
+	defer ss.closeMailbox()
 	var dels []int
 	var delBytes int64
 	for i, d := range ss.deleted {

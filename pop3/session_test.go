@@ -414,3 +414,25 @@ func TestEOFAfterPartialLine(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// The mailbox (and its session lock) is released before the reply to QUIT
+// leaves, so a client that reconnects at once is not told [IN-USE].
+func TestMailboxReleasedBeforeQuitReply(t *testing.T) {
+	for _, cmds := range []string{"QUIT\r\n", "DELE 1\r\nQUIT\r\n"} {
+		store := newMemStore(testBoxes)
+		store.closeDelay = 100 * time.Millisecond // a release that takes a moment
+		h1 := start(t, func(s *Server) { s.Store = store })
+		h1.login()
+		h1.send(cmds)
+		h1.expect(strings.Repeat("+OK\r\n", strings.Count(cmds, "\r\n")))
+		store.mu.Lock()
+		n := len(store.open)
+		store.mu.Unlock()
+		if n != 0 {
+			t.Errorf("%q: the mailbox was still open when the client read QUIT's +OK", cmds)
+		}
+		h2 := start(t, func(s *Server) { s.Store = store })
+		h2.login()
+		h1.wait()
+	}
+}

@@ -90,22 +90,23 @@ install_cmd() {
 }
 install_mailbox() { sh -c "$(install_cmd "$1")"; }
 
-# Our server. For now single-account mode: started as root, one password
-# file entry, sessions as run_as. To switch to system accounts (issue 3),
-# change only this block: auth = "system", no passwd_file and run_as, and
-# state_dir = "$ours/state" for the index cache (first_open_ours clears it).
+# Our server: system accounts with privilege separation (a pre-auth process
+# and a session process per connection), state_dir for the index cache and
+# the journal (first_open_ours clears it).
 ours=$WORK/ours
 start_ours() {  # PORT
+	# System accounts with privilege separation, as the peers serve them:
+	# the same account and shadow hash; the index cache and the UPDATE
+	# journal in a state directory of the user's.
 	rm -rf "$ours"; mkdir -p "$ours"; chmod 755 "$ours"
-	echo "$user:$(printf '%s\n' "$pass" | "$WORK/bin/popa3d" passwd -s sha512-crypt)" >"$ours/passwd"
-	chown "$user" "$ours/passwd"; chmod 600 "$ours/passwd"
-	install -d -o "$user" -m 0700 "$ours/locks" "$ours/state"
+	install -d -o "$user" -m 0700 "$ours/state"
 	cat >"$ours/popa3d.toml" <<-CONF
 	listen = ["127.0.0.1:$1"]
-	passwd_file = "$ours/passwd"
+	auth = "system"
 	mailbox = "/var/mail/%u"
 	lock_dir = "$ours/locks"
-	run_as = "$user"
+	chroot = "$ours/empty"
+	state_dir = "$ours/state"
 	CONF
 	"$WORK/bin/popa3d" -D -e -c "$ours/popa3d.toml" 2>>"$ours/log" &
 	echo $! >"$ours/pid"
@@ -178,7 +179,7 @@ for n in $sizes; do
 	done
 done
 "$bench" report -ours "$name_ours" \
-	-note "Servers: ours = $(cd "$repo" && git describe --always --dirty) (cmd/popa3d -D, single-account mode, sha512-crypt), popa3d-1.0.3 = Debian's under socat (inetd mode), Dovecot mbox (dotlock+fcntl). Same mailbox bytes, same password hash scheme, warm page cache; loopback." \
+	-note "Servers: ours = $(cd "$repo" && git describe --always --dirty) (cmd/popa3d -D, auth = system with privilege separation, sha512-crypt, index cache and journal in state_dir), popa3d-1.0.3 = Debian's under socat (inetd mode), Dovecot mbox (dotlock+fcntl). Same mailbox bytes, same password hash scheme, warm page cache; loopback." \
 	-note "popa3d 1.0.3 sends a multi-line reply as three writes (status line, body, terminator); under Nagle the last one often waits for the client's delayed ACK (about 40 ms), which dominates its RETR figures (and at times its UIDL one)." \
 	-note "Mailboxes: seed $SEED, generator $gensum; login to STAT = USER sent until the STAT reply (after the greeting); UIDL/RETR from the command sent until the last byte." \
 	"$results" | tee "$WORK/report.md"

@@ -326,9 +326,12 @@ func (m *mbox) compactJournaled(deleted []int) (err error) {
 		return err
 	}
 	if err := os.MkdirAll(m.store.stateDir, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+		return fmt.Errorf("%w: state directory: %w", errNoJournal, err)
 	}
 	j, err := os.OpenFile(jpath, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: create journal: %w", errNoJournal, err)
+	}
 	if err != nil {
 		return fmt.Errorf("create journal: %w", err)
 	}
@@ -645,7 +648,13 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *o
 		return err
 	}
 	j, err := os.OpenFile(jpath, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
+		return nil // no state directory, so no journal
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		// A state directory this account cannot read holds no journal of
+		// its own: Commit could not have written one there.
+		s.warn("mbox: state directory not readable, no journal checked", "mailbox", path, "error", err.Error())
 		return nil
 	}
 	if err != nil {
@@ -793,6 +802,11 @@ func (u *update) complete(st *journalState) error {
 	}
 	return u.run(l, w, false)
 }
+
+// errNoJournal means the journal could not be created (no usable state
+// directory) before the mailbox was touched: Commit then compacts in place,
+// as popa3d, and says so.
+var errNoJournal = errors.New("no journal")
 
 // exclusiveLock returns the lock function recoverUpdate takes: the
 // mailbox's configured locks, exclusive, as Commit holds them.

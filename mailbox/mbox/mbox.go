@@ -495,12 +495,20 @@ func (m *mbox) Commit(ctx context.Context, deleted []int) (err error) {
 		return err
 	}
 	m.committed = true
-	compact := m.compact
+	var cerr error
 	if m.store.stateDir != "" {
-		compact = m.compactJournaled
+		cerr = m.compactJournaled(deleted)
+		if errors.Is(cerr, errNoJournal) {
+			// Deletions still work, without crash safety, rather than
+			// never: the mailbox was not touched yet.
+			m.store.warn("mbox: UPDATE in place without a journal", "mailbox", m.path, "error", cerr.Error())
+			cerr = m.compact(deleted)
+		}
+	} else {
+		cerr = m.compact(deleted)
 	}
-	if err := compact(deleted); err != nil {
-		return fmt.Errorf("update %s: %w", m.path, err)
+	if cerr != nil {
+		return fmt.Errorf("update %s: %w", m.path, cerr)
 	}
 	m.indexAfterCommit(ctx, deleted)
 	return nil

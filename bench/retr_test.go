@@ -146,7 +146,7 @@ func TestWriteMailbox(t *testing.T) {
 
 // benchRETR measures our server, or with $POP3_BENCH_ADDR (and
 // $POP3_BENCH_USER, $POP3_BENCH_PASS) a peer serving the same mailbox.
-func benchRETR(b *testing.B, inFlight int) {
+func benchRETR(b *testing.B, inFlight, messages, size int) {
 	addr, user, pass := os.Getenv("POP3_BENCH_ADDR"), "u", "p"
 	if addr == "" {
 		path := filepath.Join(b.TempDir(), "user")
@@ -186,7 +186,12 @@ func benchRETR(b *testing.B, inFlight int) {
 
 // BenchmarkRETROneAtATime sends the next RETR only after the previous
 // message has arrived whole, as fetchmail, curl and getmail do.
-func BenchmarkRETROneAtATime(b *testing.B) { benchRETR(b, 1) }
+func BenchmarkRETROneAtATime(b *testing.B) { benchRETR(b, 1, messages, size) }
 
 // BenchmarkRETRPipelined8 keeps 8 RETR commands in flight.
-func BenchmarkRETRPipelined8(b *testing.B) { benchRETR(b, 8) }
+func BenchmarkRETRPipelined8(b *testing.B) { benchRETR(b, 8, messages, size) }
+
+// BenchmarkRETRSmall fetches 2,000 messages of 5 KB one at a time, the
+// common size of mail, where the cost per command shows rather than the
+// bytes.
+func BenchmarkRETRSmall(b *testing.B) { benchRETR(b, 1, 2000, 5<<10) }

@@ -159,6 +159,17 @@ func FuzzIndex(f *testing.F) {
 			}
 			entries = got
 		}
+		// Cut in two at every message start past the middle, as Index does
+		// for a large mailbox: the same messages, or the same refusal.
+		for _, block := range blocks[:2] {
+			got, err := indexSplit(r, size, lim, block, 1)
+			if (err == nil) != (wantErr == nil) || (err != nil && !errors.Is(err, mailbox.ErrFormat)) {
+				t.Fatalf("split, block %d: error %v, reference %v", block, err, wantErr)
+			}
+			if err == nil && !slices.Equal(got, want) {
+				t.Fatalf("split, block %d:\n got %+v\nwant %+v", block, got, want)
+			}
+		}
 		if wantErr != nil {
 			return
 		}

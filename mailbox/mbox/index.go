@@ -87,15 +87,84 @@ func putUIDL(b []byte, h *[8]byte) {
 // grow with line or message length; only the returned slice grows with the
 // message count.
 func Index(r io.ReaderAt, size int64, lim Limits) ([]Entry, error) {
-	var entries []Entry
-	err := scan(r, size, lim, blockSize, func(e *Entry) error {
-		entries = append(entries, *e)
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	return indexSplit(r, size, lim, blockSize, splitMin)
+}
+
+// splitMin is the smallest mailbox Index parses in two halves at once: a
+// large mailbox's first open is bound by the parse, and session processes
+// have two cores or more to themselves while they open. Below it the second
+// goroutine would cost more than it saves.
+const splitMin = 32 << 20
+
+// indexSplit is Index with the read size and the split threshold as
+// parameters, for tests. A mailbox of at least minSplit bytes is cut at the
+// first message start ("\n\nFrom ") after its middle, and the two halves
+// are parsed concurrently. The result is exactly the sequential parse's: a
+// message start found by the search is one for the sequential parser too
+// (any "\n\nFrom " after a From_ line is a message start, or a refusal),
+// the first half parses its last message with the whole file in view (so
+// it ends and is refused exactly as it would be), and an error of the first
+// half wins, as it would come first.
+func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit int64) ([]Entry, error) {
+	lim = lim.withDefaults()
+	collect := func(from, stop int64, out *[]Entry) error {
+		return scanRange(r, size, lim, block, from, stop, func(e *Entry) error {
+			*out = append(*out, *e)
+			return nil
+		})
 	}
-	return entries, nil
+	var mid int64 = -1
+	if size >= minSplit && size <= lim.MaxBytes {
+		var err error
+		if mid, err = nextStart(r, size/2, size, block); err != nil {
+			return nil, err
+		}
+	}
+	if mid <= 0 {
+		var entries []Entry
+		if err := collect(0, size, &entries); err != nil {
+			return nil, err
+		}
+		return entries, nil
+	}
+	var first, second []Entry
+	var err2 error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err2 = collect(mid, size, &second)
+	}()
+	err1 := collect(0, mid, &first)
+	<-done
+	switch {
+	case err1 != nil:
+		return nil, err1
+	case err2 != nil:
+		return nil, err2
+	case len(first)+len(second) > lim.MaxMessages:
+		return nil, refuse("more than %d messages", lim.MaxMessages)
+	}
+	return append(first, second...), nil
+}
+
+// nextStart returns the offset of the first From_ line that follows an
+// empty line at or after from, or -1 if there is none before size.
+func nextStart(r io.ReaderAt, from, size int64, block int) (int64, error) {
+	buf := make([]byte, max(block, 2*len(fromSep)))
+	for off := from; off < size; {
+		n := int(min(int64(len(buf)), size-off))
+		if _, err := r.ReadAt(buf[:n], off); err != nil && !errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("read at %d: %w", off, err)
+		}
+		if i := bytes.Index(buf[:n], fromSep); i >= 0 {
+			return off + int64(i) + 2, nil
+		}
+		if off+int64(n) >= size {
+			break
+		}
+		off += int64(n - len(fromSep) + 1) // a separator may straddle reads
+	}
+	return -1, nil
 }
 
 // blockSize is how much of the file one read fetches. 1 MiB amortises the
@@ -122,6 +191,13 @@ var fromSep = []byte("\n\nFrom ")
 // each message in order. block is the read size (tests use tiny ones to
 // exercise block boundaries).
 func scan(r io.ReaderAt, size int64, lim Limits, block int, emit func(*Entry) error) error {
+	return scanRange(r, size, lim, block, 0, size, emit)
+}
+
+// scanRange is scan from the message start at offset from, stopping after the
+// message that ends at stop or later; it reads past stop as far as that
+// message needs.
+func scanRange(r io.ReaderAt, size int64, lim Limits, block int, from, stop int64, emit func(*Entry) error) error {
 	lim = lim.withDefaults()
 	if size < 0 {
 		return fmt.Errorf("negative mailbox size %d", size)
@@ -140,6 +216,9 @@ func scan(r io.ReaderAt, size int64, lim Limits, block int, emit func(*Entry) er
 		buf:  make([]byte, maxCarry+block),
 		lo:   maxCarry,
 		hi:   maxCarry,
+		base: from,
+		from: from,
+		stop: stop,
 		blk:  block,
 		md5:  md5.New(),
 		max:  lim.MaxMessages,
@@ -158,6 +237,8 @@ type parser struct {
 	lo   int // buf[lo:hi] holds the input from file offset base on
 	hi   int
 	base int64
+	from int64 // where parsing starts: 0, or a message start
+	stop int64 // parsing ends with the message that reaches it
 	md5  hash.Hash
 	sum  [md5.Size]byte
 	max  int // message count limit
@@ -253,17 +334,17 @@ func refuse(format string, args ...any) error {
 }
 
 func (p *parser) run(emit func(*Entry) error) error {
-	if err := p.ensure(0, 5); err != nil {
+	if err := p.ensure(p.from, 5); err != nil {
 		return err
 	}
 	// popa3d refuses a file that does not begin with a From_ line: anything
 	// before the first one, or no From_ line at all.
-	if !hasFrom(p.at(0)) {
+	if !hasFrom(p.at(p.from)) {
 		return refuse("the file does not begin with a From_ line")
 	}
 	var e Entry
 	count := 0
-	for start := int64(0); ; {
+	for start := p.from; ; {
 		if count++; count > p.max {
 			return refuse("more than %d messages", p.max)
 		}
@@ -274,7 +355,7 @@ func (p *parser) run(emit func(*Entry) error) error {
 		if err := emit(&e); err != nil {
 			return err
 		}
-		if next == p.size {
+		if next == p.size || next >= p.stop {
 			return nil
 		}
 		start = next

@@ -40,3 +40,21 @@ var (
 
 // Unknown returns an error that wraps both ErrFailed and ErrUnknownUser.
 func Unknown() error { return errors.Join(ErrFailed, ErrUnknownUser) }
+
+// Failure is a refused login that carries a detail for the log, never for
+// the client: its text starts as ErrFailed's whatever the cause, and
+// errors.Is tells the causes apart (Cause is ErrFailed or Unknown()).
+type Failure struct {
+	Cause  error
+	Detail string
+}
+
+func (e *Failure) Error() string {
+	if e.Detail == "" {
+		return ErrFailed.Error()
+	}
+	return ErrFailed.Error() + ": " + e.Detail
+}
+
+// Unwrap returns the cause.
+func (e *Failure) Unwrap() error { return e.Cause }

@@ -243,7 +243,7 @@ var refusals = map[C.int]bool{
 // cannot be interrupted.
 func (a *Authenticator) Authenticate(ctx context.Context, user, password string) (auth.Identity, error) {
 	if err := ctx.Err(); err != nil {
-		return auth.Identity{}, &failure{cause: auth.ErrFailed, detail: err.Error()}
+		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: err.Error()}
 	}
 	// Only for the log: PAM does not tell an unknown user from a wrong
 	// password.
@@ -253,18 +253,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string)
 	}
 	switch {
 	case user == "" || strings.IndexByte(user, 0) >= 0:
-		return auth.Identity{}, &failure{cause: auth.Unknown(), detail: "empty user name or NUL byte in it"}
+		return auth.Identity{}, &auth.Failure{Cause: auth.Unknown(), Detail: "empty user name or NUL byte in it"}
 	case password == "":
 		// popa3d refuses it even where PAM would not (pam_unix nullok).
-		return auth.Identity{}, &failure{cause: cause, detail: "empty password"}
+		return auth.Identity{}, &auth.Failure{Cause: cause, Detail: "empty password"}
 	case strings.IndexByte(password, 0) >= 0:
-		return auth.Identity{}, &failure{cause: cause, detail: "NUL byte in the password"}
+		return auth.Identity{}, &auth.Failure{Cause: cause, Detail: "NUL byte in the password"}
 	}
 
 	select {
 	case a.turn <- struct{}{}:
 	case <-ctx.Done():
-		return auth.Identity{}, &failure{cause: auth.ErrFailed, detail: ctx.Err().Error()}
+		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: ctx.Err().Error()}
 	}
 	start := a.now()
 	final, rc, step := a.login(user, password, remoteHost(ctx))
@@ -288,7 +288,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string)
 	if rc != C.PAM_SUCCESS {
 		msg := steps[step] + ": " + C.GoString(C.pam_strerror(nil, rc))
 		if refusals[rc] {
-			return auth.Identity{}, &failure{cause: cause, detail: msg}
+			return auth.Identity{}, &auth.Failure{Cause: cause, Detail: msg}
 		}
 		return auth.Identity{}, fmt.Errorf("pam service %s: %s", a.service, msg)
 	}
@@ -297,7 +297,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string)
 		return auth.Identity{}, fmt.Errorf("pam service %s accepted %q: %w", a.service, final, err)
 	}
 	if id.UID == 0 {
-		return auth.Identity{}, &failure{cause: auth.ErrFailed, detail: "uid 0 is refused"}
+		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: "uid 0 is refused"}
 	}
 	if id.Mailbox, err = a.rule.Path(id); err != nil {
 		return auth.Identity{}, fmt.Errorf("pam: %w", err)
@@ -327,20 +327,3 @@ func (a *Authenticator) login(user, password, rhost string) (final string, rc C.
 	}
 	return final, rc, step
 }
-
-// failure is the error of every refused login. Its text starts the same
-// whatever the cause; a detail for the log (never for the client) may
-// follow. errors.Is tells the causes apart.
-type failure struct {
-	cause  error // auth.ErrFailed or auth.Unknown()
-	detail string
-}
-
-func (e *failure) Error() string {
-	if e.detail == "" {
-		return auth.ErrFailed.Error()
-	}
-	return auth.ErrFailed.Error() + ": " + e.detail
-}
-
-func (e *failure) Unwrap() error { return e.cause }

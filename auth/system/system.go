@@ -92,7 +92,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string)
 
 func (a *Authenticator) authenticate(ctx context.Context, user, password string) (auth.Identity, cost, error) {
 	if err := ctx.Err(); err != nil {
-		return auth.Identity{}, costNone, &failure{cause: auth.ErrFailed, detail: err.Error()}
+		return auth.Identity{}, costNone, &auth.Failure{Cause: auth.ErrFailed, Detail: err.Error()}
 	}
 	acct, err := lookupAccount(user)
 	if err != nil {
@@ -155,20 +155,20 @@ func (a *Authenticator) authenticate(ctx context.Context, user, password string)
 		return auth.Identity{}, c, fmt.Errorf("system accounts: verify password: %w", syscall.ENOMEM)
 	}
 	if cause != nil {
-		return auth.Identity{}, c, &failure{cause: cause, detail: detail}
+		return auth.Identity{}, c, &auth.Failure{Cause: cause, Detail: detail}
 	}
 	switch status {
 	case C.P3_MATCH:
 	case C.P3_MISMATCH:
-		return auth.Identity{}, c, &failure{cause: auth.ErrFailed}
+		return auth.Identity{}, c, &auth.Failure{Cause: auth.ErrFailed}
 	case C.P3_LOCKED:
-		return auth.Identity{}, c, &failure{cause: auth.ErrFailed, detail: "account locked or without a password"}
+		return auth.Identity{}, c, &auth.Failure{Cause: auth.ErrFailed, Detail: "account locked or without a password"}
 	case C.P3_NO_SHADOW:
-		return auth.Identity{}, c, &failure{cause: auth.ErrFailed, detail: `passwd field "x" but no shadow entry (shadow unreadable?)`}
+		return auth.Identity{}, c, &auth.Failure{Cause: auth.ErrFailed, Detail: `passwd field "x" but no shadow entry (shadow unreadable?)`}
 	case C.P3_CRYPT_FAILED:
-		return auth.Identity{}, c, &failure{cause: auth.ErrFailed, detail: "crypt(3) cannot use the account's hash"}
+		return auth.Identity{}, c, &auth.Failure{Cause: auth.ErrFailed, Detail: "crypt(3) cannot use the account's hash"}
 	default:
-		return auth.Identity{}, c, &failure{cause: auth.ErrFailed, detail: fmt.Sprintf("unexpected verification status %d", status)}
+		return auth.Identity{}, c, &auth.Failure{Cause: auth.ErrFailed, Detail: fmt.Sprintf("unexpected verification status %d", status)}
 	}
 
 	id := acct.identity()
@@ -179,20 +179,3 @@ func (a *Authenticator) authenticate(ctx context.Context, user, password string)
 	id.Mailbox = mbox
 	return id, c, nil
 }
-
-// failure is the error of every refused login. Its text starts the same
-// whatever the cause; a detail for the log (never for the client) may
-// follow. errors.Is tells the causes apart.
-type failure struct {
-	cause  error // auth.ErrFailed or auth.Unknown()
-	detail string
-}
-
-func (e *failure) Error() string {
-	if e.detail == "" {
-		return auth.ErrFailed.Error()
-	}
-	return auth.ErrFailed.Error() + ": " + e.detail
-}
-
-func (e *failure) Unwrap() error { return e.cause }

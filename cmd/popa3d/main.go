@@ -69,13 +69,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// too: nothing meant for stderr may reach the client.
 		stderr = notClient()
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "popa3d: %v\n", err)
+	cfg, ok := configFor(*cfgPath, *toStderr, stderr)
+	if !ok {
 		return 1
-	}
-	if *toStderr {
-		cfg.Log = "stderr"
 	}
 	log := newLogger(cfg, stderr, *check, os.Getpid())
 	if cfg.Auth != "passwd_file" && os.Geteuid() != 0 {
@@ -298,6 +294,20 @@ func signalContext(daemonMode bool, log *slog.Logger) (context.Context, context.
 			close(hup)
 		}
 	}
+}
+
+// configFor loads the configuration the flags name (-c, -e); a failure is
+// reported on stderr.
+func configFor(path string, toStderr bool, stderr io.Writer) (config.Config, bool) {
+	cfg, err := loadConfig(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "popa3d: %v\n", err)
+		return cfg, false
+	}
+	if toStderr {
+		cfg.Log = "stderr"
+	}
+	return cfg, true
 }
 
 func loadConfig(path string) (config.Config, error) {

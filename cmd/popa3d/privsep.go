@@ -105,13 +105,9 @@ func runPreauth(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "popa3d: %s is started only by popa3d itself, as root\n", preauthRole)
 		return 1
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintf(stderr, "popa3d: %v\n", err)
+	cfg, ok := configFor(*cfgPath, *toStderr, stderr)
+	if !ok {
 		return 1
-	}
-	if *toStderr {
-		cfg.Log = "stderr"
 	}
 	// Connect to syslog before the chroot, and log under the session
 	// process's pid, so that all lines of a session carry one pid.

@@ -675,25 +675,7 @@ func TestIndexCacheSeedCorpus(t *testing.T) {
 	for name, s := range handSeeds {
 		add(name, []byte(s))
 	}
-	if *updateCorpus {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, b := range seeds {
-		want := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", b)
-		path := filepath.Join(dir, name)
-		if *updateCorpus {
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("seed %s missing or out of date (run go test -run TestIndexCacheSeedCorpus -update-corpus): %v", name, err)
-		}
-	}
+	checkSeedCorpus(t, dir, seeds, "TestIndexCacheSeedCorpus")
 }
 
 // TestPutUIDLFast compares the unrolled UIDL printer with putUIDL.

@@ -284,6 +284,14 @@ func TestFuzzSeedCorpus(t *testing.T) {
 	for name, s := range handSeeds {
 		seeds[name] = []byte(s)
 	}
+	checkSeedCorpus(t, dir, seeds, "TestFuzzSeedCorpus")
+}
+
+// checkSeedCorpus fails unless dir holds exactly the go-fuzz file of each
+// seed; with -update-corpus it writes them instead. test names the test that
+// -update-corpus is to be run with.
+func checkSeedCorpus(t *testing.T, dir string, seeds map[string][]byte, test string) {
+	t.Helper()
 	if *updateCorpus {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -300,7 +308,7 @@ func TestFuzzSeedCorpus(t *testing.T) {
 		}
 		got, err := os.ReadFile(path)
 		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("seed %s missing or out of date (run go test -run TestFuzzSeedCorpus -update-corpus): %v", name, err)
+			t.Errorf("seed %s missing or out of date (run go test -run %s -update-corpus): %v", name, test, err)
 		}
 	}
 }

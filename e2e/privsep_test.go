@@ -562,3 +562,46 @@ func TestPrivsepStateDir(t *testing.T) {
 		t.Errorf("index file %s: %v, want it owned by %d", idx[0], err, u.UID)
 	}
 }
+
+// TestPrivsepShutdown: SIGTERM to -D ends privilege-separated sessions at
+// once, one logged in with a deletion marked (nothing is deleted) and one
+// still in AUTHORIZATION (its pre-auth process goes too), well before the
+// shutdown grace, and the daemon exits 0 without logging a failure.
+func TestPrivsepShutdown(t *testing.T) {
+	s := newSystemSite(t)
+	msgs := smallMessages("p3eterm", 1, 3)
+	u := s.account("p3eterm", "term password", "SHA512", msgs)
+	s.set("shutdown_grace", `"10s"`)
+	mb := s.path(filepath.Join("spool", u.Name))
+	before, _ := os.ReadFile(mb)
+	d := s.startDaemon()
+	in := dial(t, d.addr)
+	defer in.close()
+	in.login(account{name: u.Name, password: "term password"})
+	in.ok("DELE 1")
+	waiting := dial(t, d.addr)
+	defer waiting.close()
+	waiting.ok("USER " + u.Name)
+	pre := waitForProcess(t, func(pid int) bool {
+		args := cmdline(pid)
+		return len(args) > 1 && args[1] == "--preauth" && slices.Contains(args, s.config)
+	})
+	t0 := time.Now()
+	d.terminate(t)
+	if el := time.Since(t0); el > 3*time.Second {
+		t.Errorf("SIGTERM took %v, want well under the 10s grace", el)
+	}
+	in.expectClose()
+	waiting.expectClose()
+	for deadline := time.Now().Add(5 * time.Second); processExists(pre); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pre-auth process %d outlived the shutdown", pre)
+		}
+	}
+	if after, _ := os.ReadFile(mb); !bytes.Equal(after, before) {
+		t.Error("the mailbox changed though the session never quit")
+	}
+	if log := d.p.log(); strings.Contains(log, "crit:") {
+		t.Errorf("a failure was logged at shutdown:\n%s", log)
+	}
+}

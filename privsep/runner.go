@@ -179,6 +179,10 @@ func (r *Runner) preauth(ctx context.Context, in, out *os.File) (pop3.Credential
 		werr = <-exited
 	}
 	switch {
+	case ctx.Err() != nil:
+		// Shut down (SIGTERM) while the client was still logging in: the
+		// session simply ends, as an idle one does.
+		return pop3.Credentials{}, errNoRecord
 	case rerr != nil && !errors.Is(rerr, errNoRecord):
 		return pop3.Credentials{}, fmt.Errorf("pre-auth process: %w", rerr)
 	case werr != nil && !killed:

@@ -40,6 +40,13 @@ func SpawnSession(ctx context.Context, command func(context.Context) *exec.Cmd, 
 		started(cmd.Process.Pid)
 	}
 	err = cmd.Wait()
+	if ctx.Err() != nil && cmd.ProcessState != nil {
+		// Shut down: a session that ended on our SIGTERM ended well.
+		ps := cmd.ProcessState
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ps.Success() || ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+			return nil
+		}
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) || errors.Is(err, exec.ErrWaitDelay) {
 		return fmt.Errorf("session process %d: %w", cmd.Process.Pid, err)

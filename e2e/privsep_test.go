@@ -605,3 +605,87 @@ func TestPrivsepShutdown(t *testing.T) {
 		t.Errorf("a failure was logged at shutdown:\n%s", log)
 	}
 }
+
+// TestPrivsepKilledUpdate kills a real session process with SIGKILL while
+// its QUIT updates a 12 MB mailbox (the first message deleted, so nearly
+// everything moves), delivers new mail, and logs in again: the journal in
+// the user's ~/.popa3d makes the next session see exactly the kept messages
+// and the new one, or, if the kill came before the update had begun, all of
+// them and the new one; the file then holds exactly those bytes.
+func TestPrivsepKilledUpdate(t *testing.T) {
+	s := newSystemSite(t)
+	var msgs []message
+	for n := 1; n <= 48; n++ {
+		msgs = append(msgs, newMessage("p3ekill", n, fmt.Sprintf("message %d", n), bigBody(256<<10, uint64(n))))
+	}
+	u := s.account("p3ekill", "kill password", "SHA512", nil)
+	home := s.path("home-p3ekill")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	systemtest.Run(t, "usermod", "-d", home, u.Name)
+	login := account{name: u.Name, password: "kill password"}
+	outcomes := map[string]int{}
+	rounds := 0
+	for round := range 24 {
+		if round >= 12 && outcomes["recovered from the journal"] > 0 {
+			break
+		}
+		rounds++
+		s.writeSpool(u.Name, mbox(msgs...), u.UID, u.GID)
+		in := s.startInetd()
+		c := dial(t, in.addr())
+		c.login(login)
+		c.ok("DELE 1")
+		c.ok("DELE 3")
+		victim := in.proc(t, 1)
+		c.send("QUIT")
+		time.Sleep(time.Duration(round%12)*2*time.Millisecond + time.Duration(round/12)*time.Millisecond)
+		victim.cmd.Process.Kill()
+		<-victim.done
+		c.close()
+
+		late := newMessage("p3ekill", 100+round, "delivered after the crash", []byte("late\n"))
+		f, err := os.OpenFile(s.path(filepath.Join("spool", u.Name)), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write(mbox(late))
+		f.Close()
+
+		kept := append(without(msgs, 1, 3), late)
+		all := append(slices.Clone(msgs), late)
+		c = dial(t, in.addr())
+		c.login(login)
+		got := listing(c.okMulti("UIDL"))
+		c.quit()
+		var want []message
+		switch strings.Join(got, "|") {
+		case strings.Join(uidlLines(kept), "|"):
+			want, outcomes["completed"] = kept, outcomes["completed"]+1
+		case strings.Join(uidlLines(all), "|"):
+			want, outcomes["not begun"] = all, outcomes["not begun"]+1
+		default:
+			t.Fatalf("round %d: UIDL after the crash %q", round, got)
+		}
+		for deadline := time.Now().Add(10 * time.Second); !in.proc(t, 2).exited(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("second session did not end")
+			}
+		}
+		s.checkMailboxAt(s.path(filepath.Join("spool", u.Name)), mbox(want...))
+		if strings.Contains(in.proc(t, 2).log(), "completed an interrupted UPDATE from its journal") {
+			outcomes["recovered from the journal"]++
+		}
+		if t.Failed() {
+			t.Fatalf("round %d", round)
+		}
+	}
+	t.Logf("outcomes of %d kills: %v", rounds, outcomes)
+	if outcomes["recovered from the journal"] == 0 {
+		t.Error("no kill landed during the update; the test proves nothing")
+	}
+}

@@ -138,7 +138,9 @@ func Load(path string) (Config, error) {
 	}
 	c.dir = filepath.Dir(abs)
 	c.PasswdFile = c.resolve(c.PasswdFile)
-	c.Mailbox = c.resolve(c.Mailbox)
+	if !strings.HasPrefix(c.Mailbox, "~/") {
+		c.Mailbox = c.resolve(c.Mailbox)
+	}
 	c.LockDir = c.resolve(c.LockDir)
 	c.Chroot = c.resolve(c.Chroot)
 	if !strings.HasPrefix(c.StateDir, "~/") {

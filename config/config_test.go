@@ -91,3 +91,14 @@ func TestExampleMatchesDefaults(t *testing.T) {
 		}
 	}
 }
+
+// "~/" means the account's home, not a directory beside the file.
+func TestHomePathsStay(t *testing.T) {
+	c, err := Load(write(t, "mailbox = \"~/Mailbox\"\nstate_dir = \"~/.popa3d\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mailbox != "~/Mailbox" || c.StateDir != "~/.popa3d" {
+		t.Errorf("mailbox %q, state_dir %q", c.Mailbox, c.StateDir)
+	}
+}

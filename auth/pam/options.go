@@ -7,8 +7,7 @@ const DefaultService = "popa3d"
 type Options struct {
 	// Service is the PAM service name; DefaultService if empty.
 	Service string
-	// MailboxStyle and Spool say where mailboxes are, as for system
-	// accounts: see system.NewMailboxRule.
-	MailboxStyle string
-	Spool        string
+	// Mailbox names each account's mailbox, as for system accounts: see
+	// system.NewMailboxRule.
+	Mailbox string
 }

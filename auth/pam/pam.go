@@ -177,7 +177,7 @@ func New(opts Options) (*Authenticator, error) {
 	if strings.ContainsAny(service, "/\x00") || service == "." || service == ".." {
 		return nil, fmt.Errorf("pam: service name %q: not a file name in /etc/pam.d", service)
 	}
-	rule, err := system.NewMailboxRule(opts.MailboxStyle, opts.Spool)
+	rule, err := system.NewMailboxRule(opts.Mailbox)
 	if err != nil {
 		return nil, fmt.Errorf("pam: %w", err)
 	}

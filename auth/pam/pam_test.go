@@ -186,8 +186,8 @@ func TestMailboxStyles(t *testing.T) {
 		want string
 	}{
 		{Options{}, "/var/mail/p3aspmbox"},
-		{Options{Spool: "/srv/p3as"}, "/srv/p3as/p3aspmbox"},
-		{Options{MailboxStyle: system.StyleHome}, u.Home + "/Mailbox"},
+		{Options{Mailbox: "/srv/p3as/%u"}, "/srv/p3as/p3aspmbox"},
+		{Options{Mailbox: "~/Mailbox"}, u.Home + "/Mailbox"},
 	} {
 		id, err := newAuth(t, c.opts).Authenticate(context.Background(), "p3aspmbox", testPassword)
 		if err != nil {
@@ -246,8 +246,8 @@ func TestNew(t *testing.T) {
 	for _, o := range []Options{
 		{Service: "../etc/passwd"},
 		{Service: ".."},
-		{MailboxStyle: "maildir"},
-		{Spool: "relative"},
+		{Mailbox: "maildir"},
+		{Mailbox: "relative/%u"},
 	} {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) succeeded", o)

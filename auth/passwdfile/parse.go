@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/limits"
 )
 
@@ -164,47 +165,24 @@ func badName(s string) string {
 	return ""
 }
 
-// checkTemplate checks a mailbox template: only %u and %% may follow a
-// percent sign, and %u must appear, or every user would share one mailbox.
+// checkTemplate checks a mailbox template (auth.MailboxTemplate.Check):
+// empty is allowed when every line names its mailbox, and "~/" is not, since
+// virtual users have no home directory.
 func checkTemplate(template string) error {
 	if template == "" {
 		return nil
 	}
-	hasUser := false
-	for i := 0; i < len(template); i++ {
-		if template[i] != '%' {
-			continue
-		}
-		i++
-		switch {
-		case i < len(template) && template[i] == 'u':
-			hasUser = true
-		case i < len(template) && template[i] == '%':
-		default:
-			return fmt.Errorf("mailbox template %q: only %%u and %%%% may follow %%", template)
-		}
+	t := auth.MailboxTemplate(template)
+	if t.InHome() {
+		return fmt.Errorf("mailbox template %q: virtual users have no home directory for ~/", template)
 	}
-	if !hasUser {
-		return fmt.Errorf("mailbox template %q has no %%u: every user would share one mailbox", template)
-	}
-	return nil
+	return t.Check()
 }
 
-// expand replaces %u in a checked template by user and %% by %.
+// expand replaces %u in a checked template by user and %% by %. The name
+// passed badName (no '/', no leading '.', not empty), so Expand cannot
+// refuse it.
 func expand(template, user string) string {
-	var b strings.Builder
-	for i := 0; i < len(template); i++ {
-		c := template[i]
-		if c != '%' {
-			b.WriteByte(c)
-			continue
-		}
-		i++
-		if template[i] == 'u' {
-			b.WriteString(user)
-		} else {
-			b.WriteByte('%')
-		}
-	}
-	return b.String()
+	mb, _ := auth.MailboxTemplate(template).Expand(user, "")
+	return mb
 }

@@ -7,11 +7,19 @@ import (
 )
 
 func TestMailboxRule(t *testing.T) {
-	spool, err := NewMailboxRule("", "")
+	spool, err := NewMailboxRule("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	home, err := NewMailboxRule(StyleHome, "")
+	home, err := NewMailboxRule("~/Mailbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nested, err := NewMailboxRule("~/mail/%u/inbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dotted, err := NewMailboxRule("/var/mail/../mail/%u")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +37,8 @@ func TestMailboxRule(t *testing.T) {
 		{home, auth.Identity{Name: "bob", Home: "/home/bob/"}, "/home/bob/Mailbox"},
 		{home, auth.Identity{Name: "bob", Home: "home/bob"}, ""},
 		{home, auth.Identity{Name: "bob"}, ""},
+		{nested, auth.Identity{Name: "carol", Home: "/home/carol"}, "/home/carol/mail/carol/inbox"},
+		{dotted, auth.Identity{Name: "carol"}, "/var/mail/carol"},
 	}
 	for _, c := range cases {
 		got, err := c.rule.Path(c.id)
@@ -38,6 +48,14 @@ func TestMailboxRule(t *testing.T) {
 			}
 		} else if got != c.want || err != nil {
 			t.Errorf("%+v %+v: %q, %v; want %q", c.rule, c.id, got, err, c.want)
+		}
+	}
+}
+
+func TestNewMailboxRule(t *testing.T) {
+	for _, bad := range []string{"mail/%u", "/var/mail/box", "/var/mail/%x", "/var/mail/%"} {
+		if _, err := NewMailboxRule(bad); err == nil {
+			t.Errorf("NewMailboxRule(%q) succeeded", bad)
 		}
 	}
 }

@@ -2,11 +2,9 @@ package system
 
 // Options configure an Authenticator.
 type Options struct {
-	// MailboxStyle is StyleSpool (the default, Spool/NAME) or StyleHome
-	// (HOME/Mailbox).
-	MailboxStyle string
-	// Spool is the spool directory of StyleSpool; DefaultSpool if empty.
-	Spool string
+	// Mailbox names each account's mailbox (an auth.MailboxTemplate,
+	// absolute or starting with "~/"); DefaultMailbox if empty.
+	Mailbox string
 	// DummyPrefix chooses the hash method of the dummy verification that a
 	// failure for an unknown or locked account costs, as a crypt(3) prefix
 	// such as "$y$" or "$6$". Empty means libxcrypt's default method (yescrypt

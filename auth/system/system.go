@@ -34,7 +34,7 @@ var _ auth.Authenticator = (*Authenticator)(nil)
 
 // New checks the options and makes the setting of the dummy verification.
 func New(opts Options) (*Authenticator, error) {
-	rule, err := NewMailboxRule(opts.MailboxStyle, opts.Spool)
+	rule, err := NewMailboxRule(opts.Mailbox)
 	if err != nil {
 		return nil, fmt.Errorf("system accounts: %w", err)
 	}

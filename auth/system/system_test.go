@@ -185,8 +185,8 @@ func TestMailboxStyles(t *testing.T) {
 		want string
 	}{
 		{Options{}, "/var/mail/p3asmbox"},
-		{Options{MailboxStyle: StyleSpool, Spool: "/srv/p3as/spool/"}, "/srv/p3as/spool/p3asmbox"},
-		{Options{MailboxStyle: StyleHome, Spool: "/ignored"}, u.Home + "/Mailbox"},
+		{Options{Mailbox: "/srv/p3as/spool//%u"}, "/srv/p3as/spool/p3asmbox"},
+		{Options{Mailbox: "~/Mailbox"}, u.Home + "/Mailbox"},
 	}
 	for _, c := range cases {
 		id, err := newAuth(t, c.opts).Authenticate(context.Background(), "p3asmbox", testPassword)
@@ -246,8 +246,8 @@ func TestHashPassword(t *testing.T) {
 func TestNew(t *testing.T) {
 	systemtest.RequireRoot(t) // New reads /etc/shadow
 	for _, o := range []Options{
-		{MailboxStyle: "maildir"},
-		{Spool: "var/mail"},
+		{Mailbox: "maildir"},
+		{Mailbox: "var/mail/%u"},
 		{DummyPrefix: "$zz$"},
 	} {
 		if _, err := New(o); err == nil {

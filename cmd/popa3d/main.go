@@ -166,17 +166,9 @@ func newAuthenticator(cfg config.Config, log *slog.Logger) (auth.Authenticator, 
 			OnReloadError:   func(err error) { log.Error(err.Error()) },
 		})
 	case "system":
-		a, err := newSystemAuth(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return mailboxTemplate{a, cfg.Mailbox}, nil
+		return newSystemAuth(cfg)
 	case "pam":
-		a, err := newPAMAuth(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return mailboxTemplate{a, cfg.Mailbox}, nil
+		return newPAMAuth(cfg)
 	}
 	return nil, fmt.Errorf("auth: %q is none of system, pam, passwd_file", cfg.Auth)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,9 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/auth/pam"
@@ -227,30 +224,4 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, role roleArgs, l
 		}
 	})
 	return d.Serve(ctx)
-}
-
-// mailboxTemplate sets each identity's mailbox from the mailbox setting: %u
-// is the account name, a leading "~/" its home directory.
-type mailboxTemplate struct {
-	auth.Authenticator
-	template string
-}
-
-func (m mailboxTemplate) Authenticate(ctx context.Context, user, password string) (auth.Identity, error) {
-	id, err := m.Authenticator.Authenticate(ctx, user, password)
-	if err != nil {
-		return id, err
-	}
-	p := strings.ReplaceAll(m.template, "%u", id.Name)
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		if !filepath.IsAbs(id.Home) {
-			return auth.Identity{}, fmt.Errorf("mailbox %s: %s has no home directory", m.template, id.Name)
-		}
-		p = filepath.Join(id.Home, rest)
-	}
-	if !filepath.IsAbs(p) {
-		return auth.Identity{}, errors.New("mailbox: not an absolute path: " + p)
-	}
-	id.Mailbox = filepath.Clean(p)
-	return id, nil
 }

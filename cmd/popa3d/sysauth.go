@@ -8,12 +8,12 @@ import (
 )
 
 // newSystemAuth returns the system accounts backend; the mailbox setting
-// (mailboxTemplate) names each account's mailbox.
+// names each account's mailbox.
 func newSystemAuth(cfg config.Config) (auth.Authenticator, error) {
-	return system.New(system.Options{})
+	return system.New(system.Options{Mailbox: cfg.Mailbox})
 }
 
 // newPAMAuth returns the PAM backend with the configured service.
 func newPAMAuth(cfg config.Config) (auth.Authenticator, error) {
-	return pam.New(pam.Options{Service: cfg.PAMService})
+	return pam.New(pam.Options{Service: cfg.PAMService, Mailbox: cfg.Mailbox})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/popa3d/popa3d/config"
 	"github.com/popa3d/popa3d/daemon"
 	"github.com/popa3d/popa3d/pop3"
+	"github.com/popa3d/popa3d/privsep"
 )
 
 // serveInetd serves the one session on stdin and stdout, as popa3d does when
@@ -102,18 +103,8 @@ func becomeServingUser(cfg config.Config, log *slog.Logger) error {
 	if err := makeLockDir(cfg.LockDir, uid, gid); err != nil {
 		return err
 	}
-	// On Linux these apply to every thread of the process (Go 1.16 and later).
-	if err := syscall.Setgroups(nil); err != nil {
-		return fmt.Errorf("setgroups: %w", err)
-	}
-	if err := syscall.Setgid(gid); err != nil {
-		return fmt.Errorf("setgid %d: %w", gid, err)
-	}
-	if err := syscall.Setuid(uid); err != nil {
-		return fmt.Errorf("setuid %d: %w", uid, err)
-	}
-	if os.Geteuid() == 0 || syscall.Setuid(0) == nil {
-		return fmt.Errorf("could not give up root")
+	if err := privsep.Drop(uid, gid, nil); err != nil {
+		return fmt.Errorf("run_as %s: %w", cfg.RunAs, err)
 	}
 	log.Info(fmt.Sprintf("Single-account mode as %s (uid %d)", cfg.RunAs, uid))
 	return nil

@@ -20,7 +20,9 @@ import (
 	"syscall"
 
 	"github.com/popa3d/popa3d/auth"
+	"github.com/popa3d/popa3d/auth/pam"
 	"github.com/popa3d/popa3d/auth/passwdfile"
+	"github.com/popa3d/popa3d/auth/system"
 	"github.com/popa3d/popa3d/config"
 	"github.com/popa3d/popa3d/logging"
 	"github.com/popa3d/popa3d/mailbox/mbox"
@@ -166,9 +168,9 @@ func newAuthenticator(cfg config.Config, log *slog.Logger) (auth.Authenticator, 
 			OnReloadError:   func(err error) { log.Error(err.Error()) },
 		})
 	case "system":
-		return newSystemAuth(cfg)
+		return system.New(system.Options{Mailbox: cfg.Mailbox})
 	case "pam":
-		return newPAMAuth(cfg)
+		return pam.New(pam.Options{Service: cfg.PAMService, Mailbox: cfg.Mailbox})
 	}
 	return nil, fmt.Errorf("auth: %q is none of system, pam, passwd_file", cfg.Auth)
 }

@@ -89,14 +89,7 @@ func startDotlockChild(t *testing.T, arg string) (*exec.Cmd, io.WriteCloser, *bu
 	cmd := exec.Command(os.Args[0], "-test.run=^TestDotlockChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), dotlockChildEnv+"="+arg)
 	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := stdioPipes(t, cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +98,7 @@ func startDotlockChild(t *testing.T, arg string) (*exec.Cmd, io.WriteCloser, *bu
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	return cmd, stdin, bufio.NewReader(stdout)
+	return cmd, stdin, stdout
 }
 
 func lockIdentity(t *testing.T, lock string) (fi os.FileInfo, content string) {

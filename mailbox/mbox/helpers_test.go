@@ -66,6 +66,23 @@ func holdWriteLock(t *testing.T, path string) *lockHolder {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), holdLockEnv+"="+path)
 	cmd.Stderr = os.Stderr
+	stdin, stdout := stdioPipes(t, cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &lockHolder{cmd: cmd, stdin: stdin}
+	t.Cleanup(h.release)
+	line, err := stdout.ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Fatalf("lock holder: %q, %v", line, err)
+	}
+	return h
+}
+
+// stdioPipes connects pipes to cmd's standard input and output, before it
+// starts.
+func stdioPipes(t *testing.T, cmd *exec.Cmd) (io.WriteCloser, *bufio.Reader) {
+	t.Helper()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -74,16 +91,7 @@ func holdWriteLock(t *testing.T, path string) *lockHolder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &lockHolder{cmd: cmd, stdin: stdin}
-	t.Cleanup(h.release)
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || line != "locked\n" {
-		t.Fatalf("lock holder: %q, %v", line, err)
-	}
-	return h
+	return stdin, bufio.NewReader(stdout)
 }
 
 func (h *lockHolder) release() {

@@ -1,7 +1,6 @@
 package mbox
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -85,14 +84,7 @@ func writeDotlock(t *testing.T, path, content string, mtime time.Time) string {
 func holdFlock(t *testing.T, path, mode string) (release func()) {
 	t.Helper()
 	cmd := exec.Command("flock", mode, path, "sh", "-c", "echo locked; exec cat >/dev/null")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	stdin, stdout := stdioPipes(t, cmd)
 	if err := cmd.Start(); err != nil {
 		t.Skipf("flock(1) (util-linux): %v", err)
 	}
@@ -105,7 +97,7 @@ func holdFlock(t *testing.T, path, mode string) (release func()) {
 		}
 	}
 	t.Cleanup(release)
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "locked\n" {
+	if line, err := stdout.ReadString('\n'); err != nil || line != "locked\n" {
 		t.Fatalf("flock(1): %q, %v", line, err)
 	}
 	return release
@@ -364,8 +356,7 @@ fcntl.lockf(f, fcntl.LOCK_EX)
 print("locked", flush=True)
 sys.stdin.read()
 `, path)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
+	stdin, stdout := stdioPipes(t, cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +365,7 @@ sys.stdin.read()
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "locked\n" {
+	if line, err := stdout.ReadString('\n'); err != nil || line != "locked\n" {
 		t.Fatalf("python lockf: %q, %v", line, err)
 	}
 	s := newLockStore(t, Options{})

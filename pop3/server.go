@@ -23,7 +23,7 @@ type Limits struct {
 	WriteTimeout     time.Duration // each write to the client
 	PreAuthTime      time.Duration // the whole AUTHORIZATION state
 	BadCommands      int           // consecutive -ERR replies before the session is closed
-	AuthFailureDelay time.Duration // slept before replying to a failed login
+	AuthFailureDelay time.Duration // a failed login is answered this long after its PASS (a floor; see delayFailure)
 }
 
 // DefaultLimits returns the limits named in package limits.
@@ -89,6 +89,12 @@ type Credentials struct {
 	// Pending holds the client bytes read after the PASS line and not
 	// processed yet (pipelined commands); at most limits.ReadBuffer bytes.
 	Pending []byte
+	// Received is when the PASS line was read. ServeLogin answers a failed
+	// login at a fixed time after it (Limits.AuthFailureDelay). Authorize
+	// sets it by its own clock; a process that receives the credentials
+	// from another one sets it again by its own, on receipt. Zero means when
+	// ServeLogin starts.
+	Received time.Time
 }
 
 // ErrNoLogin means the client left AUTHORIZATION without a PASS: it quit,
@@ -118,6 +124,10 @@ func (s *Server) ServeLogin(ctx context.Context, conn io.ReadWriter, info ConnIn
 	ss, stop := s.start(ctx, conn, info, c.Pending)
 	defer stop()
 	ss.user, ss.userSet = c.User, true
+	ss.passAt = c.Received
+	if ss.passAt.IsZero() {
+		ss.passAt = ss.start
+	}
 	ss.login(ctx, c.Password)
 	if ss.flushUnlessPipelined() {
 		ss.run(ctx)

@@ -69,7 +69,8 @@ type session struct {
 
 	user    string // from USER
 	userSet bool
-	bad     int // consecutive -ERR replies
+	passAt  time.Time // when the PASS line was read: failed logins are answered at a fixed time after it
+	bad     int       // consecutive -ERR replies
 
 	mb        mailbox.Mailbox
 	msgs      []mailbox.Message
@@ -278,9 +279,10 @@ func (ss *session) authorization(ctx context.Context, c command) {
 			ss.errReply("-ERR")
 			return
 		}
+		ss.passAt = ss.srv.now()
 		if ss.handoff {
 			pending := append([]byte(nil), ss.in.Buffered()...)
-			ss.creds = &Credentials{User: ss.user, Password: c.rest, Pending: pending}
+			ss.creds = &Credentials{User: ss.user, Password: c.rest, Pending: pending, Received: ss.passAt}
 			ss.state = stateDone
 			return
 		}
@@ -299,6 +301,7 @@ func (ss *session) login(ctx context.Context, password string) {
 	if err != nil {
 		if !errors.Is(err, auth.ErrFailed) {
 			ss.log.Error(fmt.Sprintf("Authentication unavailable: %v", err))
+			ss.delayFailure(ctx)
 			ss.errReply(replyAuthTemp)
 			return
 		}
@@ -307,7 +310,7 @@ func (ss *session) login(ctx context.Context, password string) {
 			name = "UNKNOWN USER"
 		}
 		ss.log.Warn("Authentication failed for " + name)
-		ss.delay(ctx, ss.lim.AuthFailureDelay)
+		ss.delayFailure(ctx)
 		ss.errReply(replyAuthFailed)
 		return
 	}
@@ -351,6 +354,26 @@ func plural(n int64) string {
 		return ""
 	}
 	return "s"
+}
+
+// delayFailure waits until the reply to a failed login is due, so that its
+// time does not tell what the verification cost (an unknown user, a locked
+// account, a cheap or an expensive hash): the reply leaves AuthFailureDelay
+// after the PASS was read, and when the verification itself took longer
+// than that, at the next whole multiple of AuthFailureDelay after the PASS.
+// The delay is a floor measured from the PASS, not a pause added to the
+// verification.
+func (ss *session) delayFailure(ctx context.Context) {
+	d := ss.lim.AuthFailureDelay
+	if d <= 0 {
+		return
+	}
+	elapsed := ss.srv.now().Sub(ss.passAt)
+	due := d
+	if elapsed > d {
+		due = (elapsed + d - 1) / d * d
+	}
+	ss.delay(ctx, due-elapsed)
 }
 
 // delay sleeps d unless ctx ends first.

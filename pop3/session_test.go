@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/mailbox"
 )
 
@@ -100,6 +101,57 @@ func TestAuthFailureDelay(t *testing.T) {
 	h.readAll()
 	if d := time.Since(t0); d < 300*time.Millisecond {
 		t.Fatalf("failure answered after %v, want >= 300ms", d)
+	}
+}
+
+// slowAuth is an authenticator whose every answer takes cost.
+type slowAuth struct {
+	memAuth
+	cost time.Duration
+}
+
+func (a slowAuth) Authenticate(ctx context.Context, user, pass string) (auth.Identity, error) {
+	time.Sleep(a.cost)
+	return a.memAuth.Authenticate(ctx, user, pass)
+}
+
+// TestAuthFailureTimeHidesCost checks that the reply to a failed login
+// leaves at the same time after the PASS whatever the verification cost:
+// the delay is a floor from the PASS, not a pause after the check, and a
+// check longer than the delay is padded to the next multiple of it.
+func TestAuthFailureTimeHidesCost(t *testing.T) {
+	const delay = 250 * time.Millisecond
+	measure := func(cost time.Duration, user string) time.Duration {
+		h := start(t, func(s *Server) {
+			s.Limits.AuthFailureDelay = delay
+			s.Auth = slowAuth{memAuth: s.Auth.(memAuth), cost: cost}
+		})
+		h.expect("+OK\r\n")
+		h.send("USER " + user + "\r\n")
+		h.expect("+OK\r\n")
+		t0 := time.Now()
+		h.send("PASS bad\r\n")
+		h.expect(replyAuthFailed + "\r\n")
+		return time.Since(t0)
+	}
+	for _, c := range []struct {
+		cost time.Duration
+		user string
+		want time.Duration
+	}{
+		{0, "nosuchuser", delay},
+		{0, "alice", delay},
+		{100 * time.Millisecond, "alice", delay},
+		{200 * time.Millisecond, "nosuchuser", delay},
+		{300 * time.Millisecond, "alice", 2 * delay},
+	} {
+		got := measure(c.cost, c.user)
+		t.Logf("verification %v (%s): -ERR after %v", c.cost, c.user, got)
+		// The reply may be late by scheduling, never early, and not by
+		// anything near the verification's cost.
+		if got < c.want || got > c.want+60*time.Millisecond {
+			t.Errorf("verification %v: -ERR after %v, want %v (+ at most 60ms)", c.cost, got, c.want)
+		}
 	}
 }
 

@@ -166,6 +166,9 @@ func (r *Runner) preauth(ctx context.Context, in, out *os.File) (pop3.Credential
 	}
 	_ = pr.SetReadDeadline(time.Now().Add(limit + preauthSlack))
 	creds, rerr := readRecord(pr)
+	// The failure delay is measured from here, by root's clock: nothing the
+	// pre-auth process says about time is used.
+	creds.Received = time.Now()
 	if rerr != nil && !errors.Is(rerr, errNoRecord) {
 		kill()
 	}

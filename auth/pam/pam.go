@@ -135,7 +135,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unsafe"
 
 	"github.com/popa3d/popa3d/auth"
@@ -151,18 +150,6 @@ type Authenticator struct {
 	// turn holds a token while a PAM call runs: a mutex that a context can
 	// give up waiting for.
 	turn chan struct{}
-
-	// failCost estimates what a refusal of an existing account costs in
-	// PAM: a moving average of the last ones, or until there is one, the
-	// cost of one hash of the system's default method. A refusal of an
-	// unknown user, which pam_unix makes without hashing anything, is
-	// padded to it so that its time does not tell that the user does not
-	// exist. Guarded by turn.
-	failCost time.Duration
-	measured bool
-	// now and sleep are the clock; the tests replace them.
-	now   func() time.Time
-	sleep func(context.Context, time.Duration)
 }
 
 var _ auth.Authenticator = (*Authenticator)(nil)
@@ -181,30 +168,8 @@ func New(opts Options) (*Authenticator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pam: %w", err)
 	}
-	// What one verification costs: the least a refusal of an existing
-	// account can cost, until one is measured.
-	start := time.Now()
-	if _, err := system.HashPassword("popa3d dummy", ""); err != nil {
-		return nil, fmt.Errorf("pam: dummy hash: %w", err)
-	}
-	a := &Authenticator{service: service, rule: rule, turn: make(chan struct{}, 1), now: time.Now, sleep: sleep}
-	a.failCost = time.Since(start)
-	return a, nil
+	return &Authenticator{service: service, rule: rule, turn: make(chan struct{}, 1)}, nil
 }
-
-// sleep waits for d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
-
-// costWeight is the weight of the newest sample in failCost's moving
-// average: 1/costWeight.
-const costWeight = 8
 
 // steps names the steps of p3_login.
 var steps = [...]string{
@@ -234,9 +199,11 @@ var refusals = map[C.int]bool{
 // which a module may have changed) and refuses it if its uid is 0. A failure
 // wraps auth.ErrFailed, and also auth.ErrUnknownUser if user was not an
 // account before PAM ran (PAM itself does not say, and the PAM call runs
-// all the same). Because pam_unix refuses an unknown user without hashing
-// anything, such a refusal is then padded, by sleeping, to what refusals
-// of existing accounts have been taking. An error that does not wrap auth.ErrFailed means PAM or the
+// all the same). pam_unix refuses an unknown user without hashing anything,
+// so a refusal's time here tells whether the account exists: the caller
+// hides it (pop3 sends every failed login's reply at a fixed time after the
+// PASS, whatever the verification cost). An error that does not wrap
+// auth.ErrFailed means PAM or the
 // account database failed, or PAM accepted a user that is not an account or
 // whose mailbox cannot be named; it is for the log, and the client should
 // be told to try later. ctx is honoured until the PAM call starts, which
@@ -266,24 +233,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string)
 	case <-ctx.Done():
 		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: ctx.Err().Error()}
 	}
-	start := a.now()
 	final, rc, step := a.login(user, password, remoteHost(ctx))
-	elapsed := a.now().Sub(start)
-	var pad time.Duration
-	if rc != C.PAM_SUCCESS && refusals[rc] {
-		switch {
-		case errors.Is(cause, auth.ErrUnknownUser):
-			pad = a.failCost - elapsed
-		case !a.measured:
-			a.failCost, a.measured = elapsed, true
-		default:
-			a.failCost += (elapsed - a.failCost) / costWeight
-		}
-	}
 	<-a.turn
-	if pad > 0 {
-		a.sleep(ctx, pad)
-	}
 
 	if rc != C.PAM_SUCCESS {
 		msg := steps[step] + ": " + C.GoString(C.pam_strerror(nil, rc))

@@ -281,54 +281,6 @@ func BenchmarkAuthenticate(b *testing.B) {
 	}
 }
 
-// TestUnknownPadded checks that the refusal of an unknown user is padded to
-// what the refusal of an existing account took, on a fake clock.
-func TestUnknownPadded(t *testing.T) {
-	systemtest.RequireRoot(t)
-	serviceFile(t)
-	systemtest.AddUser(t, "p3asppad")
-	systemtest.SetPassword(t, "p3asppad", testPassword, "YESCRYPT")
-	a := newAuth(t, Options{})
-	if a.failCost <= 0 {
-		t.Fatalf("initial cost %v", a.failCost)
-	}
-	var clock time.Time
-	var step time.Duration // how far the clock moves at each reading
-	a.now = func() time.Time { clock = clock.Add(step); return clock }
-	var slept []time.Duration
-	a.sleep = func(_ context.Context, d time.Duration) { slept = append(slept, d) }
-
-	login := func(user string, cost time.Duration) {
-		t.Helper()
-		step = cost // start and end are read once each
-		if _, err := a.Authenticate(context.Background(), user, "wrong"); !errors.Is(err, auth.ErrFailed) {
-			t.Fatalf("%s: %v", user, err)
-		}
-	}
-	login("p3asppad", 40*time.Millisecond)
-	if a.failCost != 40*time.Millisecond || len(slept) != 0 {
-		t.Fatalf("after a known user: cost %v, slept %v", a.failCost, slept)
-	}
-	login("p3asppad", 120*time.Millisecond)
-	if want := 50 * time.Millisecond; a.failCost != want {
-		t.Fatalf("moving average %v, want %v", a.failCost, want)
-	}
-	login("p3aspnone", time.Millisecond)
-	if len(slept) != 1 || slept[0] != 49*time.Millisecond {
-		t.Fatalf("unknown user slept %v, want [49ms]", slept)
-	}
-	if a.failCost != 50*time.Millisecond {
-		t.Fatalf("an unknown user moved the average to %v", a.failCost)
-	}
-	// A right password is not padded and does not move the average.
-	if _, err := a.Authenticate(context.Background(), "p3asppad", testPassword); err != nil {
-		t.Fatal(err)
-	}
-	if len(slept) != 1 || a.failCost != 50*time.Millisecond {
-		t.Fatalf("a success slept %v, cost %v", slept, a.failCost)
-	}
-}
-
 // TestRemoteHost checks that the host from WithRemoteHost reaches PAM, with a
 // service that admits one host only.
 func TestRemoteHost(t *testing.T) {

@@ -55,9 +55,44 @@ type Daemon struct {
 	// progress after ctx is done before it closes their connections.
 	ShutdownGrace time.Duration
 	Logger        *slog.Logger
+	// Observer, if not nil, learns of every connection the daemon accepts
+	// and what becomes of it (for metrics). The daemon itself reads no
+	// client byte, so neither does anything it tells.
+	Observer Observer
 
 	guardOnce sync.Once
 	guard     *floodGuard
+}
+
+// Observer receives the daemon's events. Its methods are called from the
+// accept and session goroutines, concurrently, and must not block.
+type Observer interface {
+	// Admitted: a connection from remote got a slot and its session starts.
+	Admitted(remote net.Addr)
+	// Refused: a connection from remote was closed at once, without a byte,
+	// because of the limit that reason names.
+	Refused(remote net.Addr, reason Refusal)
+	// Ended: the session of an admitted connection has ended, after d.
+	Ended(remote net.Addr, d time.Duration)
+}
+
+// Refusal is why the flood guard refused a connection.
+type Refusal int
+
+// The flood guard's refusals.
+const (
+	RefusedPerSource Refusal = iota + 1 // the source holds MaxPerSource slots
+	RefusedSessions                     // all MaxSessions slots are held
+)
+
+func (r Refusal) String() string {
+	switch r {
+	case RefusedPerSource:
+		return "per_source"
+	case RefusedSessions:
+		return "sessions"
+	}
+	return "unknown"
 }
 
 // Listen opens a TCP listener for each address. An IPv6 literal host listens
@@ -205,23 +240,42 @@ func (a *acceptor) accept(ctx context.Context, ln net.Listener) {
 		backoff = 0
 		src := Source(conn.RemoteAddr())
 		start, notice, err := a.guard.admit(src)
+		obs := a.d.Observer
 		if err != nil {
 			if notice {
 				a.log.Warn(fmt.Sprintf("%s: %v", Host(conn.RemoteAddr()), err))
+			}
+			if obs != nil {
+				obs.Refused(conn.RemoteAddr(), refusal(err))
 			}
 			conn.Close() // without a byte, as popa3d
 			continue
 		}
 		a.track(conn, true)
 		a.sessions.Add(1)
+		if obs != nil {
+			obs.Admitted(conn.RemoteAddr())
+		}
 		go func() {
 			defer a.sessions.Done()
 			defer a.guard.release(src, start)
 			defer a.track(conn, false)
 			defer CloseGently(conn)
+			if obs != nil {
+				began := time.Now()
+				defer func() { obs.Ended(conn.RemoteAddr(), time.Since(began)) }()
+			}
 			a.d.Handler(ctx, conn)
 		}()
 	}
+}
+
+// refusal names the flood guard's error.
+func refusal(err error) Refusal {
+	if errors.Is(err, errPerSource) {
+		return RefusedPerSource
+	}
+	return RefusedSessions
 }
 
 func (a *acceptor) track(c net.Conn, open bool) {

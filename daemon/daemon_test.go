@@ -180,3 +180,78 @@ func TestCloseGentlyDeliversLastReply(t *testing.T) {
 		t.Fatalf("got %q, %v", b, err)
 	}
 }
+
+// countingObserver counts the daemon's events.
+type countingObserver struct {
+	admitted, ended    atomic.Int32
+	perSource, overall atomic.Int32
+}
+
+func (o *countingObserver) Admitted(net.Addr) { o.admitted.Add(1) }
+func (o *countingObserver) Ended(net.Addr, time.Duration) {
+	o.ended.Add(1)
+}
+func (o *countingObserver) Refused(_ net.Addr, r Refusal) {
+	switch r {
+	case RefusedPerSource:
+		o.perSource.Add(1)
+	case RefusedSessions:
+		o.overall.Add(1)
+	}
+}
+
+// TestObserver checks that the observer hears of every admission, refusal
+// (with its reason) and end of session.
+func TestObserver(t *testing.T) {
+	ls, err := Listen(context.Background(), []string{"127.0.0.1:0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	obs := &countingObserver{}
+	d := &Daemon{
+		Listeners:    ls,
+		MaxSessions:  3,
+		MaxPerSource: 2,
+		MinHold:      -1,
+		LogEvery:     -1,
+		Observer:     obs,
+		Handler: func(ctx context.Context, c net.Conn) {
+			c.Write([]byte("+OK\r\n"))
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		},
+		ShutdownGrace: time.Second,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Serve(ctx) }()
+	addr := ls[0].Addr().String()
+	var conns []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.ReadAll(io.LimitReader(c, 1)) // served, or closed at once
+	}
+	close(release)
+	for _, c := range conns {
+		io.ReadAll(c)
+		c.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if a, e, p, o := obs.admitted.Load(), obs.ended.Load(), obs.perSource.Load(), obs.overall.Load(); a != 2 || e != 2 || p != 1 || o != 0 {
+		t.Fatalf("admitted %d, ended %d, refused per source %d, overall %d; want 2, 2, 1, 0", a, e, p, o)
+	}
+	if RefusedPerSource.String() != "per_source" || RefusedSessions.String() != "sessions" {
+		t.Fatal("refusal names")
+	}
+}

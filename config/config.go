@@ -76,6 +76,44 @@ type Config struct {
 	dir string // the config file's directory, for relative paths
 }
 
+// Mode is how sessions run; the kind of accounts served decides it (Mode).
+type Mode int
+
+const (
+	// ModeUnknown is the mode of an auth setting no backend has.
+	ModeUnknown Mode = iota
+	// ModePrivsep serves system accounts: started as root, each session is
+	// privilege-separated and becomes its user for good after the login.
+	ModePrivsep
+	// ModeSingleAccount serves virtual users: every session runs as one
+	// unprivileged account that owns all the mailboxes.
+	ModeSingleAccount
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModePrivsep:
+		return "system accounts with privilege separation"
+	case ModeSingleAccount:
+		return "single-account mode"
+	}
+	return "unknown"
+}
+
+// Mode returns how sessions run for the configured accounts backend: the one
+// place that decides it. Backends of the system's accounts (system, pam)
+// need privilege separation; a backend of virtual users (passwd_file, and
+// any later one such as LDAP or SQL) runs in single-account mode.
+func (c Config) Mode() Mode {
+	switch c.Auth {
+	case "system", "pam":
+		return ModePrivsep
+	case "passwd_file":
+		return ModeSingleAccount
+	}
+	return ModeUnknown
+}
+
 // Duration is a time.Duration written as a Go duration string ("600s", "2m").
 type Duration struct{ time.Duration }
 
@@ -165,20 +203,19 @@ func (c Config) Validate() error {
 	if len(c.Listen) == 0 {
 		errs = append(errs, errors.New("listen: at least one address is needed"))
 	}
-	switch c.Auth {
-	case "system", "pam":
+	switch c.Mode() {
+	case ModePrivsep:
 		if c.PreauthUser == "" || c.Chroot == "" {
 			errs = append(errs, fmt.Errorf("auth = %q needs preauth_user and chroot", c.Auth))
 		}
-		if c.Auth == "pam" && c.PAMService == "" {
-			errs = append(errs, errors.New("pam_service: empty"))
-		}
-	case "passwd_file":
-		if c.PasswdFile == "" {
-			errs = append(errs, errors.New("passwd_file: empty"))
-		}
-	default:
+	case ModeUnknown:
 		errs = append(errs, fmt.Errorf("auth: %q is none of system, pam, passwd_file", c.Auth))
+	}
+	if c.Auth == "pam" && c.PAMService == "" {
+		errs = append(errs, errors.New("pam_service: empty"))
+	}
+	if c.Auth == "passwd_file" && c.PasswdFile == "" {
+		errs = append(errs, errors.New("passwd_file: empty"))
 	}
 	if c.Mailbox == "" {
 		errs = append(errs, errors.New("mailbox: empty"))

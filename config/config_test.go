@@ -102,3 +102,27 @@ func TestHomePathsStay(t *testing.T) {
 		t.Errorf("mailbox %q, state_dir %q", c.Mailbox, c.StateDir)
 	}
 }
+
+// TestMode checks the one decision of how sessions run: by the kind of
+// accounts, not by any one backend's name.
+func TestMode(t *testing.T) {
+	for auth, want := range map[string]Mode{
+		"system": ModePrivsep, "pam": ModePrivsep, "passwd_file": ModeSingleAccount, "ldap": ModeUnknown, "": ModeUnknown,
+	} {
+		c := Default()
+		c.Auth = auth
+		if got := c.Mode(); got != want {
+			t.Errorf("auth %q: mode %v, want %v", auth, got, want)
+		}
+	}
+	c := Default()
+	c.Auth = "passwd_file"
+	c.PreauthUser, c.Chroot = "", "" // not needed by virtual users
+	if err := c.Validate(); err != nil {
+		t.Errorf("virtual users without preauth_user: %v", err)
+	}
+	c.Auth = "system"
+	if err := c.Validate(); err == nil {
+		t.Error("system accounts without preauth_user and chroot accepted")
+	}
+}

@@ -76,7 +76,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(cfg, stderr, *check, os.Getpid())
-	if cfg.Auth != "passwd_file" && os.Geteuid() != 0 {
+	if cfg.Mode() == config.ModePrivsep && os.Geteuid() != 0 {
 		fmt.Fprintf(stderr, "popa3d: auth = %q serves system accounts and must start as root (privilege separation); "+
 			"to run as an unprivileged account, use auth = \"passwd_file\" (single-account mode)\n", cfg.Auth)
 		return 1
@@ -107,7 +107,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signalContext(*daemonMode, log)
 	defer stop()
-	if cfg.Auth == "passwd_file" {
+	if cfg.Mode() == config.ModeSingleAccount {
 		srv := &pop3.Server{
 			Auth:   a,
 			Store:  mbox.NewStore(servingStoreOptions(cfg, log)),
@@ -181,7 +181,7 @@ func checkRunnable(cfg config.Config) error {
 	if os.Geteuid() != 0 {
 		return nil // run() refused system accounts already
 	}
-	if cfg.Auth == "passwd_file" {
+	if cfg.Mode() == config.ModeSingleAccount {
 		_, _, err := servingAccount(cfg)
 		return err
 	}

@@ -151,7 +151,7 @@ func (f *File) current() (*table, error) {
 // and the login is checked against the previous version.
 func (f *File) Authenticate(ctx context.Context, user, password string) (auth.Identity, error) {
 	if err := ctx.Err(); err != nil {
-		return auth.Identity{}, &failure{cause: auth.ErrFailed, detail: err}
+		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Err: err}
 	}
 	t, reloadErr := f.current()
 	if reloadErr != nil && f.onReload != nil {
@@ -180,28 +180,5 @@ func (f *File) Authenticate(ctx context.Context, user, password string) (auth.Id
 	if cause == nil {
 		return auth.Identity{Name: e.name, UID: -1, GID: -1, Mailbox: e.mailbox}, nil
 	}
-	return auth.Identity{}, &failure{cause: cause}
-}
-
-// failure is the error of every refused login. Its text is the same whatever
-// the cause, so that nothing that prints it can tell a client whether the
-// account exists; errors.Is tells the causes apart. A detail, such as the
-// context's error, is for the log and is added to the text.
-type failure struct {
-	cause  error // auth.ErrFailed or auth.Unknown()
-	detail error // nil or the context's error
-}
-
-func (e *failure) Error() string {
-	if e.detail == nil {
-		return auth.ErrFailed.Error()
-	}
-	return auth.ErrFailed.Error() + ": " + e.detail.Error()
-}
-
-func (e *failure) Unwrap() []error {
-	if e.detail == nil {
-		return []error{e.cause}
-	}
-	return []error{e.cause, e.detail}
+	return auth.Identity{}, &auth.Failure{Cause: cause}
 }

@@ -24,8 +24,8 @@
 // always refused. Any other line (no colon, a bad or duplicate name, an
 // unsupported or malformed hash, a cost above the bounds, a control
 // character) is an error that names the file and line and never shows a hash,
-// and the file is not used. The file must be a regular file not writable by
-// others. It is read again at the first login after its size, modification
+// and the file is not used. The file must be a regular file writable by its
+// owner alone (not by its group, nor by others). It is read again at the first login after its size, modification
 // time or inode changes; if the new version has an error, the error goes to
 // Options.OnReloadError, for the log, and the previous version stays in use
 // until the file changes again. Replace the file by renaming a complete new one
@@ -106,8 +106,10 @@ func (f *File) load() (*table, os.FileInfo, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fi, fmt.Errorf("%s: not a regular file", f.path)
 	}
-	if fi.Mode().Perm()&0o002 != 0 {
-		return nil, fi, fmt.Errorf("%s: writable by others, so anyone could add an account", f.path)
+	// A file its group may write lets every member of the group add an
+	// account and read its mail, as one writable by others lets anyone.
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fi, fmt.Errorf("%s: writable by its group or others (mode %04o), so others than its owner could add an account", f.path, fi.Mode().Perm())
 	}
 	t, err := parse(fd, f.path, f.template)
 	return t, fi, err

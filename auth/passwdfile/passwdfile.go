@@ -36,10 +36,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 
 	"github.com/popa3d/popa3d/auth"
+	"github.com/popa3d/popa3d/limits"
 )
 
 // Options configure a File.
@@ -53,6 +55,9 @@ type Options struct {
 	// OnReloadError, if set, receives the error of a reload that failed (once
 	// per change of the file); logins go on with the previous version.
 	OnReloadError func(error)
+	// VerifyMemory is the memory, in bytes, that password verifications may
+	// use at once (0: limits.VerifyMemory); see Authenticate.
+	VerifyMemory int64
 }
 
 // File is a password file; it implements auth.Authenticator. It is safe for
@@ -64,6 +69,8 @@ type File struct {
 	// verify reports whether a password matches a hash; tests replace it to
 	// see which hashes are verified.
 	verify func(h *hash, password []byte) bool
+	// gate bounds the verifications that run at once.
+	gate *gate
 
 	mu sync.Mutex
 	// table is the version in use, replaced whole by a reload.
@@ -80,7 +87,20 @@ func Open(opts Options) (*File, error) {
 	if err := checkTemplate(opts.MailboxTemplate); err != nil {
 		return nil, err
 	}
-	f := &File{path: opts.Path, template: opts.MailboxTemplate, onReload: opts.OnReloadError, verify: verifyHash}
+	if opts.VerifyMemory < 0 {
+		return nil, fmt.Errorf("verify memory %d: negative", opts.VerifyMemory)
+	}
+	budget := opts.VerifyMemory
+	if budget == 0 {
+		budget = limits.VerifyMemory
+	}
+	f := &File{
+		path:     opts.Path,
+		template: opts.MailboxTemplate,
+		onReload: opts.OnReloadError,
+		verify:   verifyHash,
+		gate:     newGate(runtime.NumCPU(), budget),
+	}
 	t, fi, err := f.load()
 	if err != nil {
 		return nil, err
@@ -151,6 +171,14 @@ func (f *File) current() (*table, error) {
 // password, a dummy of the kind of the user's own hash. If the file changed
 // and the new version has an error, the error goes to Options.OnReloadError
 // and the login is checked against the previous version.
+//
+// Verifications run at most one per CPU at once, and at most as many as fit
+// in Options.VerifyMemory, each counted at the memory of the file's costliest
+// hash (argon2id's m KiB; the dummy's too): max(1, min(NumCPU, VerifyMemory /
+// that)). A hash that needs more than VerifyMemory is verified alone. The
+// others wait their turn, in order, until ctx is done; a login whose ctx ends
+// first fails with an error that wraps auth.ErrFailed and ctx's error, having
+// verified nothing.
 func (f *File) Authenticate(ctx context.Context, user, password string) (auth.Identity, error) {
 	if err := ctx.Err(); err != nil {
 		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Err: err}
@@ -176,7 +204,12 @@ func (f *File) Authenticate(ctx context.Context, user, password string) (auth.Id
 	default:
 		h = e.hash
 	}
-	if !f.verify(h, pw) && cause == nil {
+	if err := f.gate.enter(ctx, t.checkMemory); err != nil {
+		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: "waiting to verify", Err: err}
+	}
+	ok := f.verify(h, pw)
+	f.gate.leave(t.checkMemory)
+	if !ok && cause == nil {
 		cause = auth.ErrFailed
 	}
 	if cause == nil {

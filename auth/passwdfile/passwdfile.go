@@ -1,6 +1,7 @@
 // Package passwdfile authenticates virtual users listed in a password file, so
 // that one system account can serve many mailboxes. It reads the file again
-// when it changes, and offers Hash to make the file's hashes.
+// when it changes, bounds the memory and CPUs its password checks take at
+// once (Options.VerifyMemory), and offers Hash to make the file's hashes.
 //
 // # File format
 //

@@ -43,18 +43,33 @@ func Unknown() error { return errors.Join(ErrFailed, ErrUnknownUser) }
 
 // Failure is a refused login that carries a detail for the log, never for
 // the client: its text starts as ErrFailed's whatever the cause, and
-// errors.Is tells the causes apart (Cause is ErrFailed or Unknown()).
+// errors.Is tells the causes apart (Cause is ErrFailed or Unknown()). Every
+// backend returns it, so that nothing that prints a refusal can tell a client
+// whether the account exists.
 type Failure struct {
 	Cause  error
 	Detail string
+	// Err, if set, is the error behind the refusal, such as the context's
+	// when the session ended before the password was checked: errors.Is
+	// finds it, and its text follows Detail's.
+	Err error
 }
 
 func (e *Failure) Error() string {
-	if e.Detail == "" {
-		return ErrFailed.Error()
+	s := ErrFailed.Error()
+	if e.Detail != "" {
+		s += ": " + e.Detail
 	}
-	return ErrFailed.Error() + ": " + e.Detail
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
 }
 
-// Unwrap returns the cause.
-func (e *Failure) Unwrap() error { return e.Cause }
+// Unwrap returns the cause, and Err if set.
+func (e *Failure) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Cause}
+	}
+	return []error{e.Cause, e.Err}
+}

@@ -29,6 +29,9 @@ type Config struct {
 	PAMService string `toml:"pam_service"`
 	// PasswdFile is the virtual users' password file.
 	PasswdFile string `toml:"passwd_file"`
+	// VerifyMemoryBytes bounds the memory of the password file's checks that
+	// run at once (limits.VerifyMemory).
+	VerifyMemoryBytes int64 `toml:"verify_memory_bytes"`
 	// Mailbox is the mailbox location template; %u is the user name, a
 	// leading "~/" the account's home directory.
 	Mailbox string `toml:"mailbox"`
@@ -157,6 +160,8 @@ func Default() Config {
 		SessionMinHold:   Duration{limits.SessionSlotHold},
 		LimitLogEvery:    Duration{limits.LimitNoticeEvery},
 		ShutdownGrace:    Duration{10 * time.Second},
+
+		VerifyMemoryBytes: limits.VerifyMemory,
 	}
 }
 
@@ -228,6 +233,9 @@ func (c Config) Validate() error {
 	}
 	if c.BadCommands < 0 || c.MaxSessions < 1 || c.MaxPerSource < 1 || c.MaxMessages < 1 || c.MaxMailboxBytes < 1 {
 		errs = append(errs, errors.New("bad_commands must be >= 0; max_sessions, max_sessions_per_source, max_messages and max_mailbox_bytes >= 1"))
+	}
+	if c.VerifyMemoryBytes < 1 {
+		errs = append(errs, errors.New("verify_memory_bytes: at least 1"))
 	}
 	if c.MaxMessages > limits.Messages {
 		errs = append(errs, fmt.Errorf("max_messages: at most %d", limits.Messages))

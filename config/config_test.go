@@ -23,7 +23,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.IdleTimeout.Duration != 600*time.Second || c.MaxSessions != 500 || c.Mailbox != "/var/mail/%u" {
+	if c.IdleTimeout.Duration != 600*time.Second || c.MaxSessions != 500 || c.Mailbox != "/var/mail/%u" || c.VerifyMemoryBytes != 256<<20 {
 		t.Errorf("defaults %+v", c)
 	}
 }
@@ -60,6 +60,8 @@ func TestLoadErrors(t *testing.T) {
 		{`listen = []`, "at least one address"},
 		{`max_sessions = 0`, "max_sessions"},
 		{`max_messages = 9999999`, "max_messages"},
+		{`verify_memory_bytes = 0`, "verify_memory_bytes"},
+		{`verify_memory_bytes = -1`, "verify_memory_bytes"},
 		{`listen = "127.0.0.1:110"`, "listen"},
 	} {
 		_, err := Load(write(t, tc.text))

@@ -76,4 +76,12 @@ const (
 	// once in all for the total, so a flood cannot flood the log too (popa3d:
 	// 10 s, hard-coded next to MIN_DELAY).
 	LimitNoticeEvery = 10 * time.Second
+
+	// VerifyMemory is the memory, in bytes, that the password file's
+	// verifications may use at once; they also run at most one per CPU at
+	// once. An argon2id check allocates its m KiB, so without a bound a burst
+	// of PASS commands would take the daemon's memory before any login. 256
+	// MiB holds thirteen checks of the default argon2id (19 MiB) or four of
+	// m=65536, and fits a small virtual machine.
+	VerifyMemory = 256 << 20
 )

@@ -101,6 +101,21 @@ type hash struct {
 // class names what a verification of h costs.
 func (h *hash) class() string { return h.scheme + " " + h.params }
 
+// smallStateMemory stands for what a bcrypt or SHA-crypt verification
+// allocates: a few KiB of state (bcrypt's Blowfish tables are 4 KiB), rounded
+// up.
+const smallStateMemory = 64 << 10
+
+// verifyMemory returns about how many bytes a verification of h allocates: for
+// argon2id its m KiB of blocks (x/crypto/argon2 rounds m down to a multiple
+// of 4p, never below the 8p that parsing requires), for the others a few KiB.
+func (h *hash) verifyMemory() int64 {
+	if h.scheme != schemeArgon2id {
+		return smallStateMemory
+	}
+	return int64(h.memory) << 10
+}
+
 // errHash is the reason for every malformed hash whose scheme is known; the
 // message never shows the hash.
 func errHash(scheme, why string) error {

@@ -22,6 +22,10 @@ type table struct {
 	// unknown is the dummy verified for a name that is not an account, and for
 	// a locked account: it has the most common class of the file's hashes.
 	unknown *hash
+	// checkMemory is what every verification against this version is counted
+	// at in the gate: the most any of its hashes, or unknown, allocates. One
+	// figure for all, so that a check waits alike whichever hash it is of.
+	checkMemory int64
 }
 
 // entry is one account.
@@ -132,6 +136,10 @@ func parse(r io.Reader, name, template string) (*table, error) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		t.unknown = d
+	}
+	t.checkMemory = t.unknown.verifyMemory()
+	for _, c := range order {
+		t.checkMemory = max(t.checkMemory, c.h.verifyMemory())
 	}
 	return t, nil
 }

@@ -1,6 +1,7 @@
 // Package passwdfile authenticates virtual users listed in a password file, so
 // that one system account can serve many mailboxes. It reads the file again
-// when it changes, and offers Hash to make the file's hashes.
+// when it changes, bounds the memory and CPUs its password checks take at
+// once (Options.VerifyMemory), and offers Hash to make the file's hashes.
 //
 // # File format
 //
@@ -24,8 +25,8 @@
 // always refused. Any other line (no colon, a bad or duplicate name, an
 // unsupported or malformed hash, a cost above the bounds, a control
 // character) is an error that names the file and line and never shows a hash,
-// and the file is not used. The file must be a regular file not writable by
-// others. It is read again at the first login after its size, modification
+// and the file is not used. The file must be a regular file writable by its
+// owner alone (not by its group, nor by others). It is read again at the first login after its size, modification
 // time or inode changes; if the new version has an error, the error goes to
 // Options.OnReloadError, for the log, and the previous version stays in use
 // until the file changes again. Replace the file by renaming a complete new one
@@ -36,10 +37,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 
 	"github.com/popa3d/popa3d/auth"
+	"github.com/popa3d/popa3d/limits"
 )
 
 // Options configure a File.
@@ -53,6 +56,9 @@ type Options struct {
 	// OnReloadError, if set, receives the error of a reload that failed (once
 	// per change of the file); logins go on with the previous version.
 	OnReloadError func(error)
+	// VerifyMemory is the memory, in bytes, that password verifications may
+	// use at once (0: limits.VerifyMemory); see Authenticate.
+	VerifyMemory int64
 }
 
 // File is a password file; it implements auth.Authenticator. It is safe for
@@ -64,6 +70,8 @@ type File struct {
 	// verify reports whether a password matches a hash; tests replace it to
 	// see which hashes are verified.
 	verify func(h *hash, password []byte) bool
+	// gate bounds the verifications that run at once.
+	gate *gate
 
 	mu sync.Mutex
 	// table is the version in use, replaced whole by a reload.
@@ -80,7 +88,20 @@ func Open(opts Options) (*File, error) {
 	if err := checkTemplate(opts.MailboxTemplate); err != nil {
 		return nil, err
 	}
-	f := &File{path: opts.Path, template: opts.MailboxTemplate, onReload: opts.OnReloadError, verify: verifyHash}
+	if opts.VerifyMemory < 0 {
+		return nil, fmt.Errorf("verify memory %d: negative", opts.VerifyMemory)
+	}
+	budget := opts.VerifyMemory
+	if budget == 0 {
+		budget = limits.VerifyMemory
+	}
+	f := &File{
+		path:     opts.Path,
+		template: opts.MailboxTemplate,
+		onReload: opts.OnReloadError,
+		verify:   verifyHash,
+		gate:     newGate(runtime.NumCPU(), budget),
+	}
 	t, fi, err := f.load()
 	if err != nil {
 		return nil, err
@@ -106,8 +127,10 @@ func (f *File) load() (*table, os.FileInfo, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fi, fmt.Errorf("%s: not a regular file", f.path)
 	}
-	if fi.Mode().Perm()&0o002 != 0 {
-		return nil, fi, fmt.Errorf("%s: writable by others, so anyone could add an account", f.path)
+	// A file its group may write lets every member of the group add an
+	// account and read its mail, as one writable by others lets anyone.
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fi, fmt.Errorf("%s: writable by its group or others (mode %04o), so others than its owner could add an account", f.path, fi.Mode().Perm())
 	}
 	t, err := parse(fd, f.path, f.template)
 	return t, fi, err
@@ -149,9 +172,17 @@ func (f *File) current() (*table, error) {
 // password, a dummy of the kind of the user's own hash. If the file changed
 // and the new version has an error, the error goes to Options.OnReloadError
 // and the login is checked against the previous version.
+//
+// Verifications run at most one per CPU at once, and at most as many as fit
+// in Options.VerifyMemory, each counted at the memory of the file's costliest
+// hash (argon2id's m KiB; the dummy's too): max(1, min(NumCPU, VerifyMemory /
+// that)). A hash that needs more than VerifyMemory is verified alone. The
+// others wait their turn, in order, until ctx is done; a login whose ctx ends
+// first fails with an error that wraps auth.ErrFailed and ctx's error, having
+// verified nothing.
 func (f *File) Authenticate(ctx context.Context, user, password string) (auth.Identity, error) {
 	if err := ctx.Err(); err != nil {
-		return auth.Identity{}, &failure{cause: auth.ErrFailed, detail: err}
+		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Err: err}
 	}
 	t, reloadErr := f.current()
 	if reloadErr != nil && f.onReload != nil {
@@ -174,34 +205,16 @@ func (f *File) Authenticate(ctx context.Context, user, password string) (auth.Id
 	default:
 		h = e.hash
 	}
-	if !f.verify(h, pw) && cause == nil {
+	if err := f.gate.enter(ctx, t.checkMemory); err != nil {
+		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: "waiting to verify", Err: err}
+	}
+	ok := f.verify(h, pw)
+	f.gate.leave(t.checkMemory)
+	if !ok && cause == nil {
 		cause = auth.ErrFailed
 	}
 	if cause == nil {
 		return auth.Identity{Name: e.name, UID: -1, GID: -1, Mailbox: e.mailbox}, nil
 	}
-	return auth.Identity{}, &failure{cause: cause}
-}
-
-// failure is the error of every refused login. Its text is the same whatever
-// the cause, so that nothing that prints it can tell a client whether the
-// account exists; errors.Is tells the causes apart. A detail, such as the
-// context's error, is for the log and is added to the text.
-type failure struct {
-	cause  error // auth.ErrFailed or auth.Unknown()
-	detail error // nil or the context's error
-}
-
-func (e *failure) Error() string {
-	if e.detail == nil {
-		return auth.ErrFailed.Error()
-	}
-	return auth.ErrFailed.Error() + ": " + e.detail.Error()
-}
-
-func (e *failure) Unwrap() []error {
-	if e.detail == nil {
-		return []error{e.cause}
-	}
-	return []error{e.cause, e.detail}
+	return auth.Identity{}, &auth.Failure{Cause: cause}
 }

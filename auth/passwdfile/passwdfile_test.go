@@ -320,11 +320,54 @@ func TestFileErrors(t *testing.T) {
 	}
 	path := filepath.Join(dir, "users")
 	writeFile(t, path, "a:"+argonHash+"\n")
-	if err := os.Chmod(path, 0o602); err != nil {
+	for _, tc := range []struct {
+		mode   os.FileMode
+		refuse bool
+	}{
+		{0o600, false},
+		{0o400, false},
+		{0o640, false},
+		{0o644, false},
+		{0o602, true},
+		{0o620, true},
+		{0o660, true},
+		{0o664, true},
+		{0o622, true},
+	} {
+		if err := os.Chmod(path, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(Options{Path: path, MailboxTemplate: "/var/mail/%u"})
+		switch {
+		case tc.refuse && (err == nil || !strings.Contains(err.Error(), "writable by its group or others")):
+			t.Errorf("mode %04o: %v, want refused as writable by others than the owner", tc.mode, err)
+		case !tc.refuse && err != nil:
+			t.Errorf("mode %04o: %v", tc.mode, err)
+		}
+	}
+}
+
+// A reload finds a file made group-writable and keeps the previous version.
+func TestReloadGroupWritable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	writeFile(t, path, "alice:"+argonHash+"\n")
+	var reloadErrs []error
+	f, err := Open(Options{Path: path, MailboxTemplate: "/var/mail/%u", OnReloadError: func(err error) { reloadErrs = append(reloadErrs, err) }})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(Options{Path: path, MailboxTemplate: "/var/mail/%u"}); err == nil || !strings.Contains(err.Error(), "writable by others") {
-		t.Errorf("world-writable file: %v", err)
+	writeFile(t, path, "alice:"+argonHash+"\nmallory:"+argonHash+"\n")
+	if err := os.Chmod(path, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Authenticate(context.Background(), "mallory", argonPW); !errors.Is(err, auth.ErrUnknownUser) {
+		t.Errorf("user of a group-writable file: %v, want unknown", err)
+	}
+	if _, err := f.Authenticate(context.Background(), "alice", argonPW); err != nil {
+		t.Errorf("previous version: %v", err)
+	}
+	if len(reloadErrs) != 1 || !strings.Contains(reloadErrs[0].Error(), "writable by its group") {
+		t.Errorf("reload errors %v, want one about the mode", reloadErrs)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/GehirnInc/crypt/sha512_crypt"
+
 	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/auth/system/systemtest"
 )
@@ -173,6 +175,53 @@ func TestRefusals(t *testing.T) {
 	// are not a broken setup.
 	if _, err := a.Authenticate(context.Background(), "p3asok", testPassword); err != nil {
 		t.Fatalf("p3asok with the right password: %v", err)
+	}
+}
+
+// TestEmptyPasswordHash gives accounts the hash of the empty password, so
+// that crypt(3) itself would let an empty password in: the backend must
+// refuse it on its own (popa3d refuses empty passwords whatever the hash
+// says), not rely on the layers above it, which refuse an empty PASS today.
+func TestEmptyPasswordHash(t *testing.T) {
+	systemtest.RequireRoot(t)
+	a := newAuth(t, Options{})
+	for _, c := range []struct{ name, method, prefix string }{
+		{"pauthemptyy", "YESCRYPT", "$y$"},
+		{"pauthempty6", "SHA512", "$6$"},
+	} {
+		t.Run(c.method, func(t *testing.T) {
+			systemtest.AddUser(t, c.name)
+			// chpasswd hashes an empty password like any other.
+			systemtest.SetPassword(t, c.name, "", c.method)
+			h := systemtest.ShadowHash(t, c.name)
+			if !strings.HasPrefix(h, c.prefix) {
+				t.Fatalf("shadow hash %q does not start with %q", h, c.prefix)
+			}
+			if c.prefix == "$6$" {
+				// Check with another implementation that this is crypt("").
+				setting := h[:strings.LastIndexByte(h, '$')]
+				if got, err := sha512_crypt.New().Generate(nil, []byte(setting)); err != nil || got != h {
+					t.Fatalf("sha512-crypt of the empty password with %q: %q, %v; want the shadow hash %q", setting, got, err, h)
+				}
+			}
+
+			_, spent, err := a.authenticate(context.Background(), c.name, "")
+			wantFailure(t, err, false)
+			var f *auth.Failure
+			if !errors.As(err, &f) || f.Detail != "empty password" {
+				t.Errorf("empty password: %v, want a refusal for the empty password", err)
+			}
+			if spent != costHash {
+				t.Errorf("empty password cost %d, want the account's hash", spent)
+			}
+
+			// A non-empty password is checked against the hash as usual.
+			_, _, err = a.authenticate(context.Background(), c.name, "x")
+			wantFailure(t, err, false)
+			if !errors.As(err, &f) || f.Detail != "" {
+				t.Errorf("password x: %v, want a plain mismatch", err)
+			}
+		})
 	}
 }
 

@@ -166,6 +166,7 @@ func newAuthenticator(cfg config.Config, log *slog.Logger) (auth.Authenticator, 
 			Path:            cfg.PasswdFile,
 			MailboxTemplate: cfg.Mailbox,
 			OnReloadError:   func(err error) { log.Error(err.Error()) },
+			VerifyMemory:    cfg.VerifyMemoryBytes,
 		})
 	case "system":
 		return system.New(system.Options{Mailbox: cfg.Mailbox})

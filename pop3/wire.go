@@ -97,3 +97,9 @@ func (e *messageEncoder) encode(w io.Writer, r io.Reader, top int) (endsLF bool,
 		}
 	}
 }
+
+// writeError marks a failed write to the client, as opposed to a mailbox read.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "write to client: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }

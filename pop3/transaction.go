@@ -1,0 +1,201 @@
+package pop3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/popa3d/popa3d/mailbox"
+)
+
+// message returns the 0-based index of the message numbered by arg, if it
+// exists and is not marked deleted (RFC 1939 section 5).
+func (ss *session) message(arg string) (int, bool) {
+	n, ok := parseNumber(arg)
+	if !ok || n < 1 || n > len(ss.msgs) || ss.deleted[n-1] {
+		return 0, false
+	}
+	return n - 1, true
+}
+
+// transaction handles a command in the TRANSACTION state (RFC 1939 sections 5
+// and 6, LAST from RFC 1460, replies as popa3d-behaviour.md §5).
+func (ss *session) transaction(ctx context.Context, c command) {
+	noArgs := len(c.args) == 0
+	oneArg := len(c.args) == 1 && !c.bad
+	switch {
+	case c.name == "STAT" && noArgs:
+		n, size := ss.visible()
+		ss.reply("+OK " + strconv.Itoa(n) + " " + strconv.FormatInt(size, 10))
+	case (c.name == "LIST" || c.name == "UIDL") && noArgs:
+		ss.reply("+OK")
+		var b []byte
+		for i, m := range ss.msgs {
+			if ss.deleted[i] {
+				continue
+			}
+			b = strconv.AppendInt(b[:0], int64(i+1), 10)
+			b = append(b, ' ')
+			if c.name == "LIST" {
+				b = strconv.AppendInt(b, m.Size, 10)
+			} else {
+				b = append(b, m.UID...)
+			}
+			b = append(b, '\r', '\n')
+			ss.out.Write(b)
+		}
+		ss.out.WriteString(".\r\n")
+	case (c.name == "LIST" || c.name == "UIDL") && oneArg:
+		i, ok := ss.message(c.args[0])
+		if !ok {
+			ss.errReply("-ERR")
+			return
+		}
+		v := strconv.FormatInt(ss.msgs[i].Size, 10)
+		if c.name == "UIDL" {
+			v = ss.msgs[i].UID
+		}
+		ss.reply("+OK " + strconv.Itoa(i+1) + " " + v)
+	case c.name == "RETR" && oneArg:
+		i, ok := ss.message(c.args[0])
+		if !ok {
+			ss.errReply("-ERR")
+			return
+		}
+		if ss.send(ctx, i, -1) {
+			ss.retrieved++
+			ss.last = max(ss.last, i+1)
+		}
+	case c.name == "TOP" && len(c.args) == 2 && !c.bad:
+		i, ok := ss.message(c.args[0])
+		n, ok2 := parseNumber(c.args[1])
+		if !ok || !ok2 {
+			ss.errReply("-ERR")
+			return
+		}
+		ss.send(ctx, i, n)
+	case c.name == "DELE" && oneArg:
+		i, ok := ss.message(c.args[0])
+		if !ok {
+			ss.errReply("-ERR")
+			return
+		}
+		ss.deleted[i] = true
+		ss.nDeleted++
+		ss.last = max(ss.last, i+1)
+		ss.reply("+OK")
+	case c.name == "NOOP" && noArgs:
+		ss.reply("+OK")
+	case c.name == "RSET" && noArgs:
+		clear(ss.deleted)
+		ss.nDeleted = 0
+		ss.last = 0
+		ss.reply("+OK")
+	case c.name == "LAST" && noArgs:
+		ss.reply("+OK " + strconv.Itoa(ss.last))
+	case c.name == "QUIT" && noArgs:
+		ss.update(ctx)
+	default:
+		ss.errReply("-ERR")
+	}
+}
+
+// visible returns the count and total size of the messages not marked deleted.
+func (ss *session) visible() (int, int64) {
+	n, size := 0, int64(0)
+	for i, m := range ss.msgs {
+		if !ss.deleted[i] {
+			n++
+			size += m.Size
+		}
+	}
+	return n, size
+}
+
+// send streams message i (RETR, or TOP when top >= 0). As popa3d does
+// (popa3d-behaviour.md §9), the mailbox is checked before "+OK" and again
+// before the terminating ".", so a client never sees a falsely complete
+// message. It reports whether the whole message was sent.
+func (ss *session) send(ctx context.Context, i, top int) bool {
+	r, err := ss.mb.Open(ctx, i)
+	if err != nil {
+		ss.accessFailed(err, true)
+		return false
+	}
+	defer r.Close()
+	ss.reply("+OK")
+	if ss.enc == nil {
+		ss.enc = newMessageEncoder()
+	}
+	endsLF, err := ss.enc.encode(ss.out, r, top)
+	if err != nil {
+		ss.accessFailed(err, false)
+		return false
+	}
+	if err := ss.mb.Verify(ctx); err != nil {
+		ss.accessFailed(err, false)
+		return false
+	}
+	if !endsLF {
+		ss.out.WriteString("\r\n")
+	}
+	ss.out.WriteString(".\r\n")
+	return true
+}
+
+// accessFailed ends the session after a mailbox failure in TRANSACTION. When
+// nothing of the reply was sent yet, the client gets an -ERR; otherwise the
+// connection closes without the terminating line.
+func (ss *session) accessFailed(err error, canReply bool) {
+	ss.state = stateDone
+	var werr *writeError
+	switch {
+	case errors.As(err, &werr):
+		ss.log.Info("Premature disconnect")
+		return
+	case errors.Is(err, mailbox.ErrStale):
+		ss.log.Info("Another MUA active, giving up")
+		if canReply {
+			ss.errReply(replyStale)
+		}
+	default:
+		ss.log.Error(fmt.Sprintf("Server failure accessing %s: %v", ss.mb.Location(), err))
+		if canReply {
+			ss.errReply(replyServerFail)
+		}
+	}
+}
+
+// update is QUIT in TRANSACTION: the UPDATE state of RFC 1939 section 6.
+func (ss *session) update(ctx context.Context) {
+	ss.state = stateDone
+	// The mailbox, and its session lock, is released before the reply
+	// leaves, so that a client that reconnects as soon as it reads the +OK
+	// is not told [IN-USE].
+	defer ss.closeMailbox()
+	var dels []int
+	var delBytes int64
+	for i, d := range ss.deleted {
+		if d {
+			dels = append(dels, i)
+			delBytes += ss.msgs[i].Size
+		}
+	}
+	if len(dels) > 0 {
+		if err := ss.mb.Commit(ctx, dels); err != nil {
+			if errors.Is(err, mailbox.ErrStale) {
+				ss.log.Info("Another MUA active, giving up")
+				ss.errReply(replyStale)
+				return
+			}
+			ss.log.Error(fmt.Sprintf("Failed to update %s: %v", ss.mb.Location(), err))
+			ss.errReply(replyUpdateFail)
+			return
+		}
+	}
+	ss.summary.Deleted = len(dels)
+	n, size := ss.visible()
+	ss.log.Info(fmt.Sprintf("%d (%d) deleted, %d (%d) left", len(dels), delBytes, n, size))
+	ss.reply("+OK")
+}

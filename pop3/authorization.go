@@ -10,42 +10,42 @@ import (
 	"github.com/popa3d/popa3d/mailbox"
 )
 
-// authorization handles a command in the AUTHORIZATION state (RFC 1939
-// section 7, with popa3d's rules from popa3d-behaviour.md §5 and §14).
-func (ss *session) authorization(ctx context.Context, c command) {
-	switch c.name {
-	case "QUIT":
-		if len(c.args) != 0 {
-			ss.errReply("-ERR")
-			return
-		}
-		ss.reply("+OK")
-		ss.log.Info("Didn't attempt authentication")
-		ss.state = stateDone
-	case "USER":
-		if ss.userSet || len(c.args) != 1 || c.bad || c.args[0] == "" {
-			ss.errReply("-ERR")
-			return
-		}
-		ss.user, ss.userSet = c.args[0], true
-		ss.reply("+OK")
-	case "PASS":
-		// The password is everything after "PASS ", spaces included.
-		if !ss.userSet || c.rest == "" {
-			ss.errReply("-ERR")
-			return
-		}
-		ss.passAt = ss.srv.now()
-		if ss.handoff {
-			pending := append([]byte(nil), ss.in.Buffered()...)
-			ss.creds = &Credentials{User: ss.user, Password: c.rest, Pending: pending, Received: ss.passAt}
-			ss.state = stateDone
-			return
-		}
-		ss.login(ctx, c.rest)
-	default:
+// The AUTHORIZATION state: RFC 1939 section 7, with popa3d's rules from
+// popa3d-behaviour.md §5 and §14.
+
+// cmdQuit ends a session that did not log in.
+func (ss *session) cmdQuit(ctx context.Context, args []string) {
+	ss.reply("+OK")
+	ss.log.Info("Didn't attempt authentication")
+	ss.state = stateDone
+}
+
+// cmdUser takes the name; a second USER is refused.
+func (ss *session) cmdUser(ctx context.Context, args []string) {
+	if ss.userSet {
 		ss.errReply("-ERR")
+		return
 	}
+	ss.user, ss.userSet = args[0], true
+	ss.reply("+OK")
+}
+
+// cmdPass logs in, or, in Authorize, keeps the credentials for the process
+// that will verify them. The password is everything after "PASS ", spaces
+// included.
+func (ss *session) cmdPass(ctx context.Context, args []string) {
+	if !ss.userSet {
+		ss.errReply("-ERR")
+		return
+	}
+	ss.passAt = ss.srv.now()
+	if ss.handoff {
+		pending := append([]byte(nil), ss.in.Buffered()...)
+		ss.creds = &Credentials{User: ss.user, Password: args[0], Pending: pending, Received: ss.passAt}
+		ss.state = stateDone
+		return
+	}
+	ss.login(ctx, args[0])
 }
 
 // login verifies the credentials and opens the mailbox. A failed PASS always

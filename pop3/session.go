@@ -48,14 +48,15 @@ const (
 
 // session is one connection's protocol state.
 type session struct {
-	srv  *Server
-	lim  Limits
-	log  *slog.Logger
-	dl   deadlineConn // nil when the connection cannot set deadlines
-	in   *lineReader
-	wire *deadlineWriter
-	out  *bufio.Writer
-	enc  *messageEncoder // made at the first RETR or TOP
+	srv      *Server
+	lim      Limits
+	commands []commandSpec // commandTable; tests add to it
+	log      *slog.Logger
+	dl       deadlineConn // nil when the connection cannot set deadlines
+	in       *lineReader
+	wire     *deadlineWriter
+	out      *bufio.Writer
+	enc      *messageEncoder // made at the first RETR or TOP
 
 	state        state
 	start        time.Time
@@ -80,7 +81,7 @@ type session struct {
 }
 
 func newSession(s *Server, conn io.ReadWriter, info ConnInfo, pending []byte) *session {
-	ss := &session{srv: s, lim: s.Limits, start: s.now()}
+	ss := &session{srv: s, lim: s.Limits, commands: commandTable, start: s.now()}
 	ss.log = s.logger()
 	ss.remote = info.RemoteAddr
 	ss.dl, _ = conn.(deadlineConn)
@@ -142,7 +143,7 @@ func (ss *session) run(ctx context.Context) {
 		if err != nil {
 			ss.errReply(replyTooLong)
 		} else {
-			ss.handle(ctx, parseCommand(text))
+			ss.dispatch(ctx, parseCommand(text))
 		}
 		if !ss.flushUnlessPipelined() {
 			return
@@ -235,19 +236,29 @@ func (ss *session) flush() bool {
 	return ss.out.Flush() == nil
 }
 
-func (ss *session) handle(ctx context.Context, c command) {
-	if c.name == "CAPA" && len(c.args) == 0 {
-		ss.reply("+OK Capability list follows")
-		for _, cp := range capabilities {
-			ss.out.WriteString(cp)
-			ss.out.WriteString("\r\n")
-		}
-		ss.out.WriteString(".\r\n")
+// dispatch runs c's handler if c is valid in this state with these
+// arguments, and refuses it with a bare -ERR otherwise (popa3d gives no
+// reason: popa3d-behaviour.md §5).
+func (ss *session) dispatch(ctx context.Context, c command) {
+	spec := lookup(ss.commands, c.name, ss.state)
+	if spec == nil {
+		ss.errReply("-ERR")
 		return
 	}
-	if ss.state == stateAuthorization {
-		ss.authorization(ctx, c)
+	args, ok := spec.args.check(c)
+	if !ok {
+		ss.errReply("-ERR")
 		return
 	}
-	ss.transaction(ctx, c)
+	spec.handle(ss, ctx, args)
+}
+
+// cmdCapa lists the capabilities (RFC 2449 section 5).
+func (ss *session) cmdCapa(ctx context.Context, args []string) {
+	ss.reply("+OK Capability list follows")
+	for _, cp := range capabilities {
+		ss.out.WriteString(cp)
+		ss.out.WriteString("\r\n")
+	}
+	ss.out.WriteString(".\r\n")
 }

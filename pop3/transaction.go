@@ -19,86 +19,106 @@ func (ss *session) message(arg string) (int, bool) {
 	return n - 1, true
 }
 
-// transaction handles a command in the TRANSACTION state (RFC 1939 sections 5
-// and 6, LAST from RFC 1460, replies as popa3d-behaviour.md §5).
-func (ss *session) transaction(ctx context.Context, c command) {
-	noArgs := len(c.args) == 0
-	oneArg := len(c.args) == 1 && !c.bad
-	switch {
-	case c.name == "STAT" && noArgs:
-		n, size := ss.visible()
-		ss.reply("+OK " + strconv.Itoa(n) + " " + strconv.FormatInt(size, 10))
-	case (c.name == "LIST" || c.name == "UIDL") && noArgs:
-		ss.reply("+OK")
-		var b []byte
-		for i, m := range ss.msgs {
-			if ss.deleted[i] {
-				continue
-			}
-			b = strconv.AppendInt(b[:0], int64(i+1), 10)
-			b = append(b, ' ')
-			if c.name == "LIST" {
-				b = strconv.AppendInt(b, m.Size, 10)
-			} else {
-				b = append(b, m.UID...)
-			}
-			b = append(b, '\r', '\n')
-			ss.out.Write(b)
-		}
-		ss.out.WriteString(".\r\n")
-	case (c.name == "LIST" || c.name == "UIDL") && oneArg:
-		i, ok := ss.message(c.args[0])
+// The TRANSACTION state: RFC 1939 sections 5 and 6, LAST from RFC 1460,
+// replies as popa3d-behaviour.md §5. A message number that does not exist
+// or is marked deleted gets a bare -ERR.
+
+func (ss *session) cmdStat(ctx context.Context, args []string) {
+	n, size := ss.visible()
+	ss.reply("+OK " + strconv.Itoa(n) + " " + strconv.FormatInt(size, 10))
+}
+
+func (ss *session) cmdList(ctx context.Context, args []string) {
+	ss.scanListing(args, func(b []byte, m mailbox.Message) []byte { return strconv.AppendInt(b, m.Size, 10) })
+}
+
+func (ss *session) cmdUidl(ctx context.Context, args []string) {
+	ss.scanListing(args, func(b []byte, m mailbox.Message) []byte { return append(b, m.UID...) })
+}
+
+// scanListing answers LIST or UIDL: with no argument a multi-line listing of
+// every message not marked deleted, with one the line of that message.
+// value appends what the command says of a message.
+func (ss *session) scanListing(args []string, value func([]byte, mailbox.Message) []byte) {
+	var b []byte
+	if len(args) == 1 {
+		i, ok := ss.message(args[0])
 		if !ok {
 			ss.errReply("-ERR")
 			return
 		}
-		v := strconv.FormatInt(ss.msgs[i].Size, 10)
-		if c.name == "UIDL" {
-			v = ss.msgs[i].UID
-		}
-		ss.reply("+OK " + strconv.Itoa(i+1) + " " + v)
-	case c.name == "RETR" && oneArg:
-		i, ok := ss.message(c.args[0])
-		if !ok {
-			ss.errReply("-ERR")
-			return
-		}
-		if ss.send(ctx, i, -1) {
-			ss.retrieved++
-			ss.last = max(ss.last, i+1)
-		}
-	case c.name == "TOP" && len(c.args) == 2 && !c.bad:
-		i, ok := ss.message(c.args[0])
-		n, ok2 := parseNumber(c.args[1])
-		if !ok || !ok2 {
-			ss.errReply("-ERR")
-			return
-		}
-		ss.send(ctx, i, n)
-	case c.name == "DELE" && oneArg:
-		i, ok := ss.message(c.args[0])
-		if !ok {
-			ss.errReply("-ERR")
-			return
-		}
-		ss.deleted[i] = true
-		ss.nDeleted++
-		ss.last = max(ss.last, i+1)
-		ss.reply("+OK")
-	case c.name == "NOOP" && noArgs:
-		ss.reply("+OK")
-	case c.name == "RSET" && noArgs:
-		clear(ss.deleted)
-		ss.nDeleted = 0
-		ss.last = 0
-		ss.reply("+OK")
-	case c.name == "LAST" && noArgs:
-		ss.reply("+OK " + strconv.Itoa(ss.last))
-	case c.name == "QUIT" && noArgs:
-		ss.update(ctx)
-	default:
-		ss.errReply("-ERR")
+		b = append(b, "+OK "...)
+		b = strconv.AppendInt(b, int64(i+1), 10)
+		b = append(b, ' ')
+		ss.reply(string(value(b, ss.msgs[i])))
+		return
 	}
+	ss.reply("+OK")
+	for i, m := range ss.msgs {
+		if ss.deleted[i] {
+			continue
+		}
+		b = strconv.AppendInt(b[:0], int64(i+1), 10)
+		b = append(b, ' ')
+		b = value(b, m)
+		b = append(b, '\r', '\n')
+		ss.out.Write(b)
+	}
+	ss.out.WriteString(".\r\n")
+}
+
+func (ss *session) cmdRetr(ctx context.Context, args []string) {
+	i, ok := ss.message(args[0])
+	if !ok {
+		ss.errReply("-ERR")
+		return
+	}
+	if ss.send(ctx, i, -1) {
+		ss.retrieved++
+		ss.last = max(ss.last, i+1)
+	}
+}
+
+func (ss *session) cmdTop(ctx context.Context, args []string) {
+	i, ok := ss.message(args[0])
+	n, ok2 := parseNumber(args[1])
+	if !ok || !ok2 {
+		ss.errReply("-ERR")
+		return
+	}
+	ss.send(ctx, i, n)
+}
+
+func (ss *session) cmdDele(ctx context.Context, args []string) {
+	i, ok := ss.message(args[0])
+	if !ok {
+		ss.errReply("-ERR")
+		return
+	}
+	ss.deleted[i] = true
+	ss.nDeleted++
+	ss.last = max(ss.last, i+1)
+	ss.reply("+OK")
+}
+
+func (ss *session) cmdNoop(ctx context.Context, args []string) {
+	ss.reply("+OK")
+}
+
+func (ss *session) cmdRset(ctx context.Context, args []string) {
+	clear(ss.deleted)
+	ss.nDeleted = 0
+	ss.last = 0
+	ss.reply("+OK")
+}
+
+func (ss *session) cmdLast(ctx context.Context, args []string) {
+	ss.reply("+OK " + strconv.Itoa(ss.last))
+}
+
+// cmdUpdate is QUIT in TRANSACTION.
+func (ss *session) cmdUpdate(ctx context.Context, args []string) {
+	ss.update(ctx)
 }
 
 // visible returns the count and total size of the messages not marked deleted.

@@ -66,3 +66,21 @@ func TestArgRule(t *testing.T) {
 		}
 	}
 }
+
+// The listing is built per session: an entry with a predicate appears only
+// when it holds (a later STLS until TLS is on, IMPLEMENTATION after login).
+func TestCapabilitiesFollowState(t *testing.T) {
+	if got := strings.Join(capabilities(capabilityTable, &session{}), " "); got != "TOP USER UIDL RESP-CODES AUTH-RESP-CODE PIPELINING" {
+		t.Fatalf("today's listing changed: %s", got)
+	}
+	table := append(append([]capability(nil), capabilityTable...),
+		capability{line: "IMPLEMENTATION test", offered: func(ss *session) bool { return ss.state == stateTransaction }})
+	ss := &session{state: stateAuthorization}
+	if got := capabilities(table, ss); len(got) != len(capabilityTable) {
+		t.Errorf("before login: %q", got)
+	}
+	ss.state = stateTransaction
+	if got := capabilities(table, ss); len(got) != len(capabilityTable)+1 || got[len(got)-1] != "IMPLEMENTATION test" {
+		t.Errorf("after login: %q", got)
+	}
+}

@@ -19,10 +19,6 @@ import (
 // collect here and leave in as few writes as possible.
 const bufferSize = 64 << 10
 
-// capabilities is the CAPA listing (RFC 2449 section 5): exactly what this
-// engine implements, in both states.
-var capabilities = []string{"TOP", "USER", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"}
-
 // Replies whose text is fixed. popa3d's replies carry no text; where RFC 2449
 // or RFC 3206 gives a response code, the code comes first.
 const (
@@ -251,14 +247,4 @@ func (ss *session) dispatch(ctx context.Context, c command) {
 		return
 	}
 	spec.handle(ss, ctx, args)
-}
-
-// cmdCapa lists the capabilities (RFC 2449 section 5).
-func (ss *session) cmdCapa(ctx context.Context, args []string) {
-	ss.reply("+OK Capability list follows")
-	for _, cp := range capabilities {
-		ss.out.WriteString(cp)
-		ss.out.WriteString("\r\n")
-	}
-	ss.out.WriteString(".\r\n")
 }

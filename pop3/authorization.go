@@ -52,7 +52,6 @@ func (ss *session) cmdPass(ctx context.Context, args []string) {
 // ends the session: one PASS per connection, as popa3d.
 func (ss *session) login(ctx context.Context, password string) {
 	ss.state = stateDone
-	ss.summary.User = ss.user
 	id, err := ss.srv.Auth.Authenticate(ctx, ss.user, password)
 	if err != nil {
 		if !errors.Is(err, auth.ErrFailed) {

@@ -58,7 +58,7 @@ type ConnInfo struct {
 
 // Summary is what a session did, as logged in its summary line.
 type Summary struct {
-	User          string // "" when nobody logged in
+	User          string // the authenticated user's name; "" when nobody logged in
 	Authenticated bool
 	Retrieved     int   // RETR commands that sent a whole message
 	Deleted       int   // messages deleted at UPDATE

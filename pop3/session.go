@@ -67,13 +67,11 @@ type session struct {
 	passAt  time.Time // when the PASS line was read: failed logins are answered at a fixed time after it
 	bad     int       // consecutive -ERR replies
 
-	mb        mailbox.Mailbox
-	msgs      []mailbox.Message
-	deleted   []bool
-	nDeleted  int
-	last      int // LAST (RFC 1460): highest message RETR'd or DELE'd
-	retrieved int
-	summary   Summary
+	mb      mailbox.Mailbox
+	msgs    []mailbox.Message
+	deleted []bool
+	last    int // LAST (RFC 1460): highest message RETR'd or DELE'd
+	summary Summary
 }
 
 func newSession(s *Server, conn io.ReadWriter, info ConnInfo, pending []byte) *session {
@@ -183,14 +181,9 @@ func (ss *session) readFailed(ctx context.Context, err error) {
 func (ss *session) finish() Summary {
 	ss.flush()
 	ss.closeMailbox()
-	ss.summary.Retrieved = ss.retrieved
 	ss.summary.BytesSent = ss.wire.n
 	ss.summary.Duration = ss.srv.now().Sub(ss.start)
-	user := ss.summary.User
-	if !ss.summary.Authenticated {
-		user = ""
-	}
-	ss.log.Info("Session summary", "user", user, "from", ss.remote, "retrieved", ss.summary.Retrieved,
+	ss.log.Info("Session summary", "user", ss.summary.User, "from", ss.remote, "retrieved", ss.summary.Retrieved,
 		"deleted", ss.summary.Deleted, "bytes_sent", ss.summary.BytesSent,
 		"duration", ss.summary.Duration.Round(time.Millisecond).String())
 	return ss.summary

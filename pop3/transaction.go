@@ -74,7 +74,7 @@ func (ss *session) cmdRetr(ctx context.Context, args []string) {
 		return
 	}
 	if ss.send(ctx, i, -1) {
-		ss.retrieved++
+		ss.summary.Retrieved++
 		ss.last = max(ss.last, i+1)
 	}
 }
@@ -96,7 +96,6 @@ func (ss *session) cmdDele(ctx context.Context, args []string) {
 		return
 	}
 	ss.deleted[i] = true
-	ss.nDeleted++
 	ss.last = max(ss.last, i+1)
 	ss.reply("+OK")
 }
@@ -107,7 +106,6 @@ func (ss *session) cmdNoop(ctx context.Context, args []string) {
 
 func (ss *session) cmdRset(ctx context.Context, args []string) {
 	clear(ss.deleted)
-	ss.nDeleted = 0
 	ss.last = 0
 	ss.reply("+OK")
 }

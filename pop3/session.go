@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,7 +49,9 @@ type session struct {
 	lim      Limits
 	commands []commandSpec // commandTable; tests add to it
 	log      *slog.Logger
-	dl       deadlineConn // nil when the connection cannot set deadlines
+	conn     io.ReadWriter // the transport; upgrade replaces it
+	dlMu     sync.Mutex    // guards dl between upgrade and interrupt
+	dl       deadlineConn  // conn's deadlines; nil when it cannot set them
 	in       *lineReader
 	wire     *deadlineWriter
 	out      *bufio.Writer
@@ -78,6 +81,7 @@ func newSession(s *Server, conn io.ReadWriter, info ConnInfo, pending []byte) *s
 	ss := &session{srv: s, lim: s.Limits, commands: commandTable, start: s.now()}
 	ss.log = s.logger()
 	ss.remote = info.RemoteAddr
+	ss.conn = conn
 	ss.dl, _ = conn.(deadlineConn)
 	ss.in = newLineReader(conn, pending)
 	ss.in.deadline = ss.armRead
@@ -110,10 +114,14 @@ func (ss *session) armRead() {
 }
 
 // interrupt makes a waiting read return at once (ctx cancelled: shutdown).
+// It runs on another goroutine than the session's.
 func (ss *session) interrupt() {
 	ss.interrupted.Store(true)
-	if ss.dl != nil {
-		_ = ss.dl.SetReadDeadline(time.Unix(1, 0))
+	ss.dlMu.Lock()
+	dl := ss.dl
+	ss.dlMu.Unlock()
+	if dl != nil {
+		_ = dl.SetReadDeadline(time.Unix(1, 0))
 	}
 }
 

@@ -18,12 +18,17 @@ type deadlineWriter struct {
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	if d.dl != nil && d.timeout > 0 {
-		_ = d.dl.SetWriteDeadline(d.now().Add(d.timeout))
-	}
+	d.arm()
 	n, err := d.w.Write(p)
 	d.n += int64(n)
 	return n, err
+}
+
+// arm sets the deadline of the next write.
+func (d *deadlineWriter) arm() {
+	if d.dl != nil && d.timeout > 0 {
+		_ = d.dl.SetWriteDeadline(d.now().Add(d.timeout))
+	}
 }
 
 // chunkSize is how much message data is read from the mailbox at a time.

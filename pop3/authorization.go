@@ -54,17 +54,23 @@ func (ss *session) login(ctx context.Context, password string) {
 	ss.state = stateDone
 	id, err := ss.srv.Auth.Authenticate(ctx, ss.user, password)
 	if err != nil {
+		// The event is reported before the delay, whose floor then
+		// covers what observing it costs.
 		if !errors.Is(err, auth.ErrFailed) {
 			ss.log.Error(fmt.Sprintf("Authentication unavailable: %v", err))
+			ss.fail(Event{Kind: LoginFailed, Failure: FailureAuthUnavailable})
 			ss.delayFailure(ctx)
 			ss.errReply(replyAuthTemp)
 			return
 		}
 		name := ss.user
+		e := Event{Kind: LoginFailed, Failure: FailureBadPassword, User: ss.user}
 		if errors.Is(err, auth.ErrUnknownUser) {
 			name = "UNKNOWN USER"
+			e = Event{Kind: LoginFailed, Failure: FailureUnknownUser}
 		}
 		ss.log.Warn("Authentication failed for " + name)
+		ss.fail(e)
 		ss.delayFailure(ctx)
 		ss.errReply(replyAuthFailed)
 		return
@@ -72,15 +78,19 @@ func (ss *session) login(ctx context.Context, password string) {
 	ss.summary.User = id.Name
 	ss.summary.Authenticated = true
 	ss.log.Info("Authentication passed for " + ss.user)
+	ss.event(Event{Kind: LoginPassed, User: id.Name})
 	mb, err := ss.srv.Store.Open(ctx, id.Mailbox)
 	if err != nil {
 		var le *mailbox.LoadError
+		e := Event{Kind: MailboxLoadFailed, User: id.Name}
 		switch {
 		case errors.Is(err, mailbox.ErrInUse):
 			ss.log.Warn("Mailbox in use: " + id.Mailbox)
+			e.Failure = FailureMailboxInUse
 			ss.errReply(replyInUse)
 		case errors.As(err, &le) && le.Permanent():
 			ss.log.Warn("Failed or refused to load " + le.Location)
+			e.Failure = FailureMailboxRefused
 			ss.errReply(replyLoadPerm)
 		default:
 			detail := err
@@ -88,8 +98,10 @@ func (ss *session) login(ctx context.Context, password string) {
 				detail = le.Err // its Error() would repeat the location
 			}
 			ss.log.Warn(fmt.Sprintf("Failed or refused to load %s: %v", id.Mailbox, detail))
+			e.Failure = FailureMailboxUnavailable
 			ss.errReply(replyLoadTemp)
 		}
+		ss.fail(e)
 		return
 	}
 	ss.mb = mb

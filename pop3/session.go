@@ -74,13 +74,20 @@ type session struct {
 	msgs    []mailbox.Message
 	deleted []bool
 	last    int // LAST (RFC 1460): highest message RETR'd or DELE'd
-	summary Summary
+
+	summary   Summary
+	observers []Observer // summaryLog, then Server.Observer
 }
 
 func newSession(s *Server, conn io.ReadWriter, info ConnInfo, pending []byte) *session {
 	ss := &session{srv: s, lim: s.Limits, commands: commandTable, start: s.now()}
 	ss.log = s.logger()
 	ss.remote = info.RemoteAddr
+	ss.summary.RemoteAddr = info.RemoteAddr
+	ss.observers = []Observer{summaryLog{ss.log}}
+	if s.Observer != nil {
+		ss.observers = append(ss.observers, s.Observer)
+	}
 	ss.conn = conn
 	ss.dl, _ = conn.(deadlineConn)
 	ss.in = newLineReader(conn, pending)
@@ -191,10 +198,25 @@ func (ss *session) finish() Summary {
 	ss.closeMailbox()
 	ss.summary.BytesSent = ss.wire.n
 	ss.summary.Duration = ss.srv.now().Sub(ss.start)
-	ss.log.Info("Session summary", "user", ss.summary.User, "from", ss.remote, "retrieved", ss.summary.Retrieved,
-		"deleted", ss.summary.Deleted, "bytes_sent", ss.summary.BytesSent,
-		"duration", ss.summary.Duration.Round(time.Millisecond).String())
+	for _, o := range ss.observers {
+		o.SessionEnded(ss.summary)
+	}
 	return ss.summary
+}
+
+// event reports e to the observers, stamped with the time.
+func (ss *session) event(e Event) {
+	e.Time = ss.srv.now()
+	for _, o := range ss.observers {
+		o.SessionEvent(e)
+	}
+}
+
+// fail reports e, a failure that ends the session, and keeps it for the
+// summary.
+func (ss *session) fail(e Event) {
+	ss.summary.Failure = e.Failure
+	ss.event(e)
 }
 
 // closeMailbox closes the mailbox, if one is open.

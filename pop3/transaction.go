@@ -76,6 +76,7 @@ func (ss *session) cmdRetr(ctx context.Context, args []string) {
 	if ss.send(ctx, i, -1) {
 		ss.summary.Retrieved++
 		ss.last = max(ss.last, i+1)
+		ss.event(Event{Kind: MessageRetrieved, Bytes: ss.msgs[i].Size})
 	}
 }
 
@@ -174,11 +175,13 @@ func (ss *session) accessFailed(err error, canReply bool) {
 		return
 	case errors.Is(err, mailbox.ErrStale):
 		ss.log.Info("Another MUA active, giving up")
+		ss.summary.Failure = FailureMailboxChanged
 		if canReply {
 			ss.errReply(replyStale)
 		}
 	default:
 		ss.log.Error(fmt.Sprintf("Server failure accessing %s: %v", ss.mb.Location(), err))
+		ss.summary.Failure = FailureMailboxAccess
 		if canReply {
 			ss.errReply(replyServerFail)
 		}
@@ -200,18 +203,28 @@ func (ss *session) update(ctx context.Context) {
 			delBytes += ss.msgs[i].Size
 		}
 	}
+	e := Event{Kind: MailboxUpdated, Count: len(dels), Bytes: delBytes}
+	t0 := ss.srv.now()
+	var err error
 	if len(dels) > 0 {
-		if err := ss.mb.Commit(ctx, dels); err != nil {
-			if errors.Is(err, mailbox.ErrStale) {
-				ss.log.Info("Another MUA active, giving up")
-				ss.errReply(replyStale)
-				return
-			}
-			ss.log.Error(fmt.Sprintf("Failed to update %s: %v", ss.mb.Location(), err))
-			ss.errReply(replyUpdateFail)
-			return
-		}
+		err = ss.mb.Commit(ctx, dels)
 	}
+	e.Duration = ss.srv.now().Sub(t0)
+	ss.summary.UpdateTime = e.Duration
+	if err != nil {
+		if errors.Is(err, mailbox.ErrStale) {
+			ss.log.Info("Another MUA active, giving up")
+			e.Failure = FailureMailboxChanged
+			ss.errReply(replyStale)
+		} else {
+			ss.log.Error(fmt.Sprintf("Failed to update %s: %v", ss.mb.Location(), err))
+			e.Failure = FailureMailboxAccess
+			ss.errReply(replyUpdateFail)
+		}
+		ss.fail(e)
+		return
+	}
+	ss.event(e)
 	ss.summary.Deleted = len(dels)
 	n, size := ss.visible()
 	ss.log.Info(fmt.Sprintf("%d (%d) deleted, %d (%d) left", len(dels), delBytes, n, size))

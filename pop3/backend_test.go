@@ -43,6 +43,7 @@ type memStore struct {
 	staleCommit bool
 	commits     [][]int
 	closeDelay  time.Duration // Mailbox.Close takes this long before it releases
+	commitDelay time.Duration // Mailbox.Commit takes this long
 }
 
 func newMemStore(boxes map[string][]string) *memStore {
@@ -99,6 +100,7 @@ func (m *memMailbox) Verify(ctx context.Context) error {
 	return nil
 }
 func (m *memMailbox) Commit(ctx context.Context, deleted []int) error {
+	time.Sleep(m.s.commitDelay)
 	if m.s.staleCommit {
 		return mailbox.ErrStale
 	}

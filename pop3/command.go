@@ -1,6 +1,7 @@
 package pop3
 
 import (
+	"context"
 	"strings"
 
 	"github.com/popa3d/popa3d/limits"
@@ -65,4 +66,93 @@ func parseNumber(s string) (int, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// stateSet is a set of session states, one bit each.
+type stateSet uint8
+
+const (
+	inAuthorization stateSet = 1 << stateAuthorization
+	inTransaction   stateSet = 1 << stateTransaction
+)
+
+func (s stateSet) has(st state) bool { return s&(1<<st) != 0 }
+
+// argRule is how many arguments a command takes. The arguments are the words
+// parseCommand split; none may be empty (USER refuses an empty name, and an
+// empty number never parses) or longer than limits.Argument (popa3d counts
+// such an argument as missing). A command line that breaks its command's rule
+// is refused with a bare -ERR, as popa3d refuses it.
+type argRule struct {
+	min, max int
+	// whole takes everything after the command name as the one argument,
+	// spaces included, and refuses only an empty one: PASS, whose password
+	// may hold spaces (popa3d-behaviour.md §5).
+	whole bool
+}
+
+var (
+	noArgs      = argRule{min: 0, max: 0}
+	oneArg      = argRule{min: 1, max: 1}
+	optionalArg = argRule{min: 0, max: 1}
+	twoArgs     = argRule{min: 2, max: 2}
+	wholeLine   = argRule{whole: true}
+)
+
+// check returns c's arguments if they follow the rule.
+func (r argRule) check(c command) ([]string, bool) {
+	if r.whole {
+		return []string{c.rest}, c.rest != ""
+	}
+	if c.bad || len(c.args) < r.min || len(c.args) > r.max {
+		return nil, false
+	}
+	for _, a := range c.args {
+		if a == "" {
+			return nil, false
+		}
+	}
+	return c.args, true
+}
+
+// commandSpec is one command the engine implements: in which states it is
+// valid, the arguments it takes, and its handler, which runs only when both
+// hold. A command may have one entry per state, with different handlers
+// (QUIT). This is popa3d's pop_auth_commands and pop_trans_commands in one
+// table; a new command (STLS, AUTH) is a new entry.
+type commandSpec struct {
+	name   string // upper case
+	states stateSet
+	args   argRule
+	handle func(ss *session, ctx context.Context, args []string)
+}
+
+// commandTable is every command, in the order RFC 1939 lists them, then the
+// extensions (CAPA from RFC 2449, LAST from RFC 1460).
+var commandTable = []commandSpec{
+	{"USER", inAuthorization, oneArg, (*session).cmdUser},
+	{"PASS", inAuthorization, wholeLine, (*session).cmdPass},
+	{"QUIT", inAuthorization, noArgs, (*session).cmdQuit},
+	{"STAT", inTransaction, noArgs, (*session).cmdStat},
+	{"LIST", inTransaction, optionalArg, (*session).cmdList},
+	{"RETR", inTransaction, oneArg, (*session).cmdRetr},
+	{"DELE", inTransaction, oneArg, (*session).cmdDele},
+	{"NOOP", inTransaction, noArgs, (*session).cmdNoop},
+	{"RSET", inTransaction, noArgs, (*session).cmdRset},
+	{"QUIT", inTransaction, noArgs, (*session).cmdUpdate},
+	{"TOP", inTransaction, twoArgs, (*session).cmdTop},
+	{"UIDL", inTransaction, optionalArg, (*session).cmdUidl},
+	{"CAPA", inAuthorization | inTransaction, noArgs, (*session).cmdCapa},
+	{"LAST", inTransaction, noArgs, (*session).cmdLast},
+}
+
+// lookup returns the entry of cmds for the command name in state st, or nil
+// when there is none.
+func lookup(cmds []commandSpec, name string, st state) *commandSpec {
+	for i := range cmds {
+		if cmds[i].name == name && cmds[i].states.has(st) {
+			return &cmds[i]
+		}
+	}
+	return nil
 }

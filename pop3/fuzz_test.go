@@ -27,8 +27,20 @@ func FuzzSession(f *testing.F) {
 		store := newMemStore(testBoxes)
 		srv := testServer(store, &logCapture{})
 		srv.Logger = slog.New(slog.DiscardHandler)
+		rec := &recorder{}
+		srv.Observer = rec
 		conn := &rwBuffer{in: bytes.NewReader(in)}
-		srv.Serve(context.Background(), conn, ConnInfo{})
+		sum := srv.Serve(context.Background(), conn, ConnInfo{})
+		// The observer saw the session as Serve reports it.
+		retrieved := 0
+		for _, e := range rec.events {
+			if e.Kind == MessageRetrieved {
+				retrieved++
+			}
+		}
+		if len(rec.summaries) != 1 || rec.summaries[0] != sum || retrieved != sum.Retrieved || sum.Authenticated != (sum.User != "") {
+			t.Fatalf("summary %+v, observed %+v with %d retrieved", sum, rec.summaries, retrieved)
+		}
 		out := conn.out.Bytes()
 		if !bytes.HasPrefix(out, []byte("+OK\r\n")) {
 			t.Fatalf("no greeting: %q", out)

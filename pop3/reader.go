@@ -50,6 +50,17 @@ func (lr *lineReader) hasLine() bool {
 // Buffered returns the bytes read from the client but not consumed yet.
 func (lr *lineReader) Buffered() []byte { return lr.buf[lr.start:lr.end] }
 
+// reset makes r the source of the next reads and drops every byte read
+// ahead and not consumed yet, with any end of input seen; it returns how
+// many bytes it dropped.
+func (lr *lineReader) reset(r io.Reader) int {
+	n := lr.end - lr.start
+	lr.r = r
+	lr.start, lr.end = 0, 0
+	lr.eof, lr.err = false, nil
+	return n
+}
+
 // readLine returns the next line. io.EOF means the client closed at a line
 // start; a partial line before EOF is returned as a line (popa3d processes it).
 func (lr *lineReader) readLine() (line, error) {

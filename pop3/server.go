@@ -47,6 +47,9 @@ type Server struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Tests replace it.
 	Now func() time.Time
+	// Observer, when not nil, receives every session's events and summary
+	// (see Observer), besides the summary line written to Logger.
+	Observer Observer
 }
 
 // ConnInfo describes the connection for logs.
@@ -56,14 +59,18 @@ type ConnInfo struct {
 	RemoteAddr string
 }
 
-// Summary is what a session did, as logged in its summary line.
+// Summary is what a session did, as logged in its summary line and given to
+// Server.Observer.
 type Summary struct {
-	User          string // "" when nobody logged in
+	User          string // the authenticated user's name; "" when nobody logged in
 	Authenticated bool
-	Retrieved     int   // RETR commands that sent a whole message
-	Deleted       int   // messages deleted at UPDATE
-	BytesSent     int64 // every byte written to the client
+	RemoteAddr    string  // ConnInfo.RemoteAddr
+	Failure       Failure // the login or mailbox failure that ended the session, if one did
+	Retrieved     int     // RETR commands that sent a whole message
+	Deleted       int     // messages deleted at UPDATE
+	BytesSent     int64   // every byte written to the client
 	Duration      time.Duration
+	UpdateTime    time.Duration // how long UPDATE took to commit the deletions; 0 without UPDATE
 }
 
 // Serve runs one session on conn until the client quits, the session fails or

@@ -2,6 +2,7 @@ package pop3
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -486,5 +487,38 @@ func TestMailboxReleasedBeforeQuitReply(t *testing.T) {
 		h2 := start(t, func(s *Server) { s.Store = store })
 		h2.login()
 		h1.wait()
+	}
+}
+
+// errAuth fails every login with err.
+type errAuth struct{ err error }
+
+func (a errAuth) Authenticate(context.Context, string, string) (auth.Identity, error) {
+	return auth.Identity{}, a.err
+}
+
+// Summary.User names only a user who logged in: a failed login leaves it
+// empty, whatever name the client sent.
+func TestSummaryUserOnlyWhenAuthenticated(t *testing.T) {
+	for _, tc := range []struct {
+		name, input string
+		mod         func(*Server)
+		user        string
+	}{
+		{"bad password", "USER alice\r\nPASS wrong\r\n", nil, ""},
+		{"unknown user", "USER mallory\r\nPASS x\r\n", nil, ""},
+		{"unavailable", "USER alice\r\nPASS secret pw\r\n", func(s *Server) { s.Auth = errAuth{errors.New("down")} }, ""},
+		{"no login", "USER alice\r\nQUIT\r\n", nil, ""},
+		{"logged in", "USER alice\r\nPASS secret pw\r\nQUIT\r\n", nil, "alice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, tc.mod)
+			h.send(tc.input)
+			h.readAll()
+			s := h.wait()
+			if s.User != tc.user || s.Authenticated != (tc.user != "") {
+				t.Errorf("summary %+v, want user %q", s, tc.user)
+			}
+		})
 	}
 }

@@ -18,12 +18,17 @@ type deadlineWriter struct {
 }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
-	if d.dl != nil && d.timeout > 0 {
-		_ = d.dl.SetWriteDeadline(d.now().Add(d.timeout))
-	}
+	d.arm()
 	n, err := d.w.Write(p)
 	d.n += int64(n)
 	return n, err
+}
+
+// arm sets the deadline of the next write.
+func (d *deadlineWriter) arm() {
+	if d.dl != nil && d.timeout > 0 {
+		_ = d.dl.SetWriteDeadline(d.now().Add(d.timeout))
+	}
 }
 
 // chunkSize is how much message data is read from the mailbox at a time.
@@ -97,3 +102,9 @@ func (e *messageEncoder) encode(w io.Writer, r io.Reader, top int) (endsLF bool,
 		}
 	}
 }
+
+// writeError marks a failed write to the client, as opposed to a mailbox read.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return "write to client: " + e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }

@@ -1,12 +1,14 @@
-// Package report carries a finished session's figures from a session
-// process to the daemon that started it, over a pipe the daemon hands the
-// process, so that a -D daemon can count what its privilege-separated
+// Package report carries a finished session's summary from a session
+// process to the -D daemon that started it, over a pipe the daemon hands
+// the process, so that the daemon can count what its privilege-separated
 // sessions did (for metrics) without reading a byte of any client.
 //
-// The daemon runs as root and the session process, after its login, as the
-// user, whose code parsed network input: the record is therefore untrusted
-// and made to be checked, not parsed. It has one fixed size, no strings and
-// no lengths; Decode refuses anything else.
+// The daemon runs as root, and the session process, after its login, as the
+// user, whose code parsed network input: the record is therefore untrusted,
+// and made to be checked rather than parsed. It has one fixed size, no
+// strings and no lengths; Decode refuses anything else. The user's name and
+// the client's address are not in it: the daemon knows the address, and a
+// name is not a figure.
 package report
 
 import (
@@ -14,96 +16,97 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
+
+	"github.com/popa3d/popa3d/pop3"
 )
-
-// Outcome is how a session's AUTHORIZATION ended.
-type Outcome uint8
-
-// The outcomes; their values are part of the record.
-const (
-	NoLogin         Outcome = iota + 1 // the client never sent a password
-	LoginFailed                        // wrong password, unknown or refused account
-	AuthUnavailable                    // the accounts backend failed
-	MailboxFailed                      // logged in, but the mailbox could not be opened
-	LoggedIn                           // logged in and served
-	maxOutcome      = LoggedIn
-)
-
-func (o Outcome) String() string {
-	switch o {
-	case NoLogin:
-		return "no_login"
-	case LoginFailed:
-		return "login_failed"
-	case AuthUnavailable:
-		return "auth_unavailable"
-	case MailboxFailed:
-		return "mailbox_failed"
-	case LoggedIn:
-		return "logged_in"
-	}
-	return "unknown"
-}
-
-// Session is what one session did.
-type Session struct {
-	Outcome    Outcome
-	Retrieved  uint32 // messages sent whole by RETR
-	Deleted    uint32 // messages deleted at UPDATE
-	BytesSent  uint64 // every byte written to the client
-	Duration   time.Duration
-	UpdateTime time.Duration // the UPDATE's commit, 0 if there was none
-}
 
 // Size is the length of every record.
-const Size = 4 + 1 + 4 + 4 + 8 + 8 + 8
+const Size = 4 + 1 + 1 + 4 + 4 + 8 + 8 + 8
 
 // magic starts every record: "PR" and version 1.
 var magic = [4]byte{'P', 'R', 0, 1}
 
+// flagAuthenticated is the one flag: the login passed.
+const flagAuthenticated = 1
+
 // ErrBadRecord is returned for anything that is not one well-formed record.
 var ErrBadRecord = errors.New("report: not a session record")
 
-// Encode returns s as a record.
-func (s Session) Encode() []byte {
+// Encode returns the figures of s as a record; User and RemoteAddr are left
+// out. Counts beyond a record's range are clamped.
+func Encode(s pop3.Summary) []byte {
 	b := make([]byte, 0, Size)
 	b = append(b, magic[:]...)
-	b = append(b, byte(s.Outcome))
-	b = binary.BigEndian.AppendUint32(b, s.Retrieved)
-	b = binary.BigEndian.AppendUint32(b, s.Deleted)
-	b = binary.BigEndian.AppendUint64(b, s.BytesSent)
+	var flags byte
+	if s.Authenticated {
+		flags |= flagAuthenticated
+	}
+	b = append(b, flags, byte(s.Failure))
+	b = binary.BigEndian.AppendUint32(b, uint32(min(max(s.Retrieved, 0), 1<<32-1)))
+	b = binary.BigEndian.AppendUint32(b, uint32(min(max(s.Deleted, 0), 1<<32-1)))
+	b = binary.BigEndian.AppendUint64(b, uint64(max(s.BytesSent, 0)))
 	b = binary.BigEndian.AppendUint64(b, uint64(max(s.Duration, 0)))
-	b = binary.BigEndian.AppendUint64(b, uint64(max(s.UpdateTime, 0)))
+	b = binary.BigEndian.AppendUint64(b, uint64(max(min(s.UpdateTime, s.Duration), 0)))
 	return b
 }
 
 // Decode checks and decodes one record.
-func Decode(b []byte) (Session, error) {
+func Decode(b []byte) (pop3.Summary, error) {
 	if len(b) != Size || [4]byte(b[:4]) != magic {
-		return Session{}, ErrBadRecord
+		return pop3.Summary{}, ErrBadRecord
 	}
-	s := Session{
-		Outcome:   Outcome(b[4]),
-		Retrieved: binary.BigEndian.Uint32(b[5:]),
-		Deleted:   binary.BigEndian.Uint32(b[9:]),
-		BytesSent: binary.BigEndian.Uint64(b[13:]),
+	flags, failure := b[4], pop3.Failure(b[5])
+	s := pop3.Summary{
+		Authenticated: flags&flagAuthenticated != 0,
+		Failure:       failure,
+		Retrieved:     int(binary.BigEndian.Uint32(b[6:])),
+		Deleted:       int(binary.BigEndian.Uint32(b[10:])),
 	}
-	d := binary.BigEndian.Uint64(b[21:])
-	u := binary.BigEndian.Uint64(b[29:])
-	if s.Outcome < NoLogin || s.Outcome > maxOutcome || d > 1<<62 || u > d {
-		return Session{}, ErrBadRecord
+	n := binary.BigEndian.Uint64(b[14:])
+	d := binary.BigEndian.Uint64(b[22:])
+	u := binary.BigEndian.Uint64(b[30:])
+	if flags&^flagAuthenticated != 0 || failure.String() == "unknown" || n > 1<<62 || d > 1<<62 || u > d {
+		return pop3.Summary{}, ErrBadRecord
 	}
-	s.Duration, s.UpdateTime = time.Duration(d), time.Duration(u)
+	s.BytesSent, s.Duration, s.UpdateTime = int64(n), time.Duration(d), time.Duration(u)
 	return s, nil
 }
 
 // Read reads one record from r, which must then be at its end: it reads at
 // most one byte more than a record, so a peer cannot make it read more.
-func Read(r io.Reader) (Session, error) {
+func Read(r io.Reader) (pop3.Summary, error) {
 	b, err := io.ReadAll(io.LimitReader(r, Size+1))
 	if err != nil {
-		return Session{}, fmt.Errorf("read a session record: %w", err)
+		return pop3.Summary{}, fmt.Errorf("read a session record: %w", err)
 	}
 	return Decode(b)
 }
+
+// Writer is the pop3.Observer of a session process: it writes the
+// session's summary to the daemon's pipe when the session ends. A record is
+// smaller than a pipe's atomic write (PIPE_BUF), so the write neither
+// blocks nor tears.
+type Writer struct {
+	f *os.File
+}
+
+// NewWriter returns a Writer on the pipe f, which it closes after the one
+// record.
+func NewWriter(f *os.File) *Writer { return &Writer{f: f} }
+
+// SessionEvent does nothing: only the summary is reported.
+func (*Writer) SessionEvent(pop3.Event) {}
+
+// SessionEnded writes s. Errors are dropped: the daemon only loses a figure.
+func (w *Writer) SessionEnded(s pop3.Summary) {
+	if w.f == nil {
+		return
+	}
+	_, _ = w.f.Write(Encode(s))
+	_ = w.f.Close()
+	w.f = nil
+}
+
+var _ pop3.Observer = (*Writer)(nil)

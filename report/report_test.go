@@ -3,14 +3,18 @@ package report
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/popa3d/popa3d/pop3"
 )
 
 func TestRoundTrip(t *testing.T) {
-	s := Session{Outcome: LoggedIn, Retrieved: 3, Deleted: 2, BytesSent: 1 << 40, Duration: 3 * time.Second, UpdateTime: 20 * time.Millisecond}
-	b := s.Encode()
+	s := pop3.Summary{Authenticated: true, Failure: pop3.FailureMailboxChanged, Retrieved: 3, Deleted: 2,
+		BytesSent: 1 << 40, Duration: 3 * time.Second, UpdateTime: 20 * time.Millisecond}
+	b := Encode(s)
 	if len(b) != Size {
 		t.Fatalf("record of %d bytes, want %d", len(b), Size)
 	}
@@ -18,18 +22,28 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil || got != s {
 		t.Fatalf("got %+v, %v; want %+v", got, err, s)
 	}
+	// The strings stay in the session process.
+	s.User, s.RemoteAddr = "alice", "192.0.2.1"
+	if !bytes.Equal(Encode(s), b) {
+		t.Fatal("user or address encoded")
+	}
 }
 
 func TestRefused(t *testing.T) {
-	good := Session{Outcome: NoLogin, Duration: time.Second}.Encode()
+	good := Encode(pop3.Summary{Duration: time.Second})
+	bad := func(i int, v byte) []byte {
+		b := append([]byte(nil), good...)
+		b[i] = v
+		return b
+	}
 	for name, b := range map[string][]byte{
 		"empty":          nil,
 		"short":          good[:Size-1],
 		"long":           append(append([]byte(nil), good...), 0),
-		"magic":          append([]byte{'P', 'R', 0, 2}, good[4:]...),
-		"outcome 0":      Session{Duration: time.Second}.Encode(),
-		"outcome past":   Session{Outcome: maxOutcome + 1}.Encode(),
-		"update > total": Session{Outcome: LoggedIn, Duration: time.Second, UpdateTime: 2 * time.Second}.Encode(),
+		"magic":          bad(3, 2),
+		"unknown flag":   bad(4, 2),
+		"unknown reason": bad(5, 200),
+		"update > total": func() []byte { b := append([]byte(nil), good...); b[30] = 0x10; return b }(),
 	} {
 		if _, err := Read(bytes.NewReader(b)); !errors.Is(err, ErrBadRecord) {
 			t.Errorf("%s: %v, want ErrBadRecord", name, err)
@@ -42,16 +56,35 @@ func TestRefused(t *testing.T) {
 	}
 }
 
+// TestWriter checks the session process's side: one record on the pipe,
+// then the pipe is closed, so the daemon's Read ends.
+func TestWriter(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	wr := NewWriter(w)
+	wr.SessionEvent(pop3.Event{Kind: pop3.LoginPassed})
+	s := pop3.Summary{Authenticated: true, Retrieved: 1, Duration: time.Second}
+	wr.SessionEnded(s)
+	wr.SessionEnded(s) // a second call writes nothing
+	got, err := Read(r)
+	if err != nil || got != s {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+}
+
 func FuzzDecode(f *testing.F) {
-	f.Add(Session{Outcome: LoggedIn, Retrieved: 1, Duration: time.Second}.Encode())
+	f.Add(Encode(pop3.Summary{Authenticated: true, Retrieved: 1, Duration: time.Second}))
 	f.Add([]byte("PR\x00\x01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := Decode(b)
 		if err != nil {
 			return
 		}
-		if !bytes.Equal(s.Encode(), b) {
-			t.Fatalf("%x decodes to %+v, which encodes to %x", b, s, s.Encode())
+		if !bytes.Equal(Encode(s), b) {
+			t.Fatalf("%x decodes to %+v, which encodes to %x", b, s, Encode(s))
 		}
 	})
 }

@@ -89,6 +89,26 @@ func TestDaemonConcurrentSessions(t *testing.T) {
 		s.checkMailbox(u.name, mbox(mail[u.name][1:]...))
 	}
 	d.terminate(t)
+	// The daemon's totals count every session, the start-up probe included.
+	checkTotals(t, d.p.log(), "admitted=21", "sessions=21", "logged_in=20", "deleted=20", "updates=20")
+}
+
+// checkTotals checks the "Daemon totals" line a daemon logs when it stops.
+func checkTotals(t *testing.T, log string, want ...string) {
+	t.Helper()
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, "Daemon totals") {
+			continue
+		}
+		t.Log(l)
+		for _, w := range want {
+			if !strings.Contains(" "+l+" ", " "+w+" ") {
+				t.Errorf("totals lack %q: %s", w, l)
+			}
+		}
+		return
+	}
+	t.Errorf("no \"Daemon totals\" line in the log:\n%s", log)
 }
 
 // TestDaemonIdleSessionAtShutdown checks that SIGTERM ends a daemon whose

@@ -16,6 +16,7 @@ import (
 
 	"github.com/popa3d/popa3d/config"
 	"github.com/popa3d/popa3d/daemon"
+	"github.com/popa3d/popa3d/metrics"
 	"github.com/popa3d/popa3d/pop3"
 	"github.com/popa3d/popa3d/privsep"
 )
@@ -49,10 +50,16 @@ func serveDaemon(ctx context.Context, cfg config.Config, srv *pop3.Server, log *
 	for _, ln := range lns {
 		log.Info("Listening on " + ln.Addr().String())
 	}
+	counters := &metrics.Counters{}
+	served := *srv
+	served.Observer = counters
 	d := newDaemon(cfg, lns, log, func(ctx context.Context, c net.Conn) {
-		srv.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
+		served.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
 	})
-	return d.Serve(ctx)
+	d.Observer = counters
+	err = d.Serve(ctx)
+	counters.Snapshot().Log(log)
+	return err
 }
 
 // newDaemon returns the daemon for -D with the configured limits.

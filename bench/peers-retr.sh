@@ -1,11 +1,12 @@
 #!/bin/bash
 # RETR throughput of our server, Debian's popa3d and Dovecot on the same
 # machine, same mailbox, same client (the Go benchmark in this directory).
-# Run as root after: ../shared/bench/peers.sh setup (from the repository root:
-# PEERS=/path/to/peers.sh bench/peers-retr.sh).
+# Run as root, from the repository root, after bench/peers.sh setup:
+#   bench/peers-retr.sh
+# (PEERS=/path/to/peers.sh overrides the peers script.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PEERS=${PEERS:-../shared/bench/peers.sh}
+PEERS=${PEERS:-bench/peers.sh}
 user=popa3dbench pass=benchpass1
 id "$user" >/dev/null 2>&1 || useradd -m "$user"
 echo "$user:$pass" | chpasswd

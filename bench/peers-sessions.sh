@@ -1,18 +1,18 @@
 #!/bin/bash
 # Whole sessions per second (connect, USER, PASS, STAT, QUIT) against our
 # popa3d -D (system accounts, privilege separation) and Debian's popa3d 1.0.3
-# (inetd mode behind socat, as ../shared/bench/peers.sh runs it: PAM, its
+# (inetd mode behind socat, as bench/peers.sh runs it: PAM, its
 # own privilege separation), on the same machine, same account, same
 # password hash (the system's default, yescrypt on Debian), same small
-# mailbox. Run as root after ../shared/bench/peers.sh setup, from the
-# repository root:
-#   PEERS=/path/to/peers.sh bench/peers-sessions.sh [SECONDS] [IN-FLIGHT]
+# mailbox. Run as root after bench/peers.sh setup, from the repository root:
+#   bench/peers-sessions.sh [SECONDS] [IN-FLIGHT]
+# (PEERS=/path/to/peers.sh overrides the peers script.)
 # Our flood guard is opened wide for the run (it would otherwise cap one
 # source at 50 sessions per 10 s, as popa3d's -D does; popa3d under socat has
 # no guard). Both servers apply no delay to successful logins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PEERS=${PEERS:-../shared/bench/peers.sh}
+PEERS=${PEERS:-bench/peers.sh}
 secs=${1:-10} conc=${2:-8}
 pass=sessbench1
 # Accounts p3sb1..p3sb8 (one per session in flight: a mailbox serves one

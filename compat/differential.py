@@ -7,9 +7,9 @@ bare LF) to Debian's popa3d and to ours, serving the same mailbox to the same
 user, and compares every byte of the replies and the mailbox left behind.
 
 Set-up (as root), from the repository root:
-    ../shared/bench/peers.sh setup
+    bench/peers.sh setup
     useradd -m popa3dbench; echo popa3dbench:benchpass1 | chpasswd
-    ../shared/bench/peers.sh popa3d 11110
+    bench/peers.sh popa3d 11110
     # ours on 127.0.0.1:11112 for the same user, run_as = "popa3dbench",
     # mailbox = "/var/mail/%u", bad_commands = 0 (popa3d has no such limit),
     # auth_failure_delay = "0s"

@@ -10,8 +10,9 @@
 # $WORK/report.md.
 #
 # What it needs: Go (builds cmd/popa3d and the client in this directory);
-# the peers of ../../../shared/bench/peers.sh, set up once with
-# `peers.sh setup` (dovecot-pop3d, socat, openssl; Debian's popa3d unpacked);
+# the peers of bench/peers.sh (in this repository), set up once with
+# `bench/peers.sh setup` (dovecot-pop3d, socat, openssl; Debian's popa3d
+# unpacked; run here if they are missing);
 # about 3.2 GB free under $WORK and /var/mail for the full run (the
 # generated mailboxes stay in $WORK for the next run). It creates the
 # bench user if missing and (re)sets its password, hashed as sha512-crypt for
@@ -33,7 +34,7 @@
 # warm-cache ones.
 #
 # Environment (defaults): BENCH_USER (popa3dbench), BENCH_PASS (benchpass1),
-# PEERS (peers.sh, see above), PORT_BASE (11130: ours, +1 popa3d, +2 Dovecot),
+# PEERS (bench/peers.sh, see above), PORT_BASE (11130: ours, +1 popa3d, +2 Dovecot),
 # WORK (/var/tmp/popa3d-mailbox-bench), SEED (1), FIRST_OPENS (3: first
 # opens, each after the hook; the median is reported), REOPENS (5),
 # RETR_CAP (10s: each RETR pass stops sending commands after this long, and
@@ -49,8 +50,7 @@ full) sizes="10000 200000" ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-PEERS=${PEERS:-$repo/../shared/bench/peers.sh}
-[ -f "$PEERS" ] || PEERS=/work/shared/bench/peers.sh
+PEERS=${PEERS:-$repo/bench/peers.sh}
 user=${BENCH_USER:-popa3dbench} pass=${BENCH_PASS:-benchpass1}
 port=${PORT_BASE:-11130}
 WORK=${WORK:-/var/tmp/popa3d-mailbox-bench}

@@ -37,6 +37,7 @@ type sysSite struct {
 func newSystemSite(t *testing.T) *sysSite {
 	t.Helper()
 	systemtest.RequireRoot(t)
+	requireCgo(t)
 	s := &sysSite{site: newSite(t)}
 	s.pre = systemtest.AddUser(t, preauthAccount+strconv.Itoa(os.Getpid()%1000), "--system")
 	if err := os.Mkdir(s.path("spool"), 0o755); err != nil {

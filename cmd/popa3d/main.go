@@ -75,6 +75,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
+	if err := backendBuilt(cfg); err != nil {
+		fmt.Fprintf(stderr, "popa3d: %v\n", err)
+		return 1
+	}
 	log := newLogger(cfg, stderr, *check, os.Getpid())
 	if cfg.Mode() == config.ModePrivsep && os.Geteuid() != 0 {
 		fmt.Fprintf(stderr, "popa3d: auth = %q serves system accounts and must start as root (privilege separation); "+

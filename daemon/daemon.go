@@ -26,7 +26,7 @@ import (
 type Handler func(ctx context.Context, conn net.Conn)
 
 // Daemon accepts connections on its listeners and serves each in its own
-// goroutine, behind popa3d's flood guard (popa3d-behaviour.md §3): each
+// goroutine, behind popa3d's flood guard (doc/popa3d-compat.md §3, flood guard): each
 // session takes a slot, held until the session has ended and at least MinHold
 // has passed since it started. A connection from a source that holds
 // MaxPerSource slots, or arriving when all MaxSessions slots are held, is
@@ -227,7 +227,7 @@ func (a *acceptor) accept(ctx context.Context, ln net.Listener) {
 				return
 			}
 			// popa3d retried at once, spinning the CPU on a persistent error
-			// (popa3d-behaviour.md §17.16); back off instead.
+			// (doc/popa3d-compat.md §17.16); back off instead.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			a.log.Error(fmt.Sprintf("accept: %v", err))
 			select {

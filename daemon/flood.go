@@ -10,7 +10,7 @@ import (
 )
 
 // The refusals of the flood guard; their text is what popa3d logs after the
-// client's address (popa3d-behaviour.md §3, §15).
+// client's address (doc/popa3d-compat.md §3, §15).
 var (
 	errPerSource = errors.New("per source limit reached")
 	errSessions  = errors.New("sessions limit reached")
@@ -43,7 +43,7 @@ func Source(a net.Addr) netip.Prefix {
 	return p
 }
 
-// floodGuard is popa3d's session table (popa3d-behaviour.md §3): a session
+// floodGuard is popa3d's session table (doc/popa3d-compat.md §3, flood guard): a session
 // takes a slot when it is admitted and gives it back when it has ended and at
 // least minHold has passed since it started, so the limits bound the rate of
 // new sessions as well as how many run at once. Every method returns at once:

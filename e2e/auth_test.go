@@ -11,7 +11,7 @@ const replyAuthFailed = "-ERR [AUTH] Authentication failed (bad password?)"
 
 // TestAuthFailure checks that every failed login gets the same reply after
 // the configured delay, then a close, whether or not the user exists
-// (DESIGN.md invariant 8), and that it leaves the mailbox alone.
+// (doc/design.md §3, invariant 8), and that it leaves the mailbox alone.
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
 	const delay = 500 * time.Millisecond

@@ -101,7 +101,7 @@ func TestInetdPipe(t *testing.T) {
 		t.Errorf("popa3d: %v (%v)", err, ctx.Err())
 	}
 	s.checkMailbox("carol", mbox(msgs[1:]...))
-	// popa3d's UPDATE log line (popa3d-behaviour.md §12).
+	// popa3d's UPDATE log line (doc/popa3d-compat.md §12, UPDATE).
 	if want := fmt.Sprintf("1 (%d) deleted, %d (%d) left", msgs[0].size(), len(msgs)-1, totalSize(msgs[1:])); !strings.Contains(stderr.String(), want) {
 		t.Errorf("the log lacks %q:\n%s", want, stderr.String())
 	}

@@ -12,7 +12,7 @@ import (
 // message is a test message whose every wire property is known without the
 // server: its data is what RETR sends (before CRLF and dot-stuffing), and its
 // hashed lines are the header lines popa3d's UIDL hashes
-// (popa3d-behaviour.md §13).
+// (doc/popa3d-compat.md §13, UIDL algorithm).
 type message struct {
 	fromLine string // the mbox From_ line, without LF
 	sender   string // the Return-Path address
@@ -22,7 +22,7 @@ type message struct {
 
 // raw is the message as stored in an mbox: the From_ line, the data and the
 // empty separator line, which popa3d does not send because the message has a
-// body (popa3d-behaviour.md §7).
+// body (doc/popa3d-compat.md §7, mbox parsing).
 func (m message) raw() []byte {
 	var b bytes.Buffer
 	b.WriteString(m.fromLine + "\n")

@@ -147,7 +147,7 @@ const capaReply = "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CO
 //  2. A mailbox popa3d refused gets "-ERR [SYS/PERM]" (RFC 3206 code before
 //     popa3d's empty text).
 //  3. A message whose last line has no LF reports the octets actually sent:
-//     popa3d's LIST size + 1 (popa3d-behaviour.md §8, §17.2).
+//     popa3d's LIST size + 1 (doc/popa3d-compat.md §8, §17.2).
 //  4. The 2nd and later occurrences of a UIDL get a suffix: "." and the first
 //     8 hex digits of the MD5 of the message's raw bytes (From_ line to the
 //     next From_ line), and "-N" if that is still taken (§17.1).
@@ -258,7 +258,7 @@ type message struct {
 }
 
 // split is an independent, line-by-line reading of popa3d's splitting rule
-// (popa3d-behaviour.md §7): a message starts at a "From " line at offset 0 or
+// (doc/popa3d-compat.md §7, mbox parsing): a message starts at a "From " line at offset 0 or
 // right after an LF-only empty line.
 func split(b []byte) []message {
 	var starts []int

@@ -1,6 +1,6 @@
 // Package limits names every bound popa3d puts on a session, in one place, each
 // with the reason for its value. Defaults follow popa3d 1.0.3 (params.h) where it
-// had a bound, and close the gaps it left open (see DESIGN.md, invariant 7).
+// had a bound, and close the gaps it left open (see doc/design.md §3, invariant 7).
 package limits
 
 import "time"

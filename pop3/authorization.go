@@ -11,7 +11,7 @@ import (
 )
 
 // The AUTHORIZATION state: RFC 1939 section 7, with popa3d's rules from
-// popa3d-behaviour.md §5 and §14.
+// doc/popa3d-compat.md §5 and §14.
 
 // cmdQuit ends a session that did not log in.
 func (ss *session) cmdQuit(ctx context.Context, args []string) {

@@ -15,7 +15,7 @@ type command struct {
 	bad  bool // an argument was longer than limits.Argument (popa3d: counts as missing)
 }
 
-// parseCommand splits a line as popa3d does (popa3d-behaviour.md §6): the name is
+// parseCommand splits a line as popa3d does (doc/popa3d-compat.md §6, Command line parsing): the name is
 // the text before the first space (a TAB is not a separator), compared
 // case-insensitively; arguments are split at single spaces, so two spaces make an
 // empty argument, and one trailing space after the last argument is ignored.
@@ -39,7 +39,7 @@ func parseCommand(text string) command {
 // parseNumber parses a decimal number the way popa3d does, with C's strtol in
 // base 10: leading white space and one sign are allowed, then at least one digit
 // and nothing else; negative values and values above limits.Number are refused
-// without wrapping (popa3d-behaviour.md §6: `LIST +1`, `LIST 01`, `LIST \t1`
+// without wrapping (doc/popa3d-compat.md §6: `LIST +1`, `LIST 01`, `LIST \t1`
 // work; `LIST 4294967297` does not).
 func parseNumber(s string) (int, bool) {
 	s = strings.TrimLeft(s, " \t\n\v\f\r")
@@ -87,7 +87,7 @@ type argRule struct {
 	min, max int
 	// whole takes everything after the command name as the one argument,
 	// spaces included, and refuses only an empty one: PASS, whose password
-	// may hold spaces (popa3d-behaviour.md §5).
+	// may hold spaces (doc/popa3d-compat.md §5).
 	whole bool
 }
 

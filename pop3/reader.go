@@ -12,7 +12,7 @@ import (
 // errLineTooLong is returned for a PASS line longer than limits.PassLine.
 var errLineTooLong = errors.New("line too long")
 
-// lineReader reads command lines the way popa3d does (popa3d-behaviour.md §6):
+// lineReader reads command lines the way popa3d does (doc/popa3d-compat.md §6, Command line parsing):
 // a line ends at LF, a bare LF is accepted, only a bounded prefix of a line is
 // kept and the rest up to LF is dropped, and a NUL anywhere in the line turns it
 // into an empty command. Reads go through a fixed buffer, so the bytes a client

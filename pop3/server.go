@@ -43,7 +43,7 @@ type Server struct {
 	Store  mailbox.Store
 	Limits Limits
 	// Logger receives popa3d's log messages: Info is syslog info, Warn is
-	// notice and Error is crit (popa3d-behaviour.md §15).
+	// notice and Error is crit (doc/popa3d-compat.md §15, Logging).
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Tests replace it.
 	Now func() time.Time
@@ -87,7 +87,7 @@ func (s *Server) Serve(ctx context.Context, conn io.ReadWriter, info ConnInfo) S
 }
 
 // Credentials are what the AUTHORIZATION state collected: the seam of
-// privilege separation (DESIGN.md). An unprivileged pre-auth process runs
+// privilege separation (doc/design.md §5, Privilege separation). An unprivileged pre-auth process runs
 // Authorize and hands them over; the process that verifies them continues
 // with ServeLogin on the same connection. They are untrusted client input.
 type Credentials struct {

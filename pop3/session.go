@@ -257,7 +257,7 @@ func (ss *session) flush() bool {
 
 // dispatch runs c's handler if c is valid in this state with these
 // arguments, and refuses it with a bare -ERR otherwise (popa3d gives no
-// reason: popa3d-behaviour.md §5).
+// reason: doc/popa3d-compat.md §5).
 func (ss *session) dispatch(ctx context.Context, c command) {
 	spec := lookup(ss.commands, c.name, ss.state)
 	if spec == nil {

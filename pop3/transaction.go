@@ -20,7 +20,7 @@ func (ss *session) message(arg string) (int, bool) {
 }
 
 // The TRANSACTION state: RFC 1939 sections 5 and 6, LAST from RFC 1460,
-// replies as popa3d-behaviour.md §5. A message number that does not exist
+// replies as doc/popa3d-compat.md §5. A message number that does not exist
 // or is marked deleted gets a bare -ERR.
 
 func (ss *session) cmdStat(ctx context.Context, args []string) {
@@ -133,7 +133,7 @@ func (ss *session) visible() (int, int64) {
 }
 
 // send streams message i (RETR, or TOP when top >= 0). As popa3d does
-// (popa3d-behaviour.md §9), the mailbox is checked before "+OK" and again
+// (doc/popa3d-compat.md §9), the mailbox is checked before "+OK" and again
 // before the terminating ".", so a client never sees a falsely complete
 // message. It reports whether the whole message was sent.
 func (ss *session) send(ctx context.Context, i, top int) bool {

@@ -8,7 +8,7 @@ import (
 
 // deadlineWriter arms a write deadline before every write to the client, so a
 // client that stops reading cannot hold a session for ever (popa3d had no write
-// timeout: popa3d-behaviour.md §17.6).
+// timeout: doc/popa3d-compat.md §17.6).
 type deadlineWriter struct {
 	w       io.Writer
 	dl      deadlineConn
@@ -37,7 +37,7 @@ const chunkSize = 64 << 10
 // messageEncoder turns stored message data (lines ending in LF) into the wire
 // form of RFC 1939 section 3: every LF becomes CRLF and a line starting with "."
 // gets another "." in front (byte-stuffing). With a line limit it implements TOP
-// as popa3d counts it (popa3d-behaviour.md §10): the first empty line ends the
+// as popa3d counts it (doc/popa3d-compat.md §10): the first empty line ends the
 // headers, and from it on every LF uses one of limit+1 counts.
 type messageEncoder struct {
 	src, dst []byte

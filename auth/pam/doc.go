@@ -3,7 +3,7 @@
 // POP3 logins as it did with Debian's popa3d. It runs the service's auth and
 // account stacks and returns the identity of the account PAM settled on.
 //
-// As popa3d did (popa3d-behaviour.md §14), it answers echo-on prompts with the
+// As popa3d did (doc/popa3d-compat.md §14, Authentication), it answers echo-on prompts with the
 // user name and echo-off prompts with the password, ignores PAM's messages,
 // calls pam_authenticate and then pam_acct_mgmt (so expiry is enforced), and
 // never pam_setcred or a PAM session. An empty user name or password is

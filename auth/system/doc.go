@@ -5,7 +5,7 @@
 // cgo and, to read shadow passwords, root: New fails if /etc/shadow exists
 // and cannot be read.
 //
-// The rules are popa3d's (popa3d-behaviour.md §14): an empty user name or
+// The rules are popa3d's (doc/popa3d-compat.md §14, Authentication): an empty user name or
 // password is refused, so is every account with uid 0 whatever its name, and
 // so is a locked account (a hash that is empty or starts with '!' or '*'). A
 // name that is not an account, a locked account and an account with uid 0

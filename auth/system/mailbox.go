@@ -36,7 +36,7 @@ func NewMailboxRule(template string) (MailboxRule, error) {
 
 // Path returns the mailbox of id. It is named after id.Name, the account's
 // own name, and not after the name the client typed: popa3d used the typed
-// name, which goes wrong where NSS or PAM map names (popa3d-behaviour.md
+// name, which goes wrong where NSS or PAM map names (doc/popa3d-compat.md
 // §17.15). A name that cannot be a file name (empty, ".", ".." or with a
 // '/') and a home directory that is not absolute are errors.
 func (r MailboxRule) Path(id auth.Identity) (string, error) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/popa3d/popa3d/limits"
 	"github.com/popa3d/popa3d/pop3"
 )
 
@@ -92,4 +93,64 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("accepted record does not encode back: %v", err)
 		}
 	})
+}
+
+// TestRecordBounds pins each field's bound with bytes that pass every other
+// check (no NUL): exactly at the bound is accepted, one byte over is refused,
+// by EncodeRecord and by root's readRecord alike. The bounds themselves are
+// pinned to what the pre-auth process enforces (package limits).
+func TestRecordBounds(t *testing.T) {
+	for name, got := range map[string][2]int{
+		"MaxUser":     {MaxUser, 4 * limits.Argument},
+		"MaxPassword": {MaxPassword, limits.PassLine},
+		"MaxPending":  {MaxPending, limits.ReadBuffer},
+	} {
+		if got[0] != got[1] {
+			t.Errorf("%s = %d, want %d", name, got[0], got[1])
+		}
+	}
+	creds := func(nu, np, nb int) pop3.Credentials {
+		return pop3.Credentials{User: strings.Repeat("u", nu), Password: strings.Repeat("p", np), Pending: bytes.Repeat([]byte{'x'}, nb)}
+	}
+	// raw encodes without EncodeRecord's check, as a compromised pre-auth
+	// process could.
+	raw := func(c pop3.Credentials) []byte {
+		b := []byte(recordMagic)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(c.User)))
+		b = binary.BigEndian.AppendUint16(b, uint16(len(c.Password)))
+		b = binary.BigEndian.AppendUint16(b, uint16(len(c.Pending)))
+		b = append(b, c.User...)
+		b = append(b, c.Password...)
+		return append(b, c.Pending...)
+	}
+	for _, tc := range []struct {
+		name       string
+		nu, np, nb int
+		ok         bool
+	}{
+		{"user at bound", MaxUser, 1, 0, true},
+		{"user one over", MaxUser + 1, 1, 0, false},
+		{"password at bound", 1, MaxPassword, 0, true},
+		{"password one over", 1, MaxPassword + 1, 0, false},
+		{"pending at bound", 1, 1, MaxPending, true},
+		{"pending one over", 1, 1, MaxPending + 1, false},
+	} {
+		c := creds(tc.nu, tc.np, tc.nb)
+		b, err := EncodeRecord(c)
+		if tc.ok != (err == nil) {
+			t.Errorf("%s: EncodeRecord: %v", tc.name, err)
+		}
+		if err == nil && !bytes.Equal(b, raw(c)) {
+			t.Errorf("%s: EncodeRecord wrote another encoding", tc.name)
+		}
+		got, err := readRecord(bytes.NewReader(raw(c)))
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: readRecord: %v", tc.name, err)
+		case tc.ok && (got.User != c.User || got.Password != c.Password || !bytes.Equal(got.Pending, c.Pending)):
+			t.Errorf("%s: readRecord changed the fields", tc.name)
+		case !tc.ok && !errors.Is(err, errRecord):
+			t.Errorf("%s: readRecord: %v, want a rejection", tc.name, err)
+		}
+	}
 }

@@ -153,3 +153,55 @@ func isPreauth(pid int) bool {
 	args := cmdline(pid)
 	return len(args) > 1 && args[1] == "--preauth"
 }
+
+// TestPrivsepPreauthLimits: a live pre-auth process has PR_SET_NO_NEW_PRIVS
+// on every thread and may start no process (RLIMIT_NPROC 0); so may the
+// session process that answers a failed login from the same jail.
+func TestPrivsepPreauthLimits(t *testing.T) {
+	s := newSystemSiteWith(t, "ppsppre")
+	u := s.account("ppsplim", "lim password", "SHA512", smallMessages("ppsplim", 1, 1))
+	s.set("auth_failure_delay", `"2s"`)
+	d := s.startDaemon()
+	c := dial(t, d.addr)
+	defer c.close()
+	c.ok("USER " + u.Name)
+	session := waitForChild(t, d.p.cmd.Process.Pid, func(pid int) bool { return !isPreauth(pid) })
+	pre := waitForChild(t, session, isPreauth)
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pre))
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err == nil && !strings.Contains(string(b), "\nNoNewPrivs:\t1\n") {
+			t.Errorf("pre-auth process %d: %s: NoNewPrivs not set", pre, task)
+		}
+	}
+	if len(tasks) == 0 {
+		t.Errorf("pre-auth process %d: no threads", pre)
+	}
+	checkNoProcesses(t, "pre-auth process", pre)
+
+	c.send("PASS wrong password")
+	waitForProcess(t, func(pid int) bool { return pid == session && procStatusOK(pid, "Uid", fmt.Sprint(s.pre.UID)) })
+	checkNoProcesses(t, "session answering a failed login", session)
+	if r := c.line(); r != "-ERR [AUTH] Authentication failed (bad password?)" {
+		t.Errorf("PASS wrong password: %q", r)
+	}
+}
+
+// checkNoProcesses fails unless process pid has RLIMIT_NPROC 0, soft and
+// hard.
+func checkNoProcesses(t *testing.T, what string, pid int) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		t.Fatalf("%s %d: %v", what, pid, err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max processes"); ok {
+			if f := strings.Fields(rest); len(f) < 2 || f[0] != "0" || f[1] != "0" {
+				t.Errorf("%s %d: %s, want 0 0", what, pid, line)
+			}
+			return
+		}
+	}
+	t.Errorf("%s %d: no Max processes line", what, pid)
+}

@@ -25,8 +25,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/mailbox"
@@ -144,13 +147,11 @@ func (r *Runner) preauth(ctx context.Context, in, out *os.File) (pop3.Credential
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	err = cmd.Start()
+	exited, err := startPreauth(cmd)
 	pw.Close()
 	if err != nil {
 		return pop3.Credentials{}, fmt.Errorf("start the pre-auth process: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	killed := false
 	kill := func() {
 		if !killed {
@@ -235,4 +236,34 @@ func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (i
 	}
 	clear(rec)
 	return nil
+}
+
+// startPreauth starts cmd from a thread of its own that has
+// PR_SET_NO_NEW_PRIVS set, and returns a channel that gets cmd.Wait's result.
+// The flag belongs to a thread and passes to the threads and processes it
+// starts, so the pre-auth process has it on every thread from its first
+// instruction (with cgo, a running process cannot set it on all its threads).
+// The thread is kept until the process has exited, and then ends: a
+// parent-death signal follows the thread that started a process, and the
+// flag must not stay on a thread that goes back to the runtime.
+func startPreauth(cmd *exec.Cmd) (<-chan error, error) {
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			started <- fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
+			return
+		}
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return exited, nil
 }

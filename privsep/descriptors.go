@@ -15,14 +15,29 @@ import (
 const (
 	// credentialsFD is the write end of the pipe that carries the record.
 	credentialsFD = 3
-	// relayFD, present only with Runner.Relay, is the pre-auth process's end
-	// of the socket pair it relays the session over.
+	// relayFD, handed only with Runner.Relay, is the pre-auth process's end
+	// of the socket pair it relays the session over. Since fd 4 is free for
+	// the runtime's own use otherwise, the offer is announced in the
+	// environment (relayEnv), as systemd announces LISTEN_FDS.
 	relayFD = 4
 )
 
+// relayEnv is set to the relay channel's descriptor when root hands one to
+// the pre-auth process.
+const relayEnv = "POPA3D_RELAY_FD"
+
+// relayOffered reports whether this process, in the pre-auth role, was
+// handed a relay channel.
+func relayOffered() bool { return os.Getenv(relayEnv) == strconv.Itoa(relayFD) }
+
 // PreauthDescriptors lists the descriptors above 2 the pre-auth role is
 // handed, for CloseInherited.
-func PreauthDescriptors() []int { return []int{credentialsFD, relayFD} }
+func PreauthDescriptors() []int {
+	if relayOffered() {
+		return []int{credentialsFD, relayFD}
+	}
+	return []int{credentialsFD}
+}
 
 // CloseInherited is the first thing every role of the program does: it
 // closes each descriptor above 2 that the process inherited, except the ones

@@ -12,6 +12,8 @@ const testRoleEnv = "PRIVSEP_TEST_ROLE"
 
 var testRoles = map[string]func() int{
 	"descriptors": descriptorsRole,
+	"session":     sessionRole,
+	"preauth":     preauthRole,
 }
 
 func TestMain(m *testing.M) {

@@ -121,22 +121,29 @@ func setNoNewPrivs() error {
 
 // spareThreads is how many OS threads Enter has the Go runtime start before
 // RLIMIT_NPROC 0, which counts threads too, forbids new ones: the runtime
-// dies if it cannot start a thread it needs. A jailed process runs with
-// GOMAXPROCS 1 and needs at most one thread running Go code, one waiting in
-// the poller, one in the signal handler and one in a slow system call; the
-// runtime keeps idle threads for reuse and never ends one that is not locked.
-const spareThreads = 4
+// aborts the process if it cannot start a thread it needs (the session then
+// ends, which fails closed). A jailed process runs with GOMAXPROCS 1 and
+// needs one thread running Go code, one waiting in the poller, one for the
+// signal handler, and one for each system call slow enough that the
+// scheduler hands its P to another thread (a log line to a full pipe, on a
+// loaded machine). The runtime keeps idle threads for reuse and never ends
+// one that is not locked; idle threads cost only address space.
+const spareThreads = 8
 
 // reserveThreads makes the runtime start n threads that then stay idle,
 // ready for reuse: each of n goroutines holds its own thread until all of
 // them do (a goroutine locked to a thread and blocked makes the scheduler
-// start another thread for the others), then they all let go.
+// start another thread for the others), then they all let go and end, and
+// reserveThreads returns only then: a goroutine still locked to its thread
+// keeps that thread from the others, and the scheduler would start a new one.
 func reserveThreads(n int) {
-	var held, release sync.WaitGroup
+	var held, release, ended sync.WaitGroup
 	held.Add(n)
 	release.Add(1)
+	ended.Add(n)
 	for range n {
 		go func() {
+			defer ended.Done()
 			runtime.LockOSThread()
 			// Unlocked before the goroutine ends: a thread still locked
 			// then would end with it, and a process started from it would
@@ -148,6 +155,7 @@ func reserveThreads(n int) {
 	}
 	held.Wait()
 	release.Done()
+	ended.Wait()
 }
 
 // Drop makes the process uid and gid for good, with exactly the supplementary

@@ -34,6 +34,7 @@ func (s *site) start(args ...string) *proc {
 	p.cmd = exec.CommandContext(ctx, popa3dBin, append([]string{"-e", "-c", s.config}, args...)...)
 	p.cmd.WaitDelay = 2 * time.Second
 	p.cmd.Stderr = &p.stderr
+	p.cmd.ExtraFiles = s.extraFiles
 	if err := p.cmd.Start(); err != nil {
 		cancel()
 		s.t.Fatalf("start popa3d: %v", err)
@@ -159,6 +160,7 @@ func (in *inetd) accept() {
 		p.cmd.WaitDelay = 2 * time.Second
 		// Exactly what inetd does: the connected socket is fd 0 and fd 1.
 		p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = f, f, &p.stderr
+		p.cmd.ExtraFiles = in.s.extraFiles
 		err = p.cmd.Start()
 		f.Close()
 		if err != nil {

@@ -30,6 +30,10 @@ type site struct {
 	settings map[string]string
 	// uid and gid own the files when the tests run as root (-1 otherwise).
 	uid, gid int
+	// extraFiles are passed to every server process the site starts, from
+	// fd 3 on (nil entries leave a descriptor closed), as a careless parent
+	// would leave them open.
+	extraFiles []*os.File
 }
 
 // account is a virtual user of the password file.

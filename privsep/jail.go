@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,11 +61,18 @@ func (j Jail) PrepareDir() error {
 // must be root and must not have read client bytes yet. Things that need the
 // file system later must be set up before (syslog's socket is connected when
 // the logger is made; the local time zone is loaded here).
+//
+// Once it is the jail's account, the process also gives up what it has no
+// use for: PR_SET_NO_NEW_PRIVS (no exec can grant it anything) and
+// RLIMIT_NPROC 0 (it can start no process, and no thread: see
+// reserveThreads).
 func (j Jail) Enter() error {
 	// The first use of time.Local reads /etc/localtime: do it while the
 	// file is still reachable, so log times stay local in the chroot.
 	//lint:ignore SA4017 called for its side effect of loading the zone
 	time.Now().Zone()
+	runtime.GOMAXPROCS(1)
+	reserveThreads(spareThreads)
 	if err := syscall.Chroot(j.Dir); err != nil {
 		return fmt.Errorf("chroot %s: %w", j.Dir, err)
 	}
@@ -79,7 +88,74 @@ func (j Jail) Enter() error {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl: %w", err)
 	}
+	if err := setNoNewPrivs(); err != nil {
+		return err
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NPROC, &unix.Rlimit{Cur: 0, Max: 0}); err != nil {
+		return fmt.Errorf("setrlimit RLIMIT_NPROC 0: %w", err)
+	}
 	return nil
+}
+
+// setNoNewPrivs sets PR_SET_NO_NEW_PRIVS on every thread it can: the flag
+// belongs to each thread, and a thread inherits it from the one that starts
+// it. Without cgo the runtime sets it on all threads. A binary with cgo (PAM,
+// crypt(3)) cannot, and only the calling thread gets it here: the pre-auth
+// process has it on every thread anyway, from its first instruction, since
+// Runner starts it from a thread that has it (startPreauth); a session
+// process that entered the jail after a failed login has it on this thread
+// only, and RLIMIT_NPROC 0 and the empty chroot are what hold it there.
+func setNoNewPrivs() error {
+	_, _, e := syscall.AllThreadsSyscall(syscall.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0)
+	if e == 0 {
+		return nil
+	}
+	if e != syscall.ENOTSUP {
+		return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", e)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
+	}
+	return nil
+}
+
+// spareThreads is how many OS threads Enter has the Go runtime start before
+// RLIMIT_NPROC 0, which counts threads too, forbids new ones: the runtime
+// aborts the process if it cannot start a thread it needs (the session then
+// ends, which fails closed). A jailed process runs with GOMAXPROCS 1 and
+// needs one thread running Go code, one waiting in the poller, one for the
+// signal handler, and one for each system call slow enough that the
+// scheduler hands its P to another thread (a log line to a full pipe, on a
+// loaded machine). The runtime keeps idle threads for reuse and never ends
+// one that is not locked; idle threads cost only address space.
+const spareThreads = 8
+
+// reserveThreads makes the runtime start n threads that then stay idle,
+// ready for reuse: each of n goroutines holds its own thread until all of
+// them do (a goroutine locked to a thread and blocked makes the scheduler
+// start another thread for the others), then they all let go and end, and
+// reserveThreads returns only then: a goroutine still locked to its thread
+// keeps that thread from the others, and the scheduler would start a new one.
+func reserveThreads(n int) {
+	var held, release, ended sync.WaitGroup
+	held.Add(n)
+	release.Add(1)
+	ended.Add(n)
+	for range n {
+		go func() {
+			defer ended.Done()
+			runtime.LockOSThread()
+			// Unlocked before the goroutine ends: a thread still locked
+			// then would end with it, and a process started from it would
+			// get its parent-death signal.
+			defer runtime.UnlockOSThread()
+			held.Done()
+			release.Wait()
+		}()
+	}
+	held.Wait()
+	release.Done()
+	ended.Wait()
 }
 
 // Drop makes the process uid and gid for good, with exactly the supplementary

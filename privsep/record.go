@@ -13,13 +13,15 @@ import (
 
 // The credentials record is all that crosses from the pre-auth process to
 // root: a magic, three lengths and three byte strings (user, password,
-// pipelined input). Root reads at most MaxRecord bytes and checks every
-// length against the bound the pre-auth process itself enforces, so a
-// compromised pre-auth process can make root read no more than that and can
-// only present a user name and password, as any client can (popa3d: a
-// buffer-sized record and 256 bytes of credentials, section 2).
+// pipelined input). The magic also says where the session goes on (Mode).
+// Root reads at most MaxRecord bytes and checks every length against the
+// bound the pre-auth process itself enforces, so a compromised pre-auth
+// process can make root read no more than that and can only present a user
+// name and password, as any client can (popa3d: a buffer-sized record and
+// 256 bytes of credentials, section 2).
 const (
-	recordMagic = "P3C1"
+	recordMagic = "P3C1" // Direct
+	relayMagic  = "P3R1" // Relayed
 	headerSize  = len(recordMagic) + 3*2
 
 	// MaxUser is the longest user name a record may carry: a USER argument
@@ -37,14 +39,34 @@ const (
 // errRecord is wrapped by every rejection of a record.
 var errRecord = errors.New("bad credentials record")
 
-// EncodeRecord returns the record for c, or an error if a field is over its
-// bound (the pre-auth process then ends the session instead).
-func EncodeRecord(c pop3.Credentials) ([]byte, error) {
+// Mode says which connection a session goes on on after the hand-off.
+type Mode int
+
+const (
+	// Direct: the client's own socket, which the session process holds
+	// too; the pre-auth process has exited (plaintext: nothing is copied).
+	Direct Mode = iota
+	// Relayed: the relay channel; the pre-auth process stays and relays
+	// the session between it and the client (TLS, whose state cannot be
+	// handed over). See the package documentation.
+	Relayed
+)
+
+func (m Mode) magic() string {
+	if m == Relayed {
+		return relayMagic
+	}
+	return recordMagic
+}
+
+// EncodeRecord returns the record for c and m, or an error if a field is
+// over its bound (the pre-auth process then ends the session instead).
+func EncodeRecord(c pop3.Credentials, m Mode) ([]byte, error) {
 	if err := checkFields(len(c.User), len(c.Password), len(c.Pending)); err != nil {
 		return nil, err
 	}
 	b := make([]byte, 0, headerSize+len(c.User)+len(c.Password)+len(c.Pending))
-	b = append(b, recordMagic...)
+	b = append(b, m.magic()...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(c.User)))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(c.Password)))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(c.Pending)))
@@ -57,8 +79,19 @@ func EncodeRecord(c pop3.Credentials) ([]byte, error) {
 // DecodeRecord parses a record from untrusted bytes. It accepts exactly one
 // whole record; a user name or password that is empty or holds a NUL (which
 // C interfaces would cut short) is refused.
-func DecodeRecord(b []byte) (pop3.Credentials, error) {
-	if len(b) < headerSize || string(b[:len(recordMagic)]) != recordMagic {
+func DecodeRecord(b []byte) (pop3.Credentials, Mode, error) {
+	c, err := decodeRecord(b)
+	if err != nil {
+		return pop3.Credentials{}, Direct, err
+	}
+	if string(b[:len(relayMagic)]) == relayMagic {
+		return c, Relayed, nil
+	}
+	return c, Direct, nil
+}
+
+func decodeRecord(b []byte) (pop3.Credentials, error) {
+	if len(b) < headerSize || string(b[:len(recordMagic)]) != recordMagic && string(b[:len(relayMagic)]) != relayMagic {
 		return pop3.Credentials{}, fmt.Errorf("%w: no header", errRecord)
 	}
 	nu := int(binary.BigEndian.Uint16(b[4:]))
@@ -93,24 +126,24 @@ func checkFields(nu, np, nb int) error {
 	return nil
 }
 
-// readRecord reads one record from r, which the pre-auth process closes by
-// exiting: at most MaxRecord bytes, then EOF. An empty read means the client
+// readRecord reads one record from r, which the pre-auth process closes
+// after writing (by exiting, or before it relays): at most MaxRecord bytes, then EOF. An empty read means the client
 // never logged in (errNoRecord).
-func readRecord(r io.Reader) (pop3.Credentials, error) {
+func readRecord(r io.Reader) (pop3.Credentials, Mode, error) {
 	buf := make([]byte, MaxRecord+1)
 	n, err := io.ReadFull(r, buf)
 	switch {
 	case err == io.EOF:
-		return pop3.Credentials{}, errNoRecord
+		return pop3.Credentials{}, Direct, errNoRecord
 	case err == io.ErrUnexpectedEOF:
 	case err != nil:
-		return pop3.Credentials{}, fmt.Errorf("read credentials: %w", err)
+		return pop3.Credentials{}, Direct, fmt.Errorf("read credentials: %w", err)
 	default:
-		return pop3.Credentials{}, fmt.Errorf("%w: over %d bytes", errRecord, MaxRecord)
+		return pop3.Credentials{}, Direct, fmt.Errorf("%w: over %d bytes", errRecord, MaxRecord)
 	}
-	c, err := DecodeRecord(buf[:n])
+	c, m, err := DecodeRecord(buf[:n])
 	clear(buf)
-	return c, err
+	return c, m, err
 }
 
 // errNoRecord means the pre-auth process ended without credentials.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/popa3d/popa3d/limits"
 	"github.com/popa3d/popa3d/pop3"
 )
 
@@ -16,22 +17,24 @@ func TestRecordRoundTrip(t *testing.T) {
 		{User: "bob", Password: "p w", Pending: []byte("STAT\r\nLIST\r\n")},
 		{User: strings.Repeat("u", MaxUser), Password: strings.Repeat("p", MaxPassword), Pending: bytes.Repeat([]byte{'x'}, MaxPending)},
 	} {
-		b, err := EncodeRecord(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := readRecord(bytes.NewReader(b))
-		if err != nil {
-			t.Fatalf("%q: %v", c.User, err)
-		}
-		if got.User != c.User || got.Password != c.Password || !bytes.Equal(got.Pending, c.Pending) {
-			t.Errorf("round trip of %q changed it", c.User)
+		for _, m := range []Mode{Direct, Relayed} {
+			b, err := EncodeRecord(c, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, gm, err := readRecord(bytes.NewReader(b))
+			if err != nil {
+				t.Fatalf("%q: %v", c.User, err)
+			}
+			if got.User != c.User || got.Password != c.Password || !bytes.Equal(got.Pending, c.Pending) || gm != m {
+				t.Errorf("round trip of %q, mode %d changed it (mode %d)", c.User, m, gm)
+			}
 		}
 	}
 }
 
 func TestRecordRejects(t *testing.T) {
-	good, _ := EncodeRecord(pop3.Credentials{User: "alice", Password: "pw", Pending: []byte("STAT\r\n")})
+	good, _ := EncodeRecord(pop3.Credentials{User: "alice", Password: "pw", Pending: []byte("STAT\r\n")}, Direct)
 	header := func(nu, np, nb int) []byte {
 		b := []byte(recordMagic)
 		b = binary.BigEndian.AppendUint16(b, uint16(nu))
@@ -41,6 +44,7 @@ func TestRecordRejects(t *testing.T) {
 	for name, b := range map[string][]byte{
 		"short header":       good[:5],
 		"wrong magic":        append([]byte("P3C2"), good[4:]...),
+		"wrong relay magic":  append([]byte("P3R2"), good[4:]...),
 		"one byte missing":   good[:len(good)-1],
 		"one byte too many":  append(bytes.Clone(good), 'x'),
 		"user over bound":    append(header(MaxUser+1, 1, 0), make([]byte, MaxUser+2)...),
@@ -52,17 +56,17 @@ func TestRecordRejects(t *testing.T) {
 		"NUL in password":    append(header(5, 2, 0), "alicep\x00"...),
 		"lengths overflowed": append(header(0xffff, 0xffff, 0xffff), make([]byte, 100)...),
 	} {
-		if _, err := DecodeRecord(b); !errors.Is(err, errRecord) {
+		if _, _, err := DecodeRecord(b); !errors.Is(err, errRecord) {
 			t.Errorf("%s: %v, want a rejection", name, err)
 		}
 	}
-	if _, err := readRecord(bytes.NewReader(nil)); !errors.Is(err, errNoRecord) {
+	if _, _, err := readRecord(bytes.NewReader(nil)); !errors.Is(err, errNoRecord) {
 		t.Errorf("empty pipe: %v, want errNoRecord", err)
 	}
-	if _, err := readRecord(bytes.NewReader(make([]byte, MaxRecord+1))); !errors.Is(err, errRecord) {
+	if _, _, err := readRecord(bytes.NewReader(make([]byte, MaxRecord+1))); !errors.Is(err, errRecord) {
 		t.Errorf("over MaxRecord: %v, want a rejection", err)
 	}
-	if _, err := EncodeRecord(pop3.Credentials{User: "u", Password: strings.Repeat("p", MaxPassword+1)}); err == nil {
+	if _, err := EncodeRecord(pop3.Credentials{User: "u", Password: strings.Repeat("p", MaxPassword+1)}, Direct); err == nil {
 		t.Error("EncodeRecord accepted a password over the bound")
 	}
 }
@@ -75,21 +79,83 @@ func FuzzDecodeRecord(f *testing.F) {
 		{User: "alice", Password: "wonderland"},
 		{User: "bob", Password: "x", Pending: []byte("STAT\r\nLIST\r\nQUIT\r\n")},
 	} {
-		b, _ := EncodeRecord(c)
+		b, _ := EncodeRecord(c, Direct)
+		f.Add(b)
+		b, _ = EncodeRecord(c, Relayed)
 		f.Add(b)
 	}
 	f.Add([]byte("P3C1\x00\x00\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := readRecord(bytes.NewReader(b))
+		c, m, err := readRecord(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
 		if c.User == "" || c.Password == "" || len(c.User) > MaxUser || len(c.Password) > MaxPassword || len(c.Pending) > MaxPending {
 			t.Fatalf("accepted out of bounds: %d %d %d", len(c.User), len(c.Password), len(c.Pending))
 		}
-		again, err := EncodeRecord(c)
+		again, err := EncodeRecord(c, m)
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("accepted record does not encode back: %v", err)
 		}
 	})
+}
+
+// TestRecordBounds pins each field's bound with bytes that pass every other
+// check (no NUL): exactly at the bound is accepted, one byte over is refused,
+// by EncodeRecord and by root's readRecord alike. The bounds themselves are
+// pinned to what the pre-auth process enforces (package limits).
+func TestRecordBounds(t *testing.T) {
+	for name, got := range map[string][2]int{
+		"MaxUser":     {MaxUser, 4 * limits.Argument},
+		"MaxPassword": {MaxPassword, limits.PassLine},
+		"MaxPending":  {MaxPending, limits.ReadBuffer},
+	} {
+		if got[0] != got[1] {
+			t.Errorf("%s = %d, want %d", name, got[0], got[1])
+		}
+	}
+	creds := func(nu, np, nb int) pop3.Credentials {
+		return pop3.Credentials{User: strings.Repeat("u", nu), Password: strings.Repeat("p", np), Pending: bytes.Repeat([]byte{'x'}, nb)}
+	}
+	// raw encodes without EncodeRecord's check, as a compromised pre-auth
+	// process could.
+	raw := func(c pop3.Credentials) []byte {
+		b := []byte(recordMagic)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(c.User)))
+		b = binary.BigEndian.AppendUint16(b, uint16(len(c.Password)))
+		b = binary.BigEndian.AppendUint16(b, uint16(len(c.Pending)))
+		b = append(b, c.User...)
+		b = append(b, c.Password...)
+		return append(b, c.Pending...)
+	}
+	for _, tc := range []struct {
+		name       string
+		nu, np, nb int
+		ok         bool
+	}{
+		{"user at bound", MaxUser, 1, 0, true},
+		{"user one over", MaxUser + 1, 1, 0, false},
+		{"password at bound", 1, MaxPassword, 0, true},
+		{"password one over", 1, MaxPassword + 1, 0, false},
+		{"pending at bound", 1, 1, MaxPending, true},
+		{"pending one over", 1, 1, MaxPending + 1, false},
+	} {
+		c := creds(tc.nu, tc.np, tc.nb)
+		b, err := EncodeRecord(c, Direct)
+		if tc.ok != (err == nil) {
+			t.Errorf("%s: EncodeRecord: %v", tc.name, err)
+		}
+		if err == nil && !bytes.Equal(b, raw(c)) {
+			t.Errorf("%s: EncodeRecord wrote another encoding", tc.name)
+		}
+		got, _, err := readRecord(bytes.NewReader(raw(c)))
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: readRecord: %v", tc.name, err)
+		case tc.ok && (got.User != c.User || got.Password != c.Password || !bytes.Equal(got.Pending, c.Pending)):
+			t.Errorf("%s: readRecord changed the fields", tc.name)
+		case !tc.ok && !errors.Is(err, errRecord):
+			t.Errorf("%s: readRecord: %v, want a rejection", tc.name, err)
+		}
+	}
 }

@@ -1,21 +1,3 @@
-// Package privsep runs POP3 sessions for system accounts with popa3d's
-// privilege separation (DESIGN.md, popa3d-behaviour.md section 2):
-//
-//   - the session process starts as root, one per connection (started by
-//     inetd, or by the daemon exactly as inetd would);
-//   - it re-executes the program in the pre-auth role, with the client on the
-//     child's standard input and output and a pipe as fd 3; the child chroots
-//     into an empty directory and becomes the pre-auth account before it reads
-//     a byte, runs AUTHORIZATION, and writes one bounded record (user,
-//     password, pipelined input) to the pipe;
-//   - root reads that record as untrusted input, verifies the password, and
-//     on success takes the session lock, becomes the user for good (primary
-//     group, plus the mail group only if configured) and serves TRANSACTION
-//     with the user's rights; on any failure it first enters the same jail as
-//     the pre-auth process, then answers.
-//
-// Go cannot fork without exec, hence the re-execution; the caller supplies
-// the command that does it.
 package privsep
 
 import (
@@ -23,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/mailbox"
@@ -47,7 +33,8 @@ const exitWait = 5 * time.Second
 type Runner struct {
 	// PreauthCommand returns a command that re-executes this program in the
 	// pre-auth role. Serve sets its standard input and output to the client
-	// and passes the credentials pipe as fd 3.
+	// and passes the credentials pipe as fd 3 and, with Relay, the relay
+	// channel as fd 4 (PreauthDescriptors).
 	PreauthCommand func() *exec.Cmd
 	// Auth verifies the credentials, as root.
 	Auth auth.Authenticator
@@ -66,21 +53,39 @@ type Runner struct {
 	// Server carries the session limits and the logger; Serve fills in Auth
 	// and Store of a copy.
 	Server *pop3.Server
+	// Relay offers each pre-auth process a relay channel, over which it
+	// relays the session instead of handing the client's socket over (see
+	// the package documentation). TLS will set it; today only tests do, and
+	// every session is plaintext and Direct.
+	Relay bool
 }
 
 // Serve runs the session whose client is on in and out (the process's
-// standard input and output); conn is the same connection for this process's
-// own use, which it does not touch until the pre-auth process has ended. It
-// returns an error only for a failure of the set-up, which it has not
-// reported to the client.
-func (r *Runner) Serve(ctx context.Context, in, out *os.File, conn io.ReadWriter, info pop3.ConnInfo) error {
-	creds, err := r.preauth(ctx, in, out)
+// standard input and output). connect returns the same connection for this
+// process's own use; Serve calls it only once the pre-auth process has
+// ended, and not at all when the session is relayed: it then points in and
+// out at /dev/null, so that only the relay holds the client. Serve returns an
+// error only for a failure of the set-up, which it has not reported to the
+// client.
+func (r *Runner) Serve(ctx context.Context, in, out *os.File, connect func() (io.ReadWriter, error), info pop3.ConnInfo) error {
+	h, err := r.preauth(ctx, in, out)
 	if errors.Is(err, errNoRecord) {
 		return nil // the pre-auth process has answered the client
 	}
 	if err != nil {
 		return err
 	}
+	var conn io.ReadWriter
+	if h.mode == Relayed {
+		defer h.finish()
+		if err := releaseClient(in, out); err != nil {
+			return err
+		}
+		conn = h.channel
+	} else if conn, err = connect(); err != nil {
+		return fmt.Errorf("client connection: %w", err)
+	}
+	creds := h.creds
 	// Root checks the password; nothing else of the record is looked at here.
 	id, aerr := r.Auth.Authenticate(ctx, creds.User, creds.Password)
 	creds.Password = ""
@@ -129,28 +134,94 @@ func (r *Runner) Serve(ctx context.Context, in, out *os.File, conn io.ReadWriter
 	return nil
 }
 
+// handoff is what Serve gets from the pre-auth process.
+type handoff struct {
+	creds pop3.Credentials
+	mode  Mode
+	// With Relayed: root's end of the relay channel, and the relay process.
+	channel *net.UnixConn
+	exited  <-chan error
+	kill    func()
+}
+
+// finish ends a relayed session: it closes root's end of the channel, which
+// ends the relay, and waits a bounded time for the relay process to exit.
+func (h *handoff) finish() {
+	h.channel.Close()
+	t := time.NewTimer(exitWait)
+	defer t.Stop()
+	select {
+	case <-h.exited:
+	case <-t.C:
+		// Permitted only while this process runs as the jail's account;
+		// otherwise the parent-death signal ends the relay when this
+		// process exits, which it is about to.
+		h.kill()
+	}
+}
+
+// releaseClient points in and out at /dev/null: the relay alone holds the
+// client from now on.
+func releaseClient(in, out *os.File) error {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return fmt.Errorf("release the client: %w", err)
+	}
+	defer null.Close()
+	for _, f := range []*os.File{in, out} {
+		if err := unix.Dup3(int(null.Fd()), int(f.Fd()), 0); err != nil {
+			return fmt.Errorf("release the client: %w", err)
+		}
+	}
+	return nil
+}
+
 // preauth runs the pre-auth process and returns the record it handed over,
-// or errNoRecord if the client never logged in.
-func (r *Runner) preauth(ctx context.Context, in, out *os.File) (pop3.Credentials, error) {
+// or errNoRecord if the client never logged in. With Direct, the pre-auth
+// process has exited; with Relayed it relays.
+func (r *Runner) preauth(ctx context.Context, in, out *os.File) (*handoff, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return pop3.Credentials{}, fmt.Errorf("pipe: %w", err)
+		return nil, fmt.Errorf("pipe: %w", err)
 	}
 	defer pr.Close()
 	cmd := r.PreauthCommand()
 	cmd.Stdin, cmd.Stdout = in, out
 	cmd.ExtraFiles = []*os.File{pw}
+	var channel *net.UnixConn
+	var theirs *os.File
+	if r.Relay {
+		channel, theirs, err = relayPair()
+		if err != nil {
+			pw.Close()
+			return nil, err
+		}
+		// Closed unless the session is relayed.
+		defer func() {
+			if channel != nil {
+				channel.Close()
+			}
+		}()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, theirs)
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", relayEnv, relayFD))
+	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	err = cmd.Start()
+	exited, err := startPreauth(cmd)
+	// The child has its copies; root's would keep the pipe and the channel
+	// from ever reporting the child's end.
 	pw.Close()
-	if err != nil {
-		return pop3.Credentials{}, fmt.Errorf("start the pre-auth process: %w", err)
+	if theirs != nil {
+		theirs.Close()
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	if err != nil {
+		return nil, fmt.Errorf("start the pre-auth process: %w", err)
+	}
 	killed := false
 	kill := func() {
 		if !killed {
@@ -165,12 +236,20 @@ func (r *Runner) preauth(ctx context.Context, in, out *os.File) (pop3.Credential
 		limit = pop3.DefaultLimits().PreAuthTime
 	}
 	_ = pr.SetReadDeadline(time.Now().Add(limit + preauthSlack))
-	creds, rerr := readRecord(pr)
+	creds, mode, rerr := readRecord(pr)
 	// The failure delay is measured from here, by root's clock: nothing the
 	// pre-auth process says about time is used.
 	creds.Received = time.Now()
+	if rerr == nil && mode == Relayed && channel == nil {
+		rerr = fmt.Errorf("%w: relayed, but no relay channel was offered", errRecord)
+	}
 	if rerr != nil && !errors.Is(rerr, errNoRecord) {
 		kill()
+	}
+	if rerr == nil && mode == Relayed && ctx.Err() == nil {
+		h := &handoff{creds: creds, mode: mode, channel: channel, exited: exited, kill: kill}
+		channel = nil // the session's now
+		return h, nil
 	}
 	t := time.NewTimer(exitWait)
 	defer t.Stop()
@@ -185,14 +264,34 @@ func (r *Runner) preauth(ctx context.Context, in, out *os.File) (pop3.Credential
 	case ctx.Err() != nil:
 		// Shut down (SIGTERM) while the client was still logging in: the
 		// session simply ends, as an idle one does.
-		return pop3.Credentials{}, errNoRecord
+		return nil, errNoRecord
 	case rerr != nil && !errors.Is(rerr, errNoRecord):
-		return pop3.Credentials{}, fmt.Errorf("pre-auth process: %w", rerr)
+		return nil, fmt.Errorf("pre-auth process: %w", rerr)
 	case werr != nil && !killed:
 		// It handed over credentials or nothing, then failed: trust neither.
-		return pop3.Credentials{}, fmt.Errorf("pre-auth process: %w", werr)
+		return nil, fmt.Errorf("pre-auth process: %w", werr)
+	case rerr != nil:
+		return nil, rerr
 	}
-	return creds, rerr
+	return &handoff{creds: creds, mode: Direct}, nil
+}
+
+// relayPair returns a connected pair of stream sockets, both close-on-exec:
+// root's end as a connection, and the pre-auth process's as a file to pass.
+func relayPair() (*net.UnixConn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay channel: %w", err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "relay channel")
+	defer ours.Close()
+	theirs := os.NewFile(uintptr(fds[1]), "relay channel")
+	c, err := net.FileConn(ours)
+	if err != nil {
+		theirs.Close()
+		return nil, nil, fmt.Errorf("relay channel: %w", err)
+	}
+	return c.(*net.UnixConn), theirs, nil
 }
 
 // verdict is the Authenticator a session continues with after root has
@@ -209,9 +308,20 @@ func (v verdict) Authenticate(context.Context, string, string) (auth.Identity, e
 // Preauth is the pre-auth process's whole life once the program has set up
 // its logger and read its configuration (as root, before any client byte):
 // enter the jail, run AUTHORIZATION with srv on the connection connect
-// returns, and hand the credentials to root over out.
-func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (io.ReadWriter, pop3.ConnInfo, error), out io.WriteCloser) error {
+// returns, and hand the credentials to root over fd 3. If root offered a
+// relay channel (fd 4, announced in the environment), it then relays the session until it ends (see the
+// package documentation); otherwise it returns, and the program exits,
+// leaving the client's socket to root.
+func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (io.ReadWriter, pop3.ConnInfo, error)) error {
+	out := os.NewFile(credentialsFD, "credentials")
 	defer out.Close()
+	channel, err := offeredChannel()
+	if err != nil {
+		return err
+	}
+	if channel != nil {
+		defer channel.Close()
+	}
 	if err := jail.Enter(); err != nil {
 		return err
 	}
@@ -226,7 +336,11 @@ func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (i
 	if err != nil {
 		return err
 	}
-	rec, err := EncodeRecord(creds)
+	mode := Direct
+	if channel != nil {
+		mode = Relayed
+	}
+	rec, err := EncodeRecord(creds, mode)
 	if err != nil {
 		return err
 	}
@@ -234,5 +348,66 @@ func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (i
 		return fmt.Errorf("hand over the credentials: %w", err)
 	}
 	clear(rec)
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("hand over the credentials: %w", err)
+	}
+	if channel == nil {
+		return nil
+	}
+	rc, ok := conn.(relayConn)
+	if !ok {
+		return fmt.Errorf("relay: connection of type %T has no deadlines", conn)
+	}
+	relay(ctx, rc, channel, srv.Limits, srv.Logger)
 	return nil
+}
+
+// offeredChannel returns the relay channel root passed as fd 4, or nil if
+// it offered none; the channel must be a Unix stream socket.
+func offeredChannel() (*net.UnixConn, error) {
+	if !relayOffered() {
+		return nil, nil
+	}
+	domain, err1 := unix.GetsockoptInt(relayFD, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	typ, err2 := unix.GetsockoptInt(relayFD, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err1 != nil || err2 != nil || domain != unix.AF_UNIX || typ != unix.SOCK_STREAM {
+		return nil, fmt.Errorf("relay channel: fd %d is not a Unix stream socket", relayFD)
+	}
+	f := os.NewFile(relayFD, "relay channel")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("relay channel: %w", err)
+	}
+	return c.(*net.UnixConn), nil
+}
+
+// startPreauth starts cmd from a thread of its own that has
+// PR_SET_NO_NEW_PRIVS set, and returns a channel that gets cmd.Wait's result.
+// The flag belongs to a thread and passes to the threads and processes it
+// starts, so the pre-auth process has it on every thread from its first
+// instruction (with cgo, a running process cannot set it on all its threads).
+// The thread is kept until the process has exited, and then ends: a
+// parent-death signal follows the thread that started a process, and the
+// flag must not stay on a thread that goes back to the runtime.
+func startPreauth(cmd *exec.Cmd) (<-chan error, error) {
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			started <- fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
+			return
+		}
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return exited, nil
 }

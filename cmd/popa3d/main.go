@@ -27,6 +27,7 @@ import (
 	"github.com/popa3d/popa3d/logging"
 	"github.com/popa3d/popa3d/mailbox/mbox"
 	"github.com/popa3d/popa3d/pop3"
+	"github.com/popa3d/popa3d/privsep"
 )
 
 // version is printed by -V; the build may override it with -ldflags -X.
@@ -36,7 +37,25 @@ var version = "2.0.0-dev"
 const defaultConfig = "/etc/popa3d/popa3d.toml"
 
 func main() {
+	// Before anything else, in every role: nothing the program was started
+	// with beyond what its role is handed may reach a jail or a user.
+	if err := privsep.CloseInherited(handedDescriptors(os.Args)...); err != nil {
+		fmt.Fprintf(os.Stderr, "popa3d: %v\n", err)
+		os.Exit(1)
+	}
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// handedDescriptors lists the descriptors above 2 that the role args select
+// is handed, and keeps: the pre-auth role's credentials pipe and relay
+// channel. Every other role is handed none today. systemd socket activation
+// goes here: the daemon's LISTEN_FDS (3 up to 3+n-1, when LISTEN_PID is this
+// process).
+func handedDescriptors(args []string) []int {
+	if len(args) > 1 && args[1] == preauthRole {
+		return privsep.PreauthDescriptors()
+	}
+	return nil
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

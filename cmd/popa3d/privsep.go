@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"strconv"
+	"syscall"
 
 	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/auth/pam"
@@ -117,12 +118,11 @@ func runPreauth(args []string, stderr io.Writer) int {
 	srv := &pop3.Server{Limits: serverLimits(cfg), Logger: log}
 	ctx, stop := signalContext(false, log)
 	defer stop()
-	creds := os.NewFile(3, "credentials")
 	connect := func() (io.ReadWriter, pop3.ConnInfo, error) {
 		c, info, err := stdioConn()
 		return c, info, err
 	}
-	if err := privsep.Preauth(ctx, j, srv, connect, creds); err != nil {
+	if err := privsep.Preauth(ctx, j, srv, connect); err != nil {
 		log.Error(err.Error())
 		return 1
 	}
@@ -170,17 +170,60 @@ func privsepRunner(cfg config.Config, role roleArgs, a auth.Authenticator, log *
 // servePrivsepInetd serves the one session on stdin and stdout with
 // privilege separation (the process is root).
 func servePrivsepInetd(ctx context.Context, r *privsep.Runner) error {
-	conn, info, err := stdioConn()
+	info, err := stdioInfo()
 	if err != nil {
 		return err
 	}
+	// Made only if the session goes on on the client's socket: a relayed
+	// session leaves the client to the relay.
+	var conn *stdio
+	connect := func() (io.ReadWriter, error) {
+		c, _, err := stdioConn()
+		if err != nil {
+			return nil, err
+		}
+		conn = &c
+		return c, nil
+	}
 	// PAM (auth = "pam") learns the client's host as PAM_RHOST, for
 	// pam_access, pam_faillock and its logs; other backends ignore it.
-	err = r.Serve(pam.WithRemoteHost(ctx, info.RemoteAddr), os.Stdin, os.Stdout, conn, info)
-	if c, ok := conn.in.(net.Conn); ok {
-		daemon.CloseGently(c)
+	err = r.Serve(pam.WithRemoteHost(ctx, info.RemoteAddr), os.Stdin, os.Stdout, connect, info)
+	if conn != nil {
+		if c, ok := conn.in.(net.Conn); ok {
+			daemon.CloseGently(c)
+		}
 	}
 	return err
+}
+
+// stdioInfo describes the connection on stdin without keeping a descriptor
+// of it.
+func stdioInfo() (pop3.ConnInfo, error) {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(0, &st); err != nil {
+		return pop3.ConnInfo{}, fmt.Errorf("stdin: %w", err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
+		return pop3.ConnInfo{}, nil
+	}
+	c, info, err := stdioConn()
+	if err != nil {
+		return pop3.ConnInfo{}, err
+	}
+	c.in.(net.Conn).Close() // a duplicate of fd 0
+	return info, nil
+}
+
+// CloseWrite ends the output half of the connection: the relay passes the
+// end of a session on to the client this way.
+func (s stdio) CloseWrite() error {
+	if cw, ok := s.out.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	if c, ok := s.out.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // servePrivsepDaemon listens and starts one root session process per

@@ -1,0 +1,65 @@
+// Package privsep runs POP3 sessions for system accounts with popa3d's
+// privilege separation (DESIGN.md, popa3d-behaviour.md section 2):
+//
+//   - the session process starts as root, one per connection (started by
+//     inetd, or by the daemon exactly as inetd would);
+//   - it re-executes the program in the pre-auth role, with the client on the
+//     child's standard input and output and a pipe as fd 3; the child chroots
+//     into an empty directory and becomes the pre-auth account before it reads
+//     a byte, runs AUTHORIZATION, and writes one bounded record (user,
+//     password, pipelined input) to the pipe;
+//   - root reads that record as untrusted input, verifies the password, and
+//     on success takes the session lock, becomes the user for good (primary
+//     group, plus the mail group only if configured) and serves TRANSACTION
+//     with the user's rights; on any failure it first enters the same jail as
+//     the pre-auth process, then answers.
+//
+// Go cannot fork without exec, hence the re-execution; the caller supplies
+// the command that does it. Every role first closes the descriptors it
+// inherited and was not handed (CloseInherited); the jailed processes can
+// start no process and gain nothing from an exec (Jail.Enter).
+//
+// # The hand-off and the relay
+//
+// The record also says which connection the session goes on on (Mode):
+//
+//   - Direct, the default and the only mode for plaintext today: the
+//     pre-auth process exits after writing the record, and root's session
+//     process serves the rest of the session on the client's socket, which
+//     it holds as well. Nothing is copied.
+//   - Relayed (Runner.Relay; TLS will need it, since TLS state cannot be
+//     handed over): before it starts the pre-auth process, root creates a
+//     socket pair (AF_UNIX, stream) and passes one end to it as fd 4, the
+//     relay channel, announced as POPA3D_RELAY_FD=4 in its environment
+//     (without that, fd 4 is just the next free descriptor). The pre-auth
+//     process writes a record marked Relayed, closes fd 3 (root reads to its
+//     end) and stays, chrooted and unprivileged, copying bytes between the
+//     client and the channel. Root points its standard input and output (the
+//     client) at /dev/null, never makes a connection of them, and serves the
+//     session on its end of the channel: root never reads or writes a byte
+//     of the client's connection. A Relayed record without a channel is
+//     refused; a Direct record when a channel was offered means the pre-auth
+//     process chose the client's socket (a plaintext session once TLS is
+//     optional), and root closes its end.
+//
+// The relay's lifetime: it ends when both directions are done. The client's
+// end of input is passed on as a half-close of the channel (the session sees
+// end of input, as it would on the socket); the end of the session (root
+// closes its end) is passed on as a half-close of the client's connection,
+// after which the relay reads what the client still sends for at most
+// relayLinger, as daemon.CloseGently does. Any error ends both directions.
+//
+// Its deadlines: each write, to the client or to the channel, must complete
+// within the session's write timeout; and the relay ends when no byte has
+// moved either way for the session's idle timeout plus relaySlack, so that
+// the session, which times out first, ends it in the ordinary way. Nothing
+// in it can block for ever.
+//
+// Its shutdown: SIGTERM (the context) ends both directions at once. When
+// the session is over, root's session process closes its end of the channel
+// and waits up to exitWait for the relay to exit; one that has not is killed
+// if root still can (a session that failed its login runs as the jail's
+// account), or else by its parent-death signal when the session process
+// exits a moment later (a logged-in session runs as the user, who may not
+// signal the jail's account).
+package privsep

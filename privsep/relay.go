@@ -1,0 +1,174 @@
+package privsep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/popa3d/popa3d/pop3"
+)
+
+// The relay's bounds besides the session's own timeouts (see the package
+// documentation).
+const (
+	// relayLinger is how long the relay goes on reading (and passing on)
+	// what the client sends once the session has ended, so that a reply
+	// still in flight is not lost to a reset (daemon.CloseGently's linger).
+	relayLinger = 500 * time.Millisecond
+	// relaySlack is how much longer than the session's idle timeout the
+	// relay waits with no byte moving either way: the session times out
+	// first and ends the relay by closing its end, as it ends a direct
+	// connection.
+	relaySlack = 5 * time.Second
+	// relayBuffer is the size of each direction's copy buffer.
+	relayBuffer = 32 << 10
+)
+
+// relayConn is what the relay needs of each side: the client's connection
+// (which may also have CloseWrite) and the channel.
+type relayConn interface {
+	io.ReadWriter
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+var errRelayIdle = errors.New("no byte either way for longer than the idle timeout")
+
+// relaying is one relay between the client and root's session.
+type relaying struct {
+	client  relayConn
+	channel *net.UnixConn
+	idle    time.Duration // 0: none
+	write   time.Duration // 0: none
+	last    atomic.Int64  // when a byte last moved either way, in Unix nanoseconds
+	ended   atomic.Bool   // the session has ended: what the client still sends is dropped
+	stopped atomic.Bool
+}
+
+// relay copies the session between client and channel until it ends, is
+// cut by a deadline or ctx is done; it logs why, unless the session simply
+// ended.
+func relay(ctx context.Context, client relayConn, channel *net.UnixConn, lim pop3.Limits, log *slog.Logger) {
+	r := &relaying{client: client, channel: channel, write: lim.WriteTimeout}
+	if lim.IdleTimeout > 0 {
+		r.idle = lim.IdleTimeout + relaySlack
+	}
+	r.touch()
+	defer context.AfterFunc(ctx, r.stop)()
+	var linger *time.Timer
+	lingered := make(chan struct{})
+	errs := make(chan error, 2)
+	go func() {
+		// Client to session: the client's end of input becomes the
+		// session's.
+		errs <- r.copy(channel, client, func() { _ = channel.CloseWrite() })
+	}()
+	go func() {
+		// Session to client: the session's end becomes the client's; the
+		// client gets relayLinger to stop sending.
+		errs <- r.copy(client, channel, func() {
+			r.ended.Store(true)
+			if cw, ok := client.(interface{ CloseWrite() error }); ok {
+				_ = cw.CloseWrite()
+			}
+			linger = time.AfterFunc(relayLinger, r.stop)
+			close(lingered)
+		})
+	}()
+	var first error
+	for range 2 {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			r.stop()
+		}
+	}
+	select {
+	case <-lingered:
+		linger.Stop()
+	default:
+	}
+	if first != nil && ctx.Err() == nil && log != nil {
+		log.Info("Relay ended: " + first.Error())
+	}
+}
+
+// copy passes what src sends on to dst until src ends (then it calls end),
+// an error, a deadline, or stop.
+func (r *relaying) copy(dst, src relayConn, end func()) error {
+	buf := make([]byte, relayBuffer)
+	for {
+		var deadline time.Time
+		if r.idle > 0 {
+			deadline = time.Unix(0, r.last.Load()).Add(r.idle)
+		}
+		r.arm(src.SetReadDeadline, deadline)
+		n, err := src.Read(buf)
+		if n > 0 && dst == relayConn(r.channel) && r.ended.Load() {
+			n = 0 // read only so that closing does not reset the connection
+		}
+		if n > 0 {
+			r.touch()
+			var wd time.Time // none, unless a write timeout is set
+			if r.write > 0 {
+				wd = time.Now().Add(r.write)
+			}
+			r.arm(dst.SetWriteDeadline, wd)
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				if r.stopped.Load() || r.ended.Load() {
+					return nil
+				}
+				return fmt.Errorf("write to the %s: %w", r.name(dst), werr)
+			}
+			r.touch()
+		}
+		switch {
+		case err == nil:
+		case r.stopped.Load():
+			return nil
+		case errors.Is(err, io.EOF):
+			end()
+			return nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if time.Now().Before(time.Unix(0, r.last.Load()).Add(r.idle)) {
+				continue // the other direction moved meanwhile
+			}
+			return errRelayIdle
+		default:
+			return fmt.Errorf("read from the %s: %w", r.name(src), err)
+		}
+	}
+}
+
+func (r *relaying) name(c relayConn) string {
+	if c == relayConn(r.channel) {
+		return "session"
+	}
+	return "client"
+}
+
+func (r *relaying) touch() { r.last.Store(time.Now().UnixNano()) }
+
+// arm sets a deadline unless the relay is stopping, in which case the
+// deadline stays in the past whichever of stop and arm ran first.
+func (r *relaying) arm(set func(time.Time) error, t time.Time) {
+	_ = set(t)
+	if r.stopped.Load() {
+		_ = set(time.Unix(1, 0))
+	}
+}
+
+// stop ends both directions: every read and write returns at once.
+func (r *relaying) stop() {
+	r.stopped.Store(true)
+	past := time.Unix(1, 0)
+	for _, c := range []relayConn{r.client, r.channel} {
+		_ = c.SetReadDeadline(past)
+		_ = c.SetWriteDeadline(past)
+	}
+}

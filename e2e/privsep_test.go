@@ -36,9 +36,16 @@ type sysSite struct {
 
 func newSystemSite(t *testing.T) *sysSite {
 	t.Helper()
+	return newSystemSiteFor(t, preauthAccount)
+}
+
+// newSystemSiteFor is newSystemSite with a pre-auth account whose name
+// starts with prefix.
+func newSystemSiteFor(t *testing.T, prefix string) *sysSite {
+	t.Helper()
 	systemtest.RequireRoot(t)
 	s := &sysSite{site: newSite(t)}
-	s.pre = systemtest.AddUser(t, preauthAccount+strconv.Itoa(os.Getpid()%1000), "--system")
+	s.pre = systemtest.AddUser(t, prefix+strconv.Itoa(os.Getpid()%1000), "--system")
 	if err := os.Mkdir(s.path("spool"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -449,12 +449,14 @@ func (s *Store) cacheFailed(err error) {
 	}
 }
 
-// readIndex reads and decodes the cache file, of at most maxCount messages.
-// A missing file is no cache and no error. Only a regular file owned by the
-// process's effective user and writable by no one else is read: a StateDir
-// shared by mistake must not let one account feed another a wrong index.
-func readIndex(file string, maxCount int) (*cachedIndex, error) {
-	f, err := os.OpenFile(file, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+// readIndex reads and decodes the cache file name in dir, of at most
+// maxCount messages. A missing file is no cache and no error. Only a regular
+// file owned by the process's effective user and writable by no one else is
+// read: a StateDir shared by mistake must not let one account feed another a
+// wrong index.
+func readIndex(dir *stateDir, name string, maxCount int) (*cachedIndex, error) {
+	file := dir.join(name)
+	f, err := dir.open(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -479,23 +481,20 @@ func readIndex(file string, maxCount int) (*cachedIndex, error) {
 	return c, nil
 }
 
-// writeIndex writes c to file atomically: a temporary file in the same
-// directory renamed over it. It is not fsynced: a cache that a power cut
-// leaves empty or torn fails its checksum and is rebuilt, so the sync would
-// only slow every login and QUIT that writes one.
-func (s *Store) writeIndex(file string, c *cachedIndex) (err error) {
-	if err := os.MkdirAll(s.stateDir, 0o700); err != nil {
-		return fmt.Errorf("write index cache: %w", err)
-	}
-	tmp, err := os.CreateTemp(s.stateDir, filepath.Base(file)+".tmp*")
+// writeIndex writes c to the file name in dir atomically: a temporary file
+// in the same directory renamed over it. It is not fsynced: a cache that a
+// power cut leaves empty or torn fails its checksum and is rebuilt, so the
+// sync would only slow every login and QUIT that writes one.
+func writeIndex(dir *stateDir, name string, c *cachedIndex) (err error) {
+	tmp, tmpName, err := dir.createTemp(name + ".tmp")
 	if err != nil {
 		return fmt.Errorf("write index cache: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("write index cache %s: %w", file, err)
+			dir.remove(tmpName)
+			err = fmt.Errorf("write index cache %s: %w", dir.join(name), err)
 		}
 	}()
 	if err := writeIndexTo(tmp, c); err != nil {
@@ -504,7 +503,7 @@ func (s *Store) writeIndex(file string, c *cachedIndex) (err error) {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), file)
+	return dir.rename(tmpName, name)
 }
 
 // snapshot indexes f, whose state under the caller's shared lock is st: from
@@ -549,14 +548,19 @@ func (m *mbox) readCache(st fileState) *cachedIndex {
 		s.cacheFailed(err)
 		return nil
 	}
-	m.abs, m.indexFile = abs, filepath.Join(s.stateDir, key+indexExt)
-	c, err := readIndex(m.indexFile, s.lim.MaxMessages)
+	m.abs, m.indexFile = abs, key+indexExt
+	dir, err := m.openState(false)
+	if err != nil {
+		m.stateUnusable(err) // a missing one is created when the cache is written
+		return nil
+	}
+	c, err := readIndex(dir, m.indexFile, s.lim.MaxMessages)
 	if err != nil {
 		s.cacheFailed(err)
 		return nil
 	}
 	if c != nil && c.path != abs {
-		s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", m.indexFile, c.path, abs))
+		s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", dir.join(m.indexFile), c.path, abs))
 		return nil
 	}
 	return c
@@ -771,7 +775,12 @@ func (m *mbox) flushIndex() {
 	if c == nil {
 		return
 	}
-	if err := m.store.writeIndex(m.indexFile, c); err != nil {
+	dir, err := m.openState(true)
+	if err != nil {
+		m.stateUnusable(err)
+		return
+	}
+	if err := writeIndex(dir, m.indexFile, c); err != nil {
 		m.store.cacheFailed(err)
 	}
 }
@@ -831,7 +840,12 @@ func (m *mbox) dropIndex(cause error) {
 	if cause != nil {
 		m.store.cacheFailed(fmt.Errorf("index cache after update of %s: %w", m.path, cause))
 	}
-	if err := os.Remove(m.indexFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	dir, err := m.openState(false)
+	if err != nil {
+		m.stateUnusable(err)
+		return
+	}
+	if err := dir.remove(m.indexFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.store.cacheFailed(fmt.Errorf("index cache after update of %s: %w", m.path, err))
 	}
 }

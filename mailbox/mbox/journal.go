@@ -125,7 +125,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"syscall"
 
@@ -222,8 +221,8 @@ type updateIO interface {
 	writeAt(f *os.File, b []byte, off int64) error
 	sync(f *os.File) error
 	truncate(f *os.File, size int64) error
-	remove(path string) error
-	syncDir(dir string) error
+	remove(dir *stateDir, name string) error
+	syncDir(dir *stateDir) error
 	// interval is called after each interval's fsync.
 	interval()
 }
@@ -235,60 +234,51 @@ func (osIO) writeAt(f *os.File, b []byte, off int64) error {
 	_, err := f.WriteAt(b, off)
 	return err
 }
-func (osIO) sync(f *os.File) error                 { return f.Sync() }
-func (osIO) truncate(f *os.File, size int64) error { return f.Truncate(size) }
-func (osIO) remove(path string) error              { return os.Remove(path) }
-func (osIO) interval()                             {}
-
-func (osIO) syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
+func (osIO) sync(f *os.File) error                   { return f.Sync() }
+func (osIO) truncate(f *os.File, size int64) error   { return f.Truncate(size) }
+func (osIO) remove(dir *stateDir, name string) error { return dir.remove(name) }
+func (osIO) syncDir(dir *stateDir) error             { return dir.sync() }
+func (osIO) interval()                               {}
 
 // update is one journalled compaction in progress.
 type update struct {
 	io       updateIO
 	f        *os.File // the mbox
 	j        *os.File // the journal
-	jpath    string
-	joff     int64 // the journal's length
+	dir      *stateDir
+	jname    string // the journal's name in dir
+	joff     int64  // the journal's length
 	interval int64
 	buf      []byte
 	touched  bool // the mbox has been written
 	warn     func(msg string, args ...any)
 }
 
-func (s *Store) journalPath(path string) (string, error) {
+// journalName returns the name of the journal of the mailbox at path in the
+// state directory.
+func journalName(path string) (string, error) {
 	key, err := stateKey(path)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(s.stateDir, key+".journal"), nil
+	return key + ".journal", nil
 }
 
-// hasJournal reports whether the mailbox at path may have a journal: an empty
-// mailbox is not even opened otherwise.
-func (s *Store) hasJournal(path string) bool {
-	if s.stateDir == "" {
+// hasJournal reports whether the mailbox at path may have a journal in dir
+// (nil: no state directory): an empty mailbox is not even opened otherwise.
+func (s *Store) hasJournal(dir *stateDir, path string) bool {
+	if dir == nil {
 		return false
 	}
-	jpath, err := s.journalPath(path)
+	name, err := journalName(path)
 	if err != nil {
 		return true // let the recovery report it
 	}
-	_, err = os.Lstat(jpath)
-	return !errors.Is(err, fs.ErrNotExist)
+	return dir.exists(name)
 }
 
-func (s *Store) newUpdate(f, j *os.File, jpath string) *update {
-	u := &update{io: s.io, f: f, j: j, jpath: jpath, interval: s.interval, buf: make([]byte, copyBlock), warn: s.warn}
+func (s *Store) newUpdate(f, j *os.File, dir *stateDir, jname string) *update {
+	u := &update{io: s.io, f: f, j: j, dir: dir, jname: jname, interval: s.interval, buf: make([]byte, copyBlock), warn: s.warn}
 	if u.io == nil {
 		u.io = osIO{}
 	}
@@ -321,14 +311,15 @@ func (m *mbox) compactJournaled(deleted []int) (err error) {
 			p.segs = append(p.segs, segment{e.Offset, e.RawSize})
 		}
 	}
-	jpath, err := m.store.journalPath(m.path)
+	jname, err := journalName(m.path)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(m.store.stateDir, 0o700); err != nil {
-		return fmt.Errorf("%w: state directory: %w", errNoJournal, err)
+	dir, err := m.openState(true)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errNoJournal, err)
 	}
-	j, err := os.OpenFile(jpath, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	j, err := dir.open(jname, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%w: create journal: %w", errNoJournal, err)
 	}
@@ -336,12 +327,12 @@ func (m *mbox) compactJournaled(deleted []int) (err error) {
 		return fmt.Errorf("create journal: %w", err)
 	}
 	defer j.Close()
-	u := m.store.newUpdate(m.f, j, jpath)
+	u := m.store.newUpdate(m.f, j, dir, jname)
 	defer func() {
 		if err != nil && !u.touched {
 			// The mbox was not written: the journal is of no use.
-			if rerr := u.io.remove(jpath); rerr == nil {
-				u.io.syncDir(filepath.Dir(jpath))
+			if rerr := u.io.remove(dir, jname); rerr == nil {
+				u.io.syncDir(dir)
 			}
 		}
 	}()
@@ -365,7 +356,7 @@ func (u *update) run(l *layout, w int64, newJournal bool) error {
 			return fmt.Errorf("sync journal: %w", err)
 		}
 		if newJournal {
-			if err := u.io.syncDir(filepath.Dir(u.jpath)); err != nil {
+			if err := u.io.syncDir(u.dir); err != nil {
 				return err
 			}
 			newJournal = false
@@ -408,16 +399,16 @@ func (u *update) finish(size int64) error {
 	if err := u.removeJournal(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// The mailbox is done; a journal left behind is recognised as done by
 		// the next Open (its marker is gone) and removed then.
-		u.warn("mbox: could not remove a completed UPDATE journal", "journal", u.jpath, "error", err.Error())
+		u.warn("mbox: could not remove a completed UPDATE journal", "journal", u.dir.join(u.jname), "error", err.Error())
 	}
 	return nil
 }
 
 func (u *update) removeJournal() error {
-	if err := u.io.remove(u.jpath); err != nil {
+	if err := u.io.remove(u.dir, u.jname); err != nil {
 		return fmt.Errorf("remove journal: %w", err)
 	}
-	return u.io.syncDir(filepath.Dir(u.jpath))
+	return u.io.syncDir(u.dir)
 }
 
 // move copies n bytes from src down to dst in the mbox.
@@ -638,23 +629,23 @@ func readJournal(j *os.File) (*journalState, error) {
 var errJournalUnusable = errors.New("journal unusable for this mailbox")
 
 // recoverUpdate completes an UPDATE that a crash interrupted, from the
-// mailbox's journal, before the mailbox f (opened from path) is indexed.
-func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *os.File, path string) (err error) {
-	if s.stateDir == "" {
+// mailbox's journal in dir (nil: no state directory), before the mailbox f
+// (opened from path) is indexed.
+func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), dir *stateDir, f *os.File, path string) (err error) {
+	if dir == nil {
 		return nil
 	}
-	jpath, err := s.journalPath(path)
+	jname, err := journalName(path)
 	if err != nil {
 		return err
 	}
-	j, err := os.OpenFile(jpath, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
-		return nil // no state directory, so no journal
+	j, err := dir.open(jname, unix.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
 	if errors.Is(err, fs.ErrPermission) {
-		// A state directory this account cannot read holds no journal of
-		// its own: Commit could not have written one there.
-		s.warn("mbox: state directory not readable, no journal checked", "mailbox", path, "error", err.Error())
+		// A journal this account cannot open is not one its Commit wrote.
+		s.warn("mbox: journal not readable, none checked", "mailbox", path, "error", err.Error())
 		return nil
 	}
 	if err != nil {
@@ -673,7 +664,7 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *o
 			err = uerr
 		}
 	}()
-	u := s.newUpdate(f, j, jpath)
+	u := s.newUpdate(f, j, dir, jname)
 	completed, err := false, trusted(j)
 	if err == nil {
 		completed, err = u.recover()
@@ -682,15 +673,15 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *o
 		s.warn("mbox: completed an interrupted UPDATE from its journal", "mailbox", path)
 	}
 	if errors.Is(err, errJournalUnusable) {
-		bad := jpath + ".bad"
-		if rerr := os.Rename(jpath, bad); rerr != nil {
+		bad := jname + ".bad"
+		if rerr := dir.rename(jname, bad); rerr != nil {
 			return fmt.Errorf("%w; set it aside: %w", err, rerr)
 		}
-		if serr := u.io.syncDir(filepath.Dir(jpath)); serr != nil {
+		if serr := u.io.syncDir(dir); serr != nil {
 			return serr
 		}
 		s.warn("mbox: left the mailbox as it is and set its UPDATE journal aside",
-			"mailbox", path, "journal", bad, "reason", err.Error())
+			"mailbox", path, "journal", dir.join(bad), "reason", err.Error())
 		return nil
 	}
 	return err

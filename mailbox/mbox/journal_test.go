@@ -108,20 +108,21 @@ func (c *crashIO) truncate(f *os.File, size int64) error {
 	return f.Truncate(size)
 }
 
-func (c *crashIO) remove(path string) error {
+func (c *crashIO) remove(dir *stateDir, name string) error {
 	if _, err := c.take(1); err != nil {
 		return err
 	}
+	path := dir.join(name)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	c.removed[path] = b
 	delete(c.unsync, path)
-	return os.Remove(path)
+	return dir.remove(name)
 }
 
-func (c *crashIO) syncDir(dir string) error {
+func (c *crashIO) syncDir(dir *stateDir) error {
 	if _, err := c.take(1); err != nil {
 		return err
 	}

@@ -204,9 +204,54 @@ type mbox struct {
 	abs, indexFile string
 	indexedBy      string
 	pendingIndex   *cachedIndex
+
+	// The state directory, once opened (openState); nil before, or
+	// without one. sdirErr is why it cannot be used, once known;
+	// sdirReported says that was reported.
+	sdir         *stateDir
+	sdirErr      error
+	sdirReported bool
+}
+
+// openState returns the session's state directory, opened on first use and
+// created first if create is set. errNoStateDir means there is none: no
+// StateDir, or (without create) none was created yet. Any other failure is
+// final for the session.
+func (m *mbox) openState(create bool) (*stateDir, error) {
+	switch {
+	case m.sdir != nil:
+		return m.sdir, nil
+	case m.sdirErr != nil:
+		return nil, m.sdirErr
+	case m.store.stateDir == "":
+		return nil, errNoStateDir
+	}
+	d, err := openStateDir(m.store.stateDir, create)
+	if errors.Is(err, errNoStateDir) {
+		return nil, err
+	}
+	if err != nil {
+		m.sdirErr = err
+		return nil, err
+	}
+	m.sdir = d
+	return d, nil
+}
+
+// stateUnusable reports, once per session, why the state directory cannot
+// be used: the session goes on without an index cache and without a
+// journal, as with no StateDir.
+func (m *mbox) stateUnusable(err error) {
+	if err == nil || errors.Is(err, errNoStateDir) || m.sdirReported {
+		return
+	}
+	m.sdirReported = true
+	m.store.cacheFailed(err)
 }
 
 func (m *mbox) load(ctx context.Context) error {
+	sdir, err := m.openState(false)
+	m.stateUnusable(err)
 	// popa3d: lstat; a missing file is an empty mailbox, a non-regular one
 	// (a symlink included) is refused, a 0-byte one is empty and not opened.
 	fi, err := os.Lstat(m.path)
@@ -217,7 +262,7 @@ func (m *mbox) load(ctx context.Context) error {
 		return err
 	case !fi.Mode().IsRegular():
 		return refuse("not a regular file but %s", kindOf(fi.Mode()))
-	case fi.Size() == 0 && !m.store.hasJournal(m.path):
+	case fi.Size() == 0 && !m.store.hasJournal(sdir, m.path):
 		return nil
 	}
 	// popa3d opens the mailbox read-write even for a client that only reads,
@@ -239,7 +284,7 @@ func (m *mbox) load(ctx context.Context) error {
 		return &fs.PathError{Op: "open", Path: m.path, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), m.path)
-	if err := m.store.recoverUpdate(m.store.exclusiveLock(ctx, f, m.path), f, m.path); err != nil {
+	if err := m.store.recoverUpdate(m.store.exclusiveLock(ctx, f, m.path), sdir, f, m.path); err != nil {
 		f.Close()
 		return fmt.Errorf("complete an interrupted update: %w", err)
 	}
@@ -588,6 +633,10 @@ func (m *mbox) Close() error {
 	var errs []error
 	if m.f != nil {
 		errs = append(errs, m.f.Close())
+	}
+	if m.sdir != nil {
+		errs = append(errs, m.sdir.close())
+		m.sdir = nil
 	}
 	if m.session != nil {
 		errs = append(errs, m.session.Close())

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -105,5 +106,49 @@ func TestPrivsepStateDirSymlink(t *testing.T) {
 	s.checkMailboxAt(filepath.Join(spool, u.Name), mbox(without(msgs, 2)...))
 	if log := in.proc(t, 1).log(); !strings.Contains(log, link+" is a symbolic link") {
 		t.Errorf("the refused state directory was not logged:\n%s", log)
+	}
+}
+
+// TestPrivsepMailboxHardlink: with mailbox = "~/Mailbox", a ~/Mailbox that
+// is a hard link to another user's mailbox (mode 0660, user:mail, as Debian
+// delivers) is refused with -ERR [SYS/PERM] and logged, and the other
+// mailbox is left byte for byte as it was. The link is made by root, which
+// fs.protected_hardlinks does not stop; a user can make it where that is 0.
+func TestPrivsepMailboxHardlink(t *testing.T) {
+	s := newSystemSiteFor(t, spoolAccountPrefix+"pre")
+	mail := s.mailSpool()
+	mailGID, _ := strconv.Atoi(mail.Gid)
+	s.set("mailbox", `"~/Mailbox"`)
+	victim := systemtest.AddUser(t, spoolAccountPrefix+"vict")
+	theirs := s.writeSpool(victim.Name, mbox(smallMessages(victim.Name, 1, 3)...), victim.UID, mailGID)
+	if err := os.Chmod(theirs, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(theirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := systemtest.AddUser(t, spoolAccountPrefix+"atk")
+	systemtest.SetPassword(t, u.Name, "atk password", "SHA512")
+	home := s.homeFor(u)
+	if err := os.Link(theirs, filepath.Join(home, "Mailbox")); err != nil {
+		t.Fatal(err)
+	}
+
+	in := s.startInetd()
+	c := dial(t, in.addr())
+	c.ok("USER " + u.Name)
+	if r := c.cmd("PASS atk password"); r != "-ERR [SYS/PERM]" {
+		t.Errorf("PASS with ~/Mailbox linked to another's mailbox: %q, want -ERR [SYS/PERM]", r)
+		c.cmd("DELE 1")
+		c.cmd("QUIT")
+	}
+	c.expectClose()
+	in.waitAll(t)
+	if after, _ := os.ReadFile(theirs); !bytes.Equal(after, before) {
+		t.Errorf("the other user's mailbox changed: %s", describeDiff(after, before))
+	}
+	if log := in.proc(t, 1).log(); !strings.Contains(log, "Failed or refused to load "+filepath.Join(home, "Mailbox")) {
+		t.Errorf("the refusal was not logged:\n%s", log)
 	}
 }

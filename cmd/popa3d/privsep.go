@@ -161,6 +161,9 @@ func privsepRunner(cfg config.Config, role roleArgs, a auth.Authenticator, log *
 			o := storeOptions(cfg, log)
 			o.StateDir = stateDir(cfg.StateDir, id.Home, log)
 			o.SessionLock = lock
+			// The session runs as the user: the mailbox must be the
+			// user's own file (issue 8, finding 5).
+			o.RequireOwner = true
 			return mbox.NewStore(o), nil
 		},
 		Server: &pop3.Server{Limits: serverLimits(cfg), Logger: log},

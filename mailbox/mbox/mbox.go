@@ -65,6 +65,14 @@ type Options struct {
 	// StateDir that cannot be created or written. The open never fails for
 	// it; the mailbox is parsed in full instead.
 	IndexCacheError func(error)
+	// RequireOwner refuses a mailbox file that does not belong to the
+	// process's effective user or that has more than one link, with
+	// mailbox.ErrNotOwned. Set it for system accounts, whose session runs as
+	// the user: with mail_group the session can open files in the spool
+	// that the user cannot, and a ~/Mailbox hard-linked to another user's
+	// spool file would otherwise be served. Virtual users share one
+	// account, which owns all their mailboxes; it does not apply there.
+	RequireOwner bool
 	// Warn, if set, reports what the store did on its own that an
 	// administrator should hear of: an interrupted UPDATE completed from its
 	// journal, or a journal set aside because the mailbox no longer matches
@@ -88,14 +96,15 @@ const copyBlock = 64 << 10
 
 // Store opens mbox mailboxes. It implements mailbox.Store.
 type Store struct {
-	lockDir     string
-	sessionLock SessionLocker
-	lock        *lockConfig
-	cacheErr    func(error)
-	lim         Limits
-	settle      time.Duration
-	now         func() time.Time
-	sleep       func(context.Context, time.Duration) error
+	lockDir      string
+	sessionLock  SessionLocker
+	requireOwner bool
+	lock         *lockConfig
+	cacheErr     func(error)
+	lim          Limits
+	settle       time.Duration
+	now          func() time.Time
+	sleep        func(context.Context, time.Duration) error
 
 	// The UPDATE journal (journal.go).
 	stateDir string
@@ -109,14 +118,15 @@ var _ mailbox.Store = (*Store)(nil)
 // NewStore returns a Store configured by opts.
 func NewStore(opts Options) *Store {
 	return &Store{
-		lockDir:     opts.LockDir,
-		sessionLock: opts.SessionLock,
-		lock:        lockConfigFor(opts),
-		cacheErr:    opts.IndexCacheError,
-		lim:         Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
-		settle:      settleWindow,
-		now:         time.Now,
-		sleep:       sleepContext,
+		lockDir:      opts.LockDir,
+		sessionLock:  opts.SessionLock,
+		requireOwner: opts.RequireOwner,
+		lock:         lockConfigFor(opts),
+		cacheErr:     opts.IndexCacheError,
+		lim:          Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
+		settle:       settleWindow,
+		now:          time.Now,
+		sleep:        sleepContext,
 
 		stateDir: opts.StateDir,
 		warnf:    opts.Warn,
@@ -284,6 +294,10 @@ func (m *mbox) load(ctx context.Context) error {
 		return &fs.PathError{Op: "open", Path: m.path, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), m.path)
+	if err := m.store.checkOwner(f); err != nil {
+		f.Close()
+		return err
+	}
 	if err := m.store.recoverUpdate(m.store.exclusiveLock(ctx, f, m.path), sdir, f, m.path); err != nil {
 		f.Close()
 		return fmt.Errorf("complete an interrupted update: %w", err)
@@ -294,6 +308,29 @@ func (m *mbox) load(ctx context.Context) error {
 	}
 	if m.f == nil {
 		f.Close()
+	}
+	return nil
+}
+
+// checkOwner applies Options.RequireOwner to the open mailbox f. It runs
+// before anything reads or writes f: an interrupted UPDATE's recovery
+// writes.
+func (s *Store) checkOwner(f *os.File) error {
+	if !s.requireOwner {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: no owner known", mailbox.ErrNotOwned)
+	case int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("%w: owned by uid %d, not %d", mailbox.ErrNotOwned, st.Uid, os.Geteuid())
+	case st.Nlink != 1:
+		return fmt.Errorf("%w: %d hard links", mailbox.ErrNotOwned, st.Nlink)
 	}
 	return nil
 }

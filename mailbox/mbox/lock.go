@@ -333,7 +333,9 @@ func (s *Store) lockSession(path string) (*os.File, error) {
 		return nil, fmt.Errorf("session lock: %w", err)
 	}
 	name := filepath.Join(s.lockDir, key+".lock")
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	// Read-only: flock needs no more, and the session keeps this descriptor
+	// after it gives up root, so it must not be able to write the file.
+	f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("session lock: %w", err)
 	}

@@ -781,3 +781,52 @@ func TestExtendUIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexCacheSameSizeOutsideSample pins that a cache is trusted only for
+// the mtime it recorded: a mailbox of more messages than the spot checks
+// sample, rewritten in place to the same size with a new mtime, where only a
+// message outside the sample changed a hashed header (the first Received:,
+// not the Message-ID), must be parsed again and show that message's new
+// UIDL. Trusting a cache whose size alone matches would pass the spot checks
+// and serve the old UIDL.
+func TestIndexCacheSameSizeOutsideSample(t *testing.T) {
+	const n = 3 * (indexSamples + 2)
+	orig := testMailbox(n)
+	sampled := map[int]bool{}
+	for j := 0; j <= indexSamples+1; j++ {
+		sampled[j*(n-1)/(indexSamples+1)] = true
+	}
+	victim := -1
+	for i := n / 2; i < n; i++ {
+		if !sampled[i] {
+			victim = i
+			break
+		}
+	}
+	changed := strings.Replace(orig, fmt.Sprintf("id m%d\n", victim), fmt.Sprintf("id x%d\n", victim), 1)
+	if victim < 0 || len(changed) != len(orig) || changed == orig {
+		t.Fatal("bad test case")
+	}
+	env := newCacheEnv(t, Options{})
+	path := install(t, []byte(orig))
+	m := env.open(t, path, indexedFull)
+	before := m.Messages()[victim].UID
+	m.Close()
+	old := mtimeOf(t, path)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0) // in place: same inode
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(changed), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// A distinct mtime whatever the clock's granularity.
+	if err := os.Chtimes(path, old, old.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	m = env.open(t, path, indexedFull)
+	if after := m.Messages()[victim].UID; after == before {
+		t.Errorf("message %d kept UIDL %s after its Received: line changed", victim, after)
+	}
+}

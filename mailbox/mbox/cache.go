@@ -19,12 +19,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
 // The index cache keeps a mailbox's index between sessions, so that opening an
 // unchanged mailbox reads no message and opening one that only grew parses only
 // the new mail. It is a file in the store's StateDir named after the mailbox
-// (stateKey + ".index"), written atomically after an open that parsed and
+// (mailbox.StateKey + ".index"), written atomically after an open that parsed and
 // after a successful Commit.
 //
 // A cache is trusted only for the very file it was made from, as of a state
@@ -454,9 +455,9 @@ func (s *Store) cacheFailed(err error) {
 // file owned by the process's effective user and writable by no one else is
 // read: a StateDir shared by mistake must not let one account feed another a
 // wrong index.
-func readIndex(dir *stateDir, name string, maxCount int) (*cachedIndex, error) {
-	file := dir.join(name)
-	f, err := dir.open(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+func readIndex(dir *statedir.Dir, name string, maxCount int) (*cachedIndex, error) {
+	file := dir.Join(name)
+	f, err := dir.OpenFile(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -485,16 +486,16 @@ func readIndex(dir *stateDir, name string, maxCount int) (*cachedIndex, error) {
 // in the same directory renamed over it. It is not fsynced: a cache that a
 // power cut leaves empty or torn fails its checksum and is rebuilt, so the
 // sync would only slow every login and QUIT that writes one.
-func writeIndex(dir *stateDir, name string, c *cachedIndex) (err error) {
-	tmp, tmpName, err := dir.createTemp(name + ".tmp")
+func writeIndex(dir *statedir.Dir, name string, c *cachedIndex) (err error) {
+	tmp, tmpName, err := dir.CreateTemp(name + ".tmp")
 	if err != nil {
 		return fmt.Errorf("write index cache: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			tmp.Close()
-			dir.remove(tmpName)
-			err = fmt.Errorf("write index cache %s: %w", dir.join(name), err)
+			dir.Remove(tmpName)
+			err = fmt.Errorf("write index cache %s: %w", dir.Join(name), err)
 		}
 	}()
 	if err := writeIndexTo(tmp, c); err != nil {
@@ -503,7 +504,7 @@ func writeIndex(dir *stateDir, name string, c *cachedIndex) (err error) {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return dir.rename(tmpName, name)
+	return dir.Rename(tmpName, name)
 }
 
 // snapshot indexes f, whose state under the caller's shared lock is st: from
@@ -543,7 +544,7 @@ func (m *mbox) readCache(st fileState) *cachedIndex {
 		s.cacheFailed(fmt.Errorf("index cache for %s: %w", m.path, err))
 		return nil
 	}
-	key, err := stateKey(abs)
+	key, err := mailbox.StateKey(abs)
 	if err != nil {
 		s.cacheFailed(err)
 		return nil
@@ -560,7 +561,7 @@ func (m *mbox) readCache(st fileState) *cachedIndex {
 		return nil
 	}
 	if c != nil && c.path != abs {
-		s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", dir.join(m.indexFile), c.path, abs))
+		s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", dir.Join(m.indexFile), c.path, abs))
 		return nil
 	}
 	return c
@@ -845,7 +846,7 @@ func (m *mbox) dropIndex(cause error) {
 		m.stateUnusable(err)
 		return
 	}
-	if err := dir.remove(m.indexFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := dir.Remove(m.indexFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.store.cacheFailed(fmt.Errorf("index cache after update of %s: %w", m.path, err))
 	}
 }

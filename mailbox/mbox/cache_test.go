@@ -36,13 +36,13 @@ func newCacheEnv(t *testing.T, opts Options) *cacheEnv {
 		opts.StateDir = filepath.Join(t.TempDir(), "state")
 	}
 	opts.LockDir = filepath.Join(t.TempDir(), "locks")
-	opts.IndexCacheError = func(err error) {
+	env.stateDir = opts.StateDir
+	env.store = testStore(opts)
+	env.store.cacheErr = func(err error) {
 		env.mu.Lock()
 		defer env.mu.Unlock()
 		env.errs = append(env.errs, err)
 	}
-	env.stateDir = opts.StateDir
-	env.store = NewStore(opts)
 	return env
 }
 
@@ -57,7 +57,7 @@ func (env *cacheEnv) takeErrs() []error {
 
 func (env *cacheEnv) indexFile(t *testing.T, path string) string {
 	t.Helper()
-	key, err := stateKey(path)
+	key, err := mailbox.StateKey(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,16 +567,16 @@ func TestIndexCacheLimits(t *testing.T) {
 	content := []byte(testMailbox(10))
 	stateDir := filepath.Join(t.TempDir(), "state")
 	path := install(t, content)
-	env := newCacheEnv(t, Options{StateDir: stateDir, MaxBytes: 4 << 30})
+	env := newCacheEnv(t, Options{StateDir: stateDir, Limits: Limits{MaxBytes: 4 << 30}})
 	env.reopen(t, env.open(t, path, indexedFull), indexedCache)
-	for _, opts := range []Options{{MaxMessages: 9}, {MaxBytes: int64(len(content)) - 1}} {
+	for _, opts := range []Options{{Limits: Limits{MaxMessages: 9}}, {Limits: Limits{MaxBytes: int64(len(content)) - 1}}} {
 		opts.StateDir = stateDir
 		env := newCacheEnv(t, opts)
 		m, err := env.store.Open(context.Background(), path)
 		assertRefused(t, m, err)
 	}
 	// Append past a lowered message limit.
-	env = newCacheEnv(t, Options{StateDir: stateDir, MaxMessages: 11})
+	env = newCacheEnv(t, Options{StateDir: stateDir, Limits: Limits{MaxMessages: 11}})
 	appendFile(t, path, []byte(testMessage("a", "b\n")+testMessage("c", "d\n")))
 	m, err := env.store.Open(context.Background(), path)
 	assertRefused(t, m, err)

@@ -8,29 +8,11 @@ import (
 	"hash"
 	"io"
 
-	"github.com/popa3d/popa3d/limits"
 	"github.com/popa3d/popa3d/mailbox"
 )
 
-// Limits bounds what Index accepts. A zero field means the default from package
-// limits.
-type Limits struct {
-	// MaxMessages is the largest message count accepted (popa3d:
-	// MAX_MAILBOX_MESSAGES).
-	MaxMessages int
-	// MaxBytes is the largest file accepted (popa3d: MAX_MAILBOX_OPEN_BYTES).
-	MaxBytes int64
-}
-
-func (l Limits) withDefaults() Limits {
-	if l.MaxMessages <= 0 {
-		l.MaxMessages = limits.Messages
-	}
-	if l.MaxBytes <= 0 {
-		l.MaxBytes = limits.MailboxBytes
-	}
-	return l
-}
+// Limits bounds what Index accepts: the limits every format shares.
+type Limits = mailbox.Limits
 
 // Entry is one message of an indexed mbox file, as popa3d 1.0.3 splits it
 // (popa3d-behaviour.md sections 7, 8 and 13).
@@ -106,7 +88,7 @@ const splitMin = 32 << 20
 // it ends and is refused exactly as it would be), and an error of the first
 // half wins, as it would come first.
 func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit int64) ([]Entry, error) {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	collect := func(from, stop int64, out *[]Entry) error {
 		return scanRange(r, size, lim, block, from, stop, func(e *Entry) error {
 			*out = append(*out, *e)
@@ -198,7 +180,7 @@ func scan(r io.ReaderAt, size int64, lim Limits, block int, emit func(*Entry) er
 // message that ends at stop or later; it reads past stop as far as that
 // message needs.
 func scanRange(r io.ReaderAt, size int64, lim Limits, block int, from, stop int64, emit func(*Entry) error) error {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	if size < 0 {
 		return fmt.Errorf("negative mailbox size %d", size)
 	}

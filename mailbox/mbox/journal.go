@@ -12,7 +12,7 @@ package mbox
 // (DESIGN.md invariant 5).
 //
 // With Options.StateDir set, Commit keeps a redo journal in that directory,
-// named after the mailbox (stateKey), so it needs no write access to the
+// named after the mailbox (mailbox.StateKey), so it needs no write access to the
 // spool directory. The moves are exactly popa3d's, so another reader that
 // looks at the file after a crash sees at worst what popa3d would leave: a
 // half-compacted file. Our next Open finishes the job from the journal before
@@ -81,7 +81,7 @@ package mbox
 //     follows the first fsync of the journal); remove the journal.
 //   - a PLAN for another inode, or a file now shorter than the plan's end (or
 //     than F after DONE): someone else rewrote the mailbox. Touch nothing,
-//     rename the journal to *.journal.bad, report it through Options.Warn and
+//     rename the journal to *.journal.bad, report it through Options.Logger and
 //     open normally. The device number is only reported, not compared: some
 //     file systems (btrfs subvolumes, some network and device-mapper setups)
 //     give a file another st_dev after a reboot, which is when recovery runs.
@@ -129,6 +129,9 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
 const (
@@ -221,8 +224,8 @@ type updateIO interface {
 	writeAt(f *os.File, b []byte, off int64) error
 	sync(f *os.File) error
 	truncate(f *os.File, size int64) error
-	remove(dir *stateDir, name string) error
-	syncDir(dir *stateDir) error
+	remove(dir *statedir.Dir, name string) error
+	syncDir(dir *statedir.Dir) error
 	// interval is called after each interval's fsync.
 	interval()
 }
@@ -234,18 +237,18 @@ func (osIO) writeAt(f *os.File, b []byte, off int64) error {
 	_, err := f.WriteAt(b, off)
 	return err
 }
-func (osIO) sync(f *os.File) error                   { return f.Sync() }
-func (osIO) truncate(f *os.File, size int64) error   { return f.Truncate(size) }
-func (osIO) remove(dir *stateDir, name string) error { return dir.remove(name) }
-func (osIO) syncDir(dir *stateDir) error             { return dir.sync() }
-func (osIO) interval()                               {}
+func (osIO) sync(f *os.File) error                       { return f.Sync() }
+func (osIO) truncate(f *os.File, size int64) error       { return f.Truncate(size) }
+func (osIO) remove(dir *statedir.Dir, name string) error { return dir.Remove(name) }
+func (osIO) syncDir(dir *statedir.Dir) error             { return dir.Sync() }
+func (osIO) interval()                                   {}
 
 // update is one journalled compaction in progress.
 type update struct {
 	io       updateIO
 	f        *os.File // the mbox
 	j        *os.File // the journal
-	dir      *stateDir
+	dir      *statedir.Dir
 	jname    string // the journal's name in dir
 	joff     int64  // the journal's length
 	interval int64
@@ -257,7 +260,7 @@ type update struct {
 // journalName returns the name of the journal of the mailbox at path in the
 // state directory.
 func journalName(path string) (string, error) {
-	key, err := stateKey(path)
+	key, err := mailbox.StateKey(path)
 	if err != nil {
 		return "", err
 	}
@@ -266,7 +269,7 @@ func journalName(path string) (string, error) {
 
 // hasJournal reports whether the mailbox at path may have a journal in dir
 // (nil: no state directory): an empty mailbox is not even opened otherwise.
-func (s *Store) hasJournal(dir *stateDir, path string) bool {
+func (s *Store) hasJournal(dir *statedir.Dir, path string) bool {
 	if dir == nil {
 		return false
 	}
@@ -274,10 +277,10 @@ func (s *Store) hasJournal(dir *stateDir, path string) bool {
 	if err != nil {
 		return true // let the recovery report it
 	}
-	return dir.exists(name)
+	return dir.Exists(name)
 }
 
-func (s *Store) newUpdate(f, j *os.File, dir *stateDir, jname string) *update {
+func (s *Store) newUpdate(f, j *os.File, dir *statedir.Dir, jname string) *update {
 	u := &update{io: s.io, f: f, j: j, dir: dir, jname: jname, interval: s.interval, buf: make([]byte, copyBlock), warn: s.warn}
 	if u.io == nil {
 		u.io = osIO{}
@@ -319,7 +322,7 @@ func (m *mbox) compactJournaled(deleted []int) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errNoJournal, err)
 	}
-	j, err := dir.open(jname, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
+	j, err := dir.OpenFile(jname, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%w: create journal: %w", errNoJournal, err)
 	}
@@ -399,7 +402,7 @@ func (u *update) finish(size int64) error {
 	if err := u.removeJournal(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// The mailbox is done; a journal left behind is recognised as done by
 		// the next Open (its marker is gone) and removed then.
-		u.warn("mbox: could not remove a completed UPDATE journal", "journal", u.dir.join(u.jname), "error", err.Error())
+		u.warn("mbox: could not remove a completed UPDATE journal", "journal", u.dir.Join(u.jname), "error", err.Error())
 	}
 	return nil
 }
@@ -631,7 +634,7 @@ var errJournalUnusable = errors.New("journal unusable for this mailbox")
 // recoverUpdate completes an UPDATE that a crash interrupted, from the
 // mailbox's journal in dir (nil: no state directory), before the mailbox f
 // (opened from path) is indexed.
-func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), dir *stateDir, f *os.File, path string) (err error) {
+func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), dir *statedir.Dir, f *os.File, path string) (err error) {
 	if dir == nil {
 		return nil
 	}
@@ -639,7 +642,7 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), dir 
 	if err != nil {
 		return err
 	}
-	j, err := dir.open(jname, unix.O_RDWR, 0)
+	j, err := dir.OpenFile(jname, unix.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -674,14 +677,14 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), dir 
 	}
 	if errors.Is(err, errJournalUnusable) {
 		bad := jname + ".bad"
-		if rerr := dir.rename(jname, bad); rerr != nil {
+		if rerr := dir.Rename(jname, bad); rerr != nil {
 			return fmt.Errorf("%w; set it aside: %w", err, rerr)
 		}
 		if serr := u.io.syncDir(dir); serr != nil {
 			return serr
 		}
 		s.warn("mbox: left the mailbox as it is and set its UPDATE journal aside",
-			"mailbox", path, "journal", dir.join(bad), "reason", err.Error())
+			"mailbox", path, "journal", dir.Join(bad), "reason", err.Error())
 		return nil
 	}
 	return err

@@ -37,22 +37,3 @@ func TestLockSurvivesOtherDescriptor(t *testing.T) {
 		t.Errorf("write lock over a held read lock: got %v, want busy", err)
 	}
 }
-
-// TestSessionLockReadOnly: the session lock file is opened read-only, all
-// that flock needs (issue 8, hardening): the descriptor the session keeps
-// after dropping root cannot write to a file in root's lock directory.
-func TestSessionLockReadOnly(t *testing.T) {
-	s := NewStore(Options{LockDir: t.TempDir()})
-	l, err := s.LockSession(install(t, readGolden(t, "single.mbox")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	flags, err := unix.FcntlInt(l.(heldSession).f.Fd(), unix.F_GETFL, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if mode := flags & unix.O_ACCMODE; mode != unix.O_RDONLY {
-		t.Errorf("session lock opened with access mode %#o, want O_RDONLY", mode)
-	}
-}

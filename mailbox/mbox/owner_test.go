@@ -37,7 +37,7 @@ func TestRequireOwner(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := install(t, content)
 			tc.setup(t, path)
-			s := NewStore(Options{LockDir: t.TempDir(), StateDir: t.TempDir(), RequireOwner: true})
+			s := testStore(Options{LockDir: t.TempDir(), StateDir: t.TempDir(), RequireOwner: true})
 			m, err := s.Open(context.Background(), path)
 			var le *mailbox.LoadError
 			if !errors.As(err, &le) || !le.Permanent() || !errors.Is(err, mailbox.ErrNotOwned) {
@@ -49,7 +49,7 @@ func TestRequireOwner(t *testing.T) {
 			if got := mustRead(t, path); !bytes.Equal(got, content) {
 				t.Error("the mailbox changed")
 			}
-			m = openMailbox(t, NewStore(Options{LockDir: t.TempDir()}), path)
+			m = openMailbox(t, testStore(Options{LockDir: t.TempDir()}), path)
 			if len(m.Messages()) == 0 {
 				t.Error("without RequireOwner: no messages")
 			}
@@ -58,7 +58,7 @@ func TestRequireOwner(t *testing.T) {
 	}
 	t.Run("own", func(t *testing.T) {
 		path := install(t, content)
-		m := openMailbox(t, NewStore(Options{LockDir: t.TempDir(), RequireOwner: true}), path)
+		m := openMailbox(t, testStore(Options{LockDir: t.TempDir(), RequireOwner: true}), path)
 		if len(m.Messages()) == 0 {
 			t.Error("no messages")
 		}

@@ -1,4 +1,7 @@
-package mbox
+// Package statedir opens a mailbox format's state directory (state_dir) and
+// reaches the files in it by descriptor. Formats keep their per-mailbox
+// state there: an UPDATE journal, an index cache.
+package statedir
 
 import (
 	"crypto/rand"
@@ -12,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// stateDir is an open state directory (Options.StateDir): every file in it is
+// Dir is an open state directory: every file in it is
 // reached through the directory's descriptor with the *at() calls, never by
 // path, so that once the directory has been checked nothing can swap what the
 // names resolve in. The directory itself is opened without following a
@@ -21,18 +24,18 @@ import (
 // its user cannot: a ~/.popa3d that is a symbolic link to the spool would
 // otherwise have the index cache and the journal created there (issue 8,
 // finding 4).
-type stateDir struct {
+type Dir struct {
 	path string // for messages
 	f    *os.File
 }
 
-// errNoStateDir means the state directory does not exist (yet).
-var errNoStateDir = errors.New("no state directory")
+// ErrNone means the state directory does not exist (yet).
+var ErrNone = errors.New("no state directory")
 
-// openStateDir opens the state directory at path, creating it (mode 0700,
-// and any missing parent) first if create is set. Without create, a missing
-// directory is errNoStateDir.
-func openStateDir(path string, create bool) (*stateDir, error) {
+// Open opens the state directory at path, creating it (mode 0700, and any
+// missing parent) first if create is set. Without create, a missing
+// directory is ErrNone.
+func Open(path string, create bool) (*Dir, error) {
 	if create {
 		if err := os.MkdirAll(path, 0o700); err != nil {
 			return nil, fmt.Errorf("state directory: %w", err)
@@ -48,7 +51,7 @@ func openStateDir(path string, create bool) (*stateDir, error) {
 	}
 	switch {
 	case err == unix.ENOENT && !create:
-		return nil, errNoStateDir
+		return nil, ErrNone
 	case err == unix.ELOOP || err == unix.ENOTDIR:
 		// O_DIRECTORY fails a symbolic link with ENOTDIR, O_NOFOLLOW
 		// with ELOOP: tell the link apart for the log.
@@ -69,16 +72,17 @@ func openStateDir(path string, create bool) (*stateDir, error) {
 		return nil, fmt.Errorf("state directory %s is owned by uid %d with mode %#o: it must be this account's (uid %d) and writable by no one else",
 			path, st.Uid, st.Mode&0o7777, os.Geteuid())
 	}
-	return &stateDir{path: path, f: os.NewFile(uintptr(fd), path)}, nil
+	return &Dir{path: path, f: os.NewFile(uintptr(fd), path)}, nil
 }
 
-func (d *stateDir) fd() int { return int(d.f.Fd()) }
+func (d *Dir) fd() int { return int(d.f.Fd()) }
 
-// join returns the path of the file name in the directory, for messages.
-func (d *stateDir) join(name string) string { return filepath.Join(d.path, name) }
+// Join returns the path of the file name in the directory, for messages.
+func (d *Dir) Join(name string) string { return filepath.Join(d.path, name) }
 
-// open opens the file name in the directory, never following a symbolic link.
-func (d *stateDir) open(name string, flag int, perm uint32) (*os.File, error) {
+// OpenFile opens the file name in the directory with open(2)'s flag and
+// perm, never following a symbolic link.
+func (d *Dir) OpenFile(name string, flag int, perm uint32) (*os.File, error) {
 	var fd int
 	var err error
 	for {
@@ -88,19 +92,19 @@ func (d *stateDir) open(name string, flag int, perm uint32) (*os.File, error) {
 		}
 	}
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: d.join(name), Err: err}
+		return nil, &fs.PathError{Op: "open", Path: d.Join(name), Err: err}
 	}
-	return os.NewFile(uintptr(fd), d.join(name)), nil
+	return os.NewFile(uintptr(fd), d.Join(name)), nil
 }
 
-// createTemp creates a new file of mode 0600 named prefix and a random
+// CreateTemp creates a new file of mode 0600 named prefix and a random
 // suffix, open for writing, and returns it with its name.
-func (d *stateDir) createTemp(prefix string) (*os.File, string, error) {
+func (d *Dir) CreateTemp(prefix string) (*os.File, string, error) {
 	for {
 		var r [6]byte
 		rand.Read(r[:])
 		name := prefix + hex.EncodeToString(r[:])
-		f, err := d.open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
+		f, err := d.OpenFile(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -108,36 +112,37 @@ func (d *stateDir) createTemp(prefix string) (*os.File, string, error) {
 	}
 }
 
-// exists reports whether the directory holds an entry name, or may hold one
+// Exists reports whether the directory holds an entry name, or may hold one
 // (it cannot tell).
-func (d *stateDir) exists(name string) bool {
+func (d *Dir) Exists(name string) bool {
 	var st unix.Stat_t
 	err := unix.Fstatat(d.fd(), name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	return err != unix.ENOENT
 }
 
-// rename renames the file from to to, within the directory.
-func (d *stateDir) rename(from, to string) error {
+// Rename renames the file from to to, within the directory.
+func (d *Dir) Rename(from, to string) error {
 	if err := unix.Renameat(d.fd(), from, d.fd(), to); err != nil {
-		return &os.LinkError{Op: "rename", Old: d.join(from), New: d.join(to), Err: err}
+		return &os.LinkError{Op: "rename", Old: d.Join(from), New: d.Join(to), Err: err}
 	}
 	return nil
 }
 
-// remove removes the file name.
-func (d *stateDir) remove(name string) error {
+// Remove removes the file name.
+func (d *Dir) Remove(name string) error {
 	if err := unix.Unlinkat(d.fd(), name, 0); err != nil {
-		return &fs.PathError{Op: "remove", Path: d.join(name), Err: err}
+		return &fs.PathError{Op: "remove", Path: d.Join(name), Err: err}
 	}
 	return nil
 }
 
-// sync makes the directory's entries durable.
-func (d *stateDir) sync() error {
+// Sync makes the directory's entries durable.
+func (d *Dir) Sync() error {
 	if err := d.f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", d.path, err)
 	}
 	return nil
 }
 
-func (d *stateDir) close() error { return d.f.Close() }
+// Close closes the directory.
+func (d *Dir) Close() error { return d.f.Close() }

@@ -28,20 +28,28 @@ import (
 // (mailbox.StateKey + ".index"), written atomically after an open that parsed and
 // after a successful Commit.
 //
-// A cache is trusted only for the very file it was made from, as of a state
-// that no later write can repeat: the same device and inode, and a size and
-// nanosecond mtime recorded after the mtime had settled (settleWindow), so any
-// later write gives a different mtime. Even then a sample of messages (the
-// first, the last and up to indexSamples in between) is parsed again from the
-// file and must come out identical, boundaries, sizes and UIDL hash included.
+// A cache is trusted only for the very file it was made from, as of the
+// state it records: the same device and inode, size and nanosecond mtime.
+// Even then a sample of messages (the first, the last and up to indexSamples
+// in between) is parsed again from the file and must come out identical,
+// boundaries, sizes and UIDL hash included.
 //
-// What the checks cannot catch: a file rewritten to the same size and then
-// given back its old mtime (os.Chtimes, touch -r) in which only messages
-// outside the sample changed, or whose sampled messages kept their exact
-// boundaries and hashed header lines. popa3d's own change check had the same
-// blind spot for edits that keep sizes and UIDL hashes (section 11); setting
-// the mtime back is deliberate, and a user who does so while the index
-// is cached can remove the cache file.
+// Whether a later write could repeat the recorded mtime depends on when the
+// cache was made. At open, the parse holds the shared lock until the mtime
+// has settled (mbox.settle, settleWindow), so any later write gives another
+// mtime. After a Commit nothing waits, since QUIT's reply would wait too: a
+// write in the same clock tick as the compaction that also keeps the size
+// keeps the recorded mtime, and only the spot checks stand between it and
+// the cache.
+//
+// What the checks cannot catch, then: a file rewritten to the same size with
+// the recorded mtime (given back with os.Chtimes or touch -r, or kept by such
+// a write right after a Commit) in which only messages outside the sample
+// changed, or whose sampled messages kept their exact boundaries and hashed
+// header lines. popa3d's own change check had the same blind spot for edits
+// that keep sizes and UIDL hashes (section 11); setting the mtime back is
+// deliberate, and a user who does so while the index is cached can remove the
+// cache file.
 
 // Format, version 1, integers little-endian:
 //
@@ -791,7 +799,7 @@ func (m *mbox) flushIndex() {
 // new offsets, with UIDs computed afresh (deleting a message can give a later
 // duplicate back its plain UIDL). Mail delivered during the session now
 // follows them and is left to the next open, which parses it as appended. The
-// recorded mtime is made safe by waiting for it to settle, as at open.
+// recorded mtime has not settled (see the top of this file).
 func (m *mbox) indexAfterCommit(ctx context.Context, deleted []int) {
 	if m.indexFile == "" {
 		return
@@ -819,12 +827,6 @@ func (m *mbox) indexAfterCommit(ctx context.Context, deleted []int) {
 		m.dropIndex(nil)
 		return
 	}
-	// No wait for the mtime to settle here, unlike at open: QUIT's reply
-	// would wait for it. A write in the same clock tick right after this
-	// UPDATE keeps the recorded mtime only if it also keeps the size, and
-	// the spot checks at the next open then still compare the sampled
-	// messages; that is the blind spot of a same-size rewrite with the mtime
-	// set back, which the cache already accepts (see above).
 	msgs, err := messagesOf(m.f, kept)
 	if err != nil {
 		m.dropIndex(err)

@@ -415,13 +415,18 @@ func (u *update) removeJournal() error {
 }
 
 // move copies n bytes from src down to dst in the mbox.
-func (u *update) move(src, dst, n int64) error {
+func (u *update) move(src, dst, n int64) error { return move(u.io, u.f, u.buf, src, dst, n) }
+
+// move copies n bytes of f from offset src down to offset dst, in pieces of
+// at most len(buf), writing through w: the one copy loop of both UPDATEs,
+// popa3d's in place (compact) and the journalled one.
+func move(w updateIO, f *os.File, buf []byte, src, dst, n int64) error {
 	for n > 0 {
-		c := int(min(n, int64(len(u.buf))))
-		if err := readFull(u.f, u.buf[:c], src); err != nil {
+		c := int(min(n, int64(len(buf))))
+		if err := readFull(f, buf[:c], src); err != nil {
 			return err
 		}
-		if err := u.io.writeAt(u.f, u.buf[:c], dst); err != nil {
+		if err := w.writeAt(f, buf[:c], dst); err != nil {
 			return err
 		}
 		src, dst, n = src+int64(c), dst+int64(c), n-int64(c)

@@ -629,7 +629,7 @@ func (m *mbox) compact(deleted []int) error {
 		}
 		e := &m.entries[i]
 		if e.Offset != w {
-			if err := m.move(buf, e.Offset, w, e.RawSize); err != nil {
+			if err := move(osIO{}, m.f, buf, e.Offset, w, e.RawSize); err != nil {
 				return err
 			}
 		}
@@ -655,25 +655,6 @@ func (m *mbox) compact(deleted []int) error {
 		return err
 	}
 	return m.f.Sync()
-}
-
-// move copies n bytes from offset from down to offset to, in pieces of at most
-// len(buf).
-func (m *mbox) move(buf []byte, from, to, n int64) error {
-	for n > 0 {
-		c := int(min(n, int64(len(buf))))
-		if r, err := m.f.ReadAt(buf[:c], from); r < c {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-		if _, err := m.f.WriteAt(buf[:c], to); err != nil {
-			return err
-		}
-		from, to, n = from+int64(c), to+int64(c), n-int64(c)
-	}
-	return nil
 }
 
 // Close closes the file and releases the session lock. It never writes.

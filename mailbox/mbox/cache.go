@@ -176,7 +176,7 @@ func writeIndexTo(w io.Writer, c *cachedIndex) error {
 			(unterm == 1 && (removed == 1 || i != n-1)) {
 			return fmt.Errorf("index cache: message %d is not encodable: %+v", i, *e)
 		}
-		putUIDLFast(uidl[:], &e.Hash)
+		putUIDL(uidl[:], &e.Hash)
 		uid := c.msgs[i].UID
 		if c.msgs[i].Size != e.Size || len(uid) < len(uidl) || uid[:len(uidl)] != string(uidl[:]) || len(uid)-len(uidl) > maxUIDSuffix {
 			return fmt.Errorf("index cache: message %d: UID %q does not match its hash", i, uid)
@@ -381,7 +381,7 @@ func decodeIndexFrom(r io.Reader, size int64, chunk, maxCount int) (*cachedIndex
 		}
 		at := len(all)
 		all = all[:at+16]
-		putUIDLFast(all[at:], &e.Hash)
+		putUIDL(all[at:], &e.Hash)
 		k := int(d[9])
 		d = d[10:]
 		if k > 0 {
@@ -426,28 +426,6 @@ func decodeIndexFrom(r io.Reader, size int64, chunk, maxCount int) (*cachedIndex
 		at = end
 	}
 	return c, nil
-}
-
-// putUIDLFast is putUIDL without a loop or a table: the UIDL is the first
-// two 32-bit little-endian words of h, each printed as %08x. Decoding a cache
-// prints every UIDL, so this is on the path of every warm open.
-func putUIDLFast(b []byte, h *[8]byte) {
-	binary.BigEndian.PutUint64(b[0:8], hex8(binary.LittleEndian.Uint32(h[0:4])))
-	binary.BigEndian.PutUint64(b[8:16], hex8(binary.LittleEndian.Uint32(h[4:8])))
-}
-
-// hex8 returns the 8 lowercase hex digits of w, most significant first, as
-// the bytes of a big-endian uint64.
-func hex8(w uint32) uint64 {
-	// Spread the nibbles out to one per byte.
-	x := uint64(w)
-	x = (x | x<<16) & 0x0000ffff0000ffff
-	x = (x | x<<8) & 0x00ff00ff00ff00ff
-	x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
-	// A byte n becomes '0'+n, plus 'a'-'0'-10 where n > 9 (then n+6
-	// carries into bit 4).
-	letters := (x + 0x0606060606060606) >> 4 & 0x0101010101010101
-	return x + 0x3030303030303030 + letters*('a'-'0'-10)
 }
 
 // cacheFailed reports a cache that could not be read or written; the open
@@ -619,7 +597,7 @@ func (m *mbox) fromCache(f io.ReaderAt, st fileState, c *cachedIndex) ([]Entry, 
 		}
 		// A UID depends only on the messages before it (uid.go), so the
 		// cached ones stand; the last cached message's may have changed.
-		uids, err := newUIDs(f, entries, n-1)
+		uids, err := uidsFrom(f, entries, n-1)
 		if err != nil {
 			return nil, nil, ""
 		}
@@ -644,71 +622,6 @@ func messagesOf(r io.ReaderAt, entries []Entry) ([]mailbox.Message, error) {
 		msgs[i] = mailbox.Message{Size: entries[i].Size, UID: uids[i]}
 	}
 	return msgs, nil
-}
-
-// newUIDs returns the UIDs of entries[p:], exactly as UIDs gives them for
-// all entries: a UID depends only on the earlier messages with the same
-// UIDL, and on the raw bytes of those that repeat it. Only the messages whose
-// UIDL one of the new messages shares are looked at, and only the repeats
-// among them read from r.
-func newUIDs(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
-	key := func(i int) uint64 { return binary.BigEndian.Uint64(entries[i].Hash[:]) }
-	var keys []uint64 // of the new messages, ascending, each once
-	for i := p; i < len(entries); i++ {
-		if k, ok := slices.BinarySearch(keys, key(i)); !ok {
-			keys = slices.Insert(keys, k, key(i))
-		}
-	}
-	// For each of those UIDLs: whether a message had it yet, and how many
-	// repeats of it had each raw hash.
-	type group struct {
-		seen bool
-		raws map[uint32]int
-	}
-	groups := make([]group, len(keys))
-	var buf []byte
-	note := func(g *group, i int) (raw uint32, nth int, err error) {
-		if !g.seen {
-			g.seen = true
-			return 0, 0, nil
-		}
-		if buf == nil {
-			buf = make([]byte, 64<<10)
-		}
-		if raw, err = rawHash(r, &entries[i], buf); err != nil {
-			return 0, 0, err
-		}
-		if g.raws == nil {
-			g.raws = make(map[uint32]int)
-		}
-		g.raws[raw]++
-		return raw, g.raws[raw], nil
-	}
-	for i := range p {
-		if k, ok := slices.BinarySearch(keys, key(i)); ok {
-			if _, _, err := note(&groups[k], i); err != nil {
-				return nil, err
-			}
-		}
-	}
-	var b []byte
-	uids := make([]string, 0, len(entries)-p)
-	for i := p; i < len(entries); i++ {
-		k, _ := slices.BinarySearch(keys, key(i))
-		raw, nth, err := note(&groups[k], i)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b[:0], entries[i].UIDL()...)
-		if nth > 0 {
-			b = fmt.Appendf(b, ".%08x", raw)
-			if nth > 1 {
-				b = fmt.Appendf(b, "-%d", nth)
-			}
-		}
-		uids = append(uids, string(b))
-	}
-	return uids, nil
 }
 
 // separated reports whether the two bytes before off are the LF-only empty

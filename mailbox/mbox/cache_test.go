@@ -678,8 +678,18 @@ func TestIndexCacheSeedCorpus(t *testing.T) {
 	checkSeedCorpus(t, dir, seeds, "TestIndexCacheSeedCorpus")
 }
 
-// TestPutUIDLFast compares the unrolled UIDL printer with putUIDL.
-func TestPutUIDLFast(t *testing.T) {
+// putUIDLSlow is popa3d's UIDL printed the obvious way: the bytes of h in
+// the order 3 2 1 0 7 6 5 4, two hex digits each.
+func putUIDLSlow(b []byte, h *[8]byte) {
+	const hexDigits = "0123456789abcdef"
+	for i, j := range [8]int{3, 2, 1, 0, 7, 6, 5, 4} {
+		b[2*i] = hexDigits[h[j]>>4]
+		b[2*i+1] = hexDigits[h[j]&15]
+	}
+}
+
+// TestPutUIDL compares the unrolled UIDL printer with putUIDLSlow.
+func TestPutUIDL(t *testing.T) {
 	for i := range 1000 {
 		var h [8]byte
 		sum := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
@@ -689,10 +699,10 @@ func TestPutUIDLFast(t *testing.T) {
 			h = [8]byte{byte(i), byte(i), byte(i), byte(i), byte(i), byte(i), byte(i), byte(i)}
 		}
 		var a, b [16]byte
-		putUIDL(a[:], &h)
-		putUIDLFast(b[:], &h)
+		putUIDLSlow(a[:], &h)
+		putUIDL(b[:], &h)
 		if a != b {
-			t.Fatalf("%x: %s, putUIDL %s", h, b[:], a[:])
+			t.Fatalf("%x: %s, putUIDLSlow %s", h, b[:], a[:])
 		}
 	}
 }
@@ -740,7 +750,7 @@ func TestIndexCacheChunks(t *testing.T) {
 
 // TestExtendUIDs checks on random mailboxes full of repeated UIDLs, some
 // byte-identical, that the UIDs of a prefix do not depend on what follows,
-// and that newUIDs gives for every split what UIDs gives for the whole.
+// and that uidsFrom gives for every split what UIDs gives for the whole.
 func TestExtendUIDs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	parts := []string{
@@ -771,7 +781,7 @@ func TestExtendUIDs(t *testing.T) {
 			if !slices.Equal(pre, all[:p]) {
 				t.Fatalf("round %d: UIDs of the first %d messages %q, of all %q", round, p, pre, all)
 			}
-			got, err := newUIDs(r, entries, p)
+			got, err := uidsFrom(r, entries, p)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -109,9 +109,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signalContext(*daemonMode, log)
 	defer stop()
 	if cfg.Auth == "passwd_file" {
-		store, err := newStore(cfg, log, servingHome(cfg), nil, false)
-		if err != nil {
-			fmt.Fprintf(stderr, "popa3d: %v\n", err)
+		store, serr := newStore(cfg, log, servingHome(cfg), nil, false)
+		if serr != nil {
+			fmt.Fprintf(stderr, "popa3d: %v\n", serr)
 			return 1
 		}
 		srv := &pop3.Server{

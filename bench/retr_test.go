@@ -65,7 +65,11 @@ func serve(b *testing.B, path string) string {
 		b.Fatal(err)
 	}
 	lim := pop3.DefaultLimits()
-	srv := &pop3.Server{Auth: oneUser(path), Store: mbox.NewStore(mbox.Options{LockDir: filepath.Join(filepath.Dir(path), "locks")}), Limits: lim}
+	store, err := mbox.NewStore(mbox.Options{LockDir: filepath.Join(filepath.Dir(path), "locks")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &pop3.Server{Auth: oneUser(path), Store: store, Limits: lim}
 	go func() {
 		for {
 			c, err := ln.Accept()

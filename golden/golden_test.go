@@ -51,9 +51,13 @@ func session(t *testing.T, mboxFile, script string) (transcript, after []byte) {
 
 	lim := pop3.DefaultLimits()
 	lim.AuthFailureDelay = 0
+	store, err := mbox.NewStore(mbox.Options{LockDir: filepath.Join(tmp, "locks")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := &pop3.Server{
 		Auth:   oneUser{path},
-		Store:  mbox.NewStore(mbox.Options{LockDir: filepath.Join(tmp, "locks")}),
+		Store:  store,
 		Limits: lim,
 	}
 	c, s := testnet.SocketPair(t)

@@ -63,6 +63,10 @@ var (
 	// ErrFormat means the mailbox file is not in a format this backend accepts,
 	// or exceeds a limit: a permanent condition (RFC 3206 [SYS/PERM]).
 	ErrFormat = errors.New("mailbox format refused")
+	// ErrNotOwned means the mailbox file is not the user's own: another
+	// account owns it, or it has other names (hard links) that may be
+	// another user's mailbox. A permanent condition (RFC 3206 [SYS/PERM]).
+	ErrNotOwned = errors.New("mailbox not the user's own")
 )
 
 // LoadError reports a mailbox that could not be opened.
@@ -76,6 +80,9 @@ func (e *LoadError) Error() string { return "load " + e.Location + ": " + e.Err.
 // Unwrap returns the cause.
 func (e *LoadError) Unwrap() error { return e.Err }
 
-// Permanent reports whether retrying cannot help (a refused format or a file
-// that is not a regular file), as opposed to a temporary failure such as I/O.
-func (e *LoadError) Permanent() bool { return errors.Is(e.Err, ErrFormat) }
+// Permanent reports whether retrying cannot help (a refused format, a file
+// that is not a regular file, or one that is not the user's), as opposed to
+// a temporary failure such as I/O.
+func (e *LoadError) Permanent() bool {
+	return errors.Is(e.Err, ErrFormat) || errors.Is(e.Err, ErrNotOwned)
+}

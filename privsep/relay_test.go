@@ -124,8 +124,8 @@ func preauthRole() int {
 
 // setTestStore wires the session lock and the mailbox store.
 func setTestStore(r *Runner) {
-	r.Lock = func(string) (io.Closer, error) { return io.NopCloser(nil), nil }
-	r.NewStore = func(auth.Identity, func(string) (io.Closer, error)) (mailbox.Store, error) {
+	r.Lock = mailbox.LockerFunc(func(string) (io.Closer, error) { return io.NopCloser(nil), nil })
+	r.NewStore = func(auth.Identity, mailbox.Locker) (mailbox.Store, error) {
 		return memStore{}, nil
 	}
 }

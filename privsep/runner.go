@@ -45,11 +45,11 @@ type Runner struct {
 	MailGroup int
 	// Lock takes the session lock of a mailbox, as root (the lock directory is
 	// root's). It returns mailbox.ErrInUse if another session holds it.
-	Lock func(path string) (io.Closer, error)
+	Lock mailbox.Locker
 	// NewStore returns the mailbox store for an authenticated user's session;
 	// it is called after the process has become the user. lock returns the
 	// session lock Serve took (or the error taking it gave).
-	NewStore func(id auth.Identity, lock func(path string) (io.Closer, error)) (mailbox.Store, error)
+	NewStore func(id auth.Identity, lock mailbox.Locker) (mailbox.Store, error)
 	// Server carries the session limits and the logger; Serve fills in Auth
 	// and Store of a copy.
 	Server *pop3.Server
@@ -103,7 +103,7 @@ func (r *Runner) Serve(ctx context.Context, in, out *os.File, connect func() (io
 		srv.ServeLogin(ctx, conn, info, creds)
 		return nil
 	}
-	lock, lerr := r.Lock(id.Mailbox)
+	lock, lerr := r.Lock.Lock(id.Mailbox)
 	if lock != nil {
 		defer lock.Close()
 	}
@@ -114,7 +114,7 @@ func (r *Runner) Serve(ctx context.Context, in, out *os.File, connect func() (io
 	if err := Drop(id.UID, id.GID, groups); err != nil {
 		return fmt.Errorf("become %s: %w", id.Name, err)
 	}
-	locker := func(path string) (io.Closer, error) {
+	locker := mailbox.LockerFunc(func(path string) (io.Closer, error) {
 		if path != id.Mailbox {
 			return nil, fmt.Errorf("session lock taken for %s, not %s", id.Mailbox, path)
 		}
@@ -124,7 +124,7 @@ func (r *Runner) Serve(ctx context.Context, in, out *os.File, connect func() (io
 		// The session closes the lock through Mailbox.Close; the deferred
 		// Close above covers a failed open, and closing twice is harmless.
 		return lock, nil
-	}
+	})
 	store, err := r.NewStore(id, locker)
 	if err != nil {
 		return fmt.Errorf("mailbox store for %s: %w", id.Name, err)

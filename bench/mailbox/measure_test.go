@@ -33,7 +33,11 @@ func serve(t *testing.T, path string) string {
 	if err := os.Mkdir(lockDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	srv := &pop3.Server{Auth: oneUser(path), Store: mbox.NewStore(mbox.Options{LockDir: lockDir}), Limits: pop3.DefaultLimits()}
+	store, err := mbox.NewStore(mbox.Options{LockDir: lockDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &pop3.Server{Auth: oneUser(path), Store: store, Limits: pop3.DefaultLimits()}
 	go func() {
 		for {
 			c, err := ln.Accept()

@@ -25,6 +25,7 @@ import (
 	"github.com/popa3d/popa3d/auth/system"
 	"github.com/popa3d/popa3d/config"
 	"github.com/popa3d/popa3d/logging"
+	"github.com/popa3d/popa3d/mailbox"
 	"github.com/popa3d/popa3d/mailbox/mbox"
 	"github.com/popa3d/popa3d/pop3"
 	"github.com/popa3d/popa3d/privsep"
@@ -131,9 +132,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signalContext(*daemonMode, log)
 	defer stop()
 	if cfg.Mode() == config.ModeSingleAccount {
+		store, serr := newStore(cfg, log, servingHome(cfg), nil, false)
+		if serr != nil {
+			fmt.Fprintf(stderr, "popa3d: %v\n", serr)
+			return 1
+		}
 		srv := &pop3.Server{
 			Auth:   a,
-			Store:  mbox.NewStore(servingStoreOptions(cfg, log)),
+			Store:  store,
 			Limits: serverLimits(cfg),
 			Logger: log,
 		}
@@ -216,21 +222,29 @@ func checkRunnable(cfg config.Config) error {
 	return err
 }
 
-// storeOptions returns the mbox settings of the configuration, all but
-// StateDir, which depends on the account (stateDir).
+// newStore is the one place a mailbox store is built: for an account whose
+// home directory is home, taking the session lock through lock (nil: a lock
+// file in lock_dir), and, for a system account's session (systemAccount),
+// serving only a mailbox file that is the user's own. Another mailbox format
+// goes here, beside mbox.
+func newStore(cfg config.Config, log *slog.Logger, home string, lock mailbox.Locker, systemAccount bool) (mailbox.Store, error) {
+	o := storeOptions(cfg, log)
+	o.StateDir = stateDir(cfg.StateDir, home, log)
+	o.Locker = lock
+	o.RequireOwner = systemAccount
+	return mbox.NewStore(o)
+}
+
+// storeOptions returns the mbox settings of the configuration, all but those
+// newStore adds for an account.
 func storeOptions(cfg config.Config, log *slog.Logger) mbox.Options {
 	return mbox.Options{
 		LockDir:         cfg.LockDir,
-		IndexCacheError: func(err error) { log.Warn("Index cache: " + err.Error()) },
-		Warn:            log.Warn,
-		MaxMessages:     cfg.MaxMessages,
-		MaxBytes:        cfg.MaxMailboxBytes,
+		Limits:          mailbox.Limits{MaxMessages: cfg.MaxMessages, MaxBytes: cfg.MaxMailboxBytes},
 		Locking:         cfg.Locking,
 		DotlockStale:    cfg.DotlockStale.Duration,
 		DotlockRequired: cfg.DotlockRequired,
-		DotlockDenied: func(lockPath string, err error) {
-			log.Warn(fmt.Sprintf("Cannot create dotlock %s (%v): using the kernel locks only; see mail_group", lockPath, err))
-		},
+		Logger:          log,
 	}
 }
 
@@ -247,13 +261,6 @@ func stateDir(setting, home string, log *slog.Logger) string {
 		return ""
 	}
 	return filepath.Join(home, rest)
-}
-
-// servingStoreOptions returns the mbox settings for single-account mode.
-func servingStoreOptions(cfg config.Config, log *slog.Logger) mbox.Options {
-	o := storeOptions(cfg, log)
-	o.StateDir = stateDir(cfg.StateDir, servingHome(cfg), log)
-	return o
 }
 
 // servingHome is the home directory of the account that serves virtual

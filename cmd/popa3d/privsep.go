@@ -17,7 +17,6 @@ import (
 	"github.com/popa3d/popa3d/config"
 	"github.com/popa3d/popa3d/daemon"
 	"github.com/popa3d/popa3d/mailbox"
-	"github.com/popa3d/popa3d/mailbox/mbox"
 	"github.com/popa3d/popa3d/pop3"
 	"github.com/popa3d/popa3d/privsep"
 )
@@ -143,7 +142,6 @@ func privsepRunner(cfg config.Config, role roleArgs, a auth.Authenticator, log *
 	if err != nil {
 		return nil, fmt.Errorf("find this program to re-execute it: %w", err)
 	}
-	rootStore := mbox.NewStore(storeOptions(cfg, log))
 	return &privsep.Runner{
 		PreauthCommand: func() *exec.Cmd {
 			cmd := exec.Command(exe, append([]string{preauthRole}, role.list()...)...)
@@ -156,12 +154,11 @@ func privsepRunner(cfg config.Config, role roleArgs, a auth.Authenticator, log *
 		Auth:      a,
 		Jail:      j,
 		MailGroup: mailGID,
-		Lock:      rootStore.LockSession,
-		NewStore: func(id auth.Identity, lock func(string) (io.Closer, error)) (mailbox.Store, error) {
-			o := storeOptions(cfg, log)
-			o.StateDir = stateDir(cfg.StateDir, id.Home, log)
-			o.SessionLock = lock
-			return mbox.NewStore(o), nil
+		Lock:      mailbox.LockDir(cfg.LockDir),
+		NewStore: func(id auth.Identity, lock mailbox.Locker) (mailbox.Store, error) {
+			// The session runs as the user: the mailbox must be the
+			// user's own file (issue 8, finding 5).
+			return newStore(cfg, log, id.Home, lock, true)
 		},
 		Server: &pop3.Server{Limits: serverLimits(cfg), Logger: log},
 	}, nil

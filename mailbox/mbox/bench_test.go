@@ -134,7 +134,7 @@ func BenchmarkIndex100MB(b *testing.B) {
 // lock, fcntl lock, index, UIDs, snapshot.
 func BenchmarkStoreOpen100MB(b *testing.B) {
 	path, _, size := benchMailbox(b)
-	s := NewStore(Options{LockDir: b.TempDir()})
+	s := testStore(Options{LockDir: b.TempDir()})
 	b.SetBytes(size)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -152,7 +152,7 @@ func BenchmarkOpenMessage(b *testing.B) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "mbox")
 	writeBenchMailbox(b, path, 4<<20)
-	m, err := NewStore(Options{LockDir: dir}).Open(context.Background(), path)
+	m, err := testStore(Options{LockDir: dir}).Open(context.Background(), path)
 	if err != nil {
 		b.Fatal(err)
 	}

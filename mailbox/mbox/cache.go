@@ -19,28 +19,37 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
 // The index cache keeps a mailbox's index between sessions, so that opening an
 // unchanged mailbox reads no message and opening one that only grew parses only
 // the new mail. It is a file in the store's StateDir named after the mailbox
-// (stateKey + ".index"), written atomically after an open that parsed and
+// (mailbox.StateKey + ".index"), written atomically after an open that parsed and
 // after a successful Commit.
 //
-// A cache is trusted only for the very file it was made from, as of a state
-// that no later write can repeat: the same device and inode, and a size and
-// nanosecond mtime recorded after the mtime had settled (settleWindow), so any
-// later write gives a different mtime. Even then a sample of messages (the
-// first, the last and up to indexSamples in between) is parsed again from the
-// file and must come out identical, boundaries, sizes and UIDL hash included.
+// A cache is trusted only for the very file it was made from, as of the
+// state it records: the same device and inode, size and nanosecond mtime.
+// Even then a sample of messages (the first, the last and up to indexSamples
+// in between) is parsed again from the file and must come out identical,
+// boundaries, sizes and UIDL hash included.
 //
-// What the checks cannot catch: a file rewritten to the same size and then
-// given back its old mtime (os.Chtimes, touch -r) in which only messages
-// outside the sample changed, or whose sampled messages kept their exact
-// boundaries and hashed header lines. popa3d's own change check had the same
-// blind spot for edits that keep sizes and UIDL hashes (section 11); setting
-// the mtime back is deliberate, and a user who does so while the index
-// is cached can remove the cache file.
+// Whether a later write could repeat the recorded mtime depends on when the
+// cache was made. At open, the parse holds the shared lock until the mtime
+// has settled (mbox.settle, settleWindow), so any later write gives another
+// mtime. After a Commit nothing waits, since QUIT's reply would wait too: a
+// write in the same clock tick as the compaction that also keeps the size
+// keeps the recorded mtime, and only the spot checks stand between it and
+// the cache.
+//
+// What the checks cannot catch, then: a file rewritten to the same size with
+// the recorded mtime (given back with os.Chtimes or touch -r, or kept by such
+// a write right after a Commit) in which only messages outside the sample
+// changed, or whose sampled messages kept their exact boundaries and hashed
+// header lines. popa3d's own change check had the same blind spot for edits
+// that keep sizes and UIDL hashes (section 11); setting the mtime back is
+// deliberate, and a user who does so while the index is cached can remove the
+// cache file.
 
 // Format, version 1, integers little-endian:
 //
@@ -167,7 +176,7 @@ func writeIndexTo(w io.Writer, c *cachedIndex) error {
 			(unterm == 1 && (removed == 1 || i != n-1)) {
 			return fmt.Errorf("index cache: message %d is not encodable: %+v", i, *e)
 		}
-		putUIDLFast(uidl[:], &e.Hash)
+		putUIDL(uidl[:], &e.Hash)
 		uid := c.msgs[i].UID
 		if c.msgs[i].Size != e.Size || len(uid) < len(uidl) || uid[:len(uidl)] != string(uidl[:]) || len(uid)-len(uidl) > maxUIDSuffix {
 			return fmt.Errorf("index cache: message %d: UID %q does not match its hash", i, uid)
@@ -372,7 +381,7 @@ func decodeIndexFrom(r io.Reader, size int64, chunk, maxCount int) (*cachedIndex
 		}
 		at := len(all)
 		all = all[:at+16]
-		putUIDLFast(all[at:], &e.Hash)
+		putUIDL(all[at:], &e.Hash)
 		k := int(d[9])
 		d = d[10:]
 		if k > 0 {
@@ -419,28 +428,6 @@ func decodeIndexFrom(r io.Reader, size int64, chunk, maxCount int) (*cachedIndex
 	return c, nil
 }
 
-// putUIDLFast is putUIDL without a loop or a table: the UIDL is the first
-// two 32-bit little-endian words of h, each printed as %08x. Decoding a cache
-// prints every UIDL, so this is on the path of every warm open.
-func putUIDLFast(b []byte, h *[8]byte) {
-	binary.BigEndian.PutUint64(b[0:8], hex8(binary.LittleEndian.Uint32(h[0:4])))
-	binary.BigEndian.PutUint64(b[8:16], hex8(binary.LittleEndian.Uint32(h[4:8])))
-}
-
-// hex8 returns the 8 lowercase hex digits of w, most significant first, as
-// the bytes of a big-endian uint64.
-func hex8(w uint32) uint64 {
-	// Spread the nibbles out to one per byte.
-	x := uint64(w)
-	x = (x | x<<16) & 0x0000ffff0000ffff
-	x = (x | x<<8) & 0x00ff00ff00ff00ff
-	x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
-	// A byte n becomes '0'+n, plus 'a'-'0'-10 where n > 9 (then n+6
-	// carries into bit 4).
-	letters := (x + 0x0606060606060606) >> 4 & 0x0101010101010101
-	return x + 0x3030303030303030 + letters*('a'-'0'-10)
-}
-
 // cacheFailed reports a cache that could not be read or written; the open
 // goes on without it.
 func (s *Store) cacheFailed(err error) {
@@ -449,12 +436,14 @@ func (s *Store) cacheFailed(err error) {
 	}
 }
 
-// readIndex reads and decodes the cache file, of at most maxCount messages.
-// A missing file is no cache and no error. Only a regular file owned by the
-// process's effective user and writable by no one else is read: a StateDir
-// shared by mistake must not let one account feed another a wrong index.
-func readIndex(file string, maxCount int) (*cachedIndex, error) {
-	f, err := os.OpenFile(file, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+// readIndex reads and decodes the cache file name in dir, of at most
+// maxCount messages. A missing file is no cache and no error. Only a regular
+// file owned by the process's effective user and writable by no one else is
+// read: a StateDir shared by mistake must not let one account feed another a
+// wrong index.
+func readIndex(dir *statedir.Dir, name string, maxCount int) (*cachedIndex, error) {
+	file := dir.Join(name)
+	f, err := dir.OpenFile(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -479,23 +468,20 @@ func readIndex(file string, maxCount int) (*cachedIndex, error) {
 	return c, nil
 }
 
-// writeIndex writes c to file atomically: a temporary file in the same
-// directory renamed over it. It is not fsynced: a cache that a power cut
-// leaves empty or torn fails its checksum and is rebuilt, so the sync would
-// only slow every login and QUIT that writes one.
-func (s *Store) writeIndex(file string, c *cachedIndex) (err error) {
-	if err := os.MkdirAll(s.stateDir, 0o700); err != nil {
-		return fmt.Errorf("write index cache: %w", err)
-	}
-	tmp, err := os.CreateTemp(s.stateDir, filepath.Base(file)+".tmp*")
+// writeIndex writes c to the file name in dir atomically: a temporary file
+// in the same directory renamed over it. It is not fsynced: a cache that a
+// power cut leaves empty or torn fails its checksum and is rebuilt, so the
+// sync would only slow every login and QUIT that writes one.
+func writeIndex(dir *statedir.Dir, name string, c *cachedIndex) (err error) {
+	tmp, tmpName, err := dir.CreateTemp(name + ".tmp")
 	if err != nil {
 		return fmt.Errorf("write index cache: %w", err)
 	}
 	defer func() {
 		if err != nil {
 			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("write index cache %s: %w", file, err)
+			dir.Remove(tmpName)
+			err = fmt.Errorf("write index cache %s: %w", dir.Join(name), err)
 		}
 	}()
 	if err := writeIndexTo(tmp, c); err != nil {
@@ -504,7 +490,7 @@ func (s *Store) writeIndex(file string, c *cachedIndex) (err error) {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), file)
+	return dir.Rename(tmpName, name)
 }
 
 // snapshot indexes f, whose state under the caller's shared lock is st: from
@@ -544,19 +530,24 @@ func (m *mbox) readCache(st fileState) *cachedIndex {
 		s.cacheFailed(fmt.Errorf("index cache for %s: %w", m.path, err))
 		return nil
 	}
-	key, err := stateKey(abs)
+	key, err := mailbox.StateKey(abs)
 	if err != nil {
 		s.cacheFailed(err)
 		return nil
 	}
-	m.abs, m.indexFile = abs, filepath.Join(s.stateDir, key+indexExt)
-	c, err := readIndex(m.indexFile, s.lim.MaxMessages)
+	m.abs, m.indexFile = abs, key+indexExt
+	dir, err := m.openState(false)
+	if err != nil {
+		m.stateUnusable(err) // a missing one is created when the cache is written
+		return nil
+	}
+	c, err := readIndex(dir, m.indexFile, s.lim.MaxMessages)
 	if err != nil {
 		s.cacheFailed(err)
 		return nil
 	}
 	if c != nil && c.path != abs {
-		s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", m.indexFile, c.path, abs))
+		s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", dir.Join(m.indexFile), c.path, abs))
 		return nil
 	}
 	return c
@@ -606,7 +597,7 @@ func (m *mbox) fromCache(f io.ReaderAt, st fileState, c *cachedIndex) ([]Entry, 
 		}
 		// A UID depends only on the messages before it (uid.go), so the
 		// cached ones stand; the last cached message's may have changed.
-		uids, err := newUIDs(f, entries, n-1)
+		uids, err := uidsFrom(f, entries, n-1)
 		if err != nil {
 			return nil, nil, ""
 		}
@@ -631,71 +622,6 @@ func messagesOf(r io.ReaderAt, entries []Entry) ([]mailbox.Message, error) {
 		msgs[i] = mailbox.Message{Size: entries[i].Size, UID: uids[i]}
 	}
 	return msgs, nil
-}
-
-// newUIDs returns the UIDs of entries[p:], exactly as UIDs gives them for
-// all entries: a UID depends only on the earlier messages with the same
-// UIDL, and on the raw bytes of those that repeat it. Only the messages whose
-// UIDL one of the new messages shares are looked at, and only the repeats
-// among them read from r.
-func newUIDs(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
-	key := func(i int) uint64 { return binary.BigEndian.Uint64(entries[i].Hash[:]) }
-	var keys []uint64 // of the new messages, ascending, each once
-	for i := p; i < len(entries); i++ {
-		if k, ok := slices.BinarySearch(keys, key(i)); !ok {
-			keys = slices.Insert(keys, k, key(i))
-		}
-	}
-	// For each of those UIDLs: whether a message had it yet, and how many
-	// repeats of it had each raw hash.
-	type group struct {
-		seen bool
-		raws map[uint32]int
-	}
-	groups := make([]group, len(keys))
-	var buf []byte
-	note := func(g *group, i int) (raw uint32, nth int, err error) {
-		if !g.seen {
-			g.seen = true
-			return 0, 0, nil
-		}
-		if buf == nil {
-			buf = make([]byte, 64<<10)
-		}
-		if raw, err = rawHash(r, &entries[i], buf); err != nil {
-			return 0, 0, err
-		}
-		if g.raws == nil {
-			g.raws = make(map[uint32]int)
-		}
-		g.raws[raw]++
-		return raw, g.raws[raw], nil
-	}
-	for i := range p {
-		if k, ok := slices.BinarySearch(keys, key(i)); ok {
-			if _, _, err := note(&groups[k], i); err != nil {
-				return nil, err
-			}
-		}
-	}
-	var b []byte
-	uids := make([]string, 0, len(entries)-p)
-	for i := p; i < len(entries); i++ {
-		k, _ := slices.BinarySearch(keys, key(i))
-		raw, nth, err := note(&groups[k], i)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b[:0], entries[i].UIDL()...)
-		if nth > 0 {
-			b = fmt.Appendf(b, ".%08x", raw)
-			if nth > 1 {
-				b = fmt.Appendf(b, "-%d", nth)
-			}
-		}
-		uids = append(uids, string(b))
-	}
-	return uids, nil
 }
 
 // separated reports whether the two bytes before off are the LF-only empty
@@ -771,7 +697,12 @@ func (m *mbox) flushIndex() {
 	if c == nil {
 		return
 	}
-	if err := m.store.writeIndex(m.indexFile, c); err != nil {
+	dir, err := m.openState(true)
+	if err != nil {
+		m.stateUnusable(err)
+		return
+	}
+	if err := writeIndex(dir, m.indexFile, c); err != nil {
 		m.store.cacheFailed(err)
 	}
 }
@@ -781,7 +712,7 @@ func (m *mbox) flushIndex() {
 // new offsets, with UIDs computed afresh (deleting a message can give a later
 // duplicate back its plain UIDL). Mail delivered during the session now
 // follows them and is left to the next open, which parses it as appended. The
-// recorded mtime is made safe by waiting for it to settle, as at open.
+// recorded mtime has not settled (see the top of this file).
 func (m *mbox) indexAfterCommit(ctx context.Context, deleted []int) {
 	if m.indexFile == "" {
 		return
@@ -809,12 +740,6 @@ func (m *mbox) indexAfterCommit(ctx context.Context, deleted []int) {
 		m.dropIndex(nil)
 		return
 	}
-	// No wait for the mtime to settle here, unlike at open: QUIT's reply
-	// would wait for it. A write in the same clock tick right after this
-	// UPDATE keeps the recorded mtime only if it also keeps the size, and
-	// the spot checks at the next open then still compare the sampled
-	// messages; that is the blind spot of a same-size rewrite with the mtime
-	// set back, which the cache already accepts (see above).
 	msgs, err := messagesOf(m.f, kept)
 	if err != nil {
 		m.dropIndex(err)
@@ -831,7 +756,12 @@ func (m *mbox) dropIndex(cause error) {
 	if cause != nil {
 		m.store.cacheFailed(fmt.Errorf("index cache after update of %s: %w", m.path, cause))
 	}
-	if err := os.Remove(m.indexFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	dir, err := m.openState(false)
+	if err != nil {
+		m.stateUnusable(err)
+		return
+	}
+	if err := dir.Remove(m.indexFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.store.cacheFailed(fmt.Errorf("index cache after update of %s: %w", m.path, err))
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/popa3d/popa3d/mailbox"
 )
 
 // writeSizedMailbox writes n messages of realistic size to path: Postfix
@@ -95,8 +97,8 @@ func BenchmarkOpen1GB(b *testing.B) {
 	path := filepath.Join(dir, "mbox")
 	size := writeSizedMailbox(b, path, 100000)
 	state := filepath.Join(dir, "state")
-	s := NewStore(Options{LockDir: filepath.Join(dir, "locks"), StateDir: state,
-		IndexCacheError: func(err error) { b.Error(err) }})
+	s := testStore(Options{LockDir: filepath.Join(dir, "locks"), StateDir: state})
+	s.cacheErr = func(err error) { b.Error(err) }
 	open := func(want string) {
 		m, err := s.Open(context.Background(), path)
 		if err != nil {
@@ -108,7 +110,7 @@ func BenchmarkOpen1GB(b *testing.B) {
 		m.Close()
 	}
 	open(indexedFull) // warms the page cache
-	key, err := stateKey(path)
+	key, err := mailbox.StateKey(path)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -200,8 +202,8 @@ func TestOpenMemoryChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewStore(Options{StateDir: args[1], LockDir: args[2], MaxBytes: maxBytes,
-		IndexCacheError: func(err error) { t.Error(err) }})
+	s := testStore(Options{StateDir: args[1], LockDir: args[2], Limits: Limits{MaxBytes: maxBytes}})
+	s.cacheErr = func(err error) { t.Error(err) }
 	var ru0, ru1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	t0 := time.Now()
@@ -260,7 +262,7 @@ func TestOpenMemory(t *testing.T) {
 	if size <= 1<<31 {
 		t.Fatalf("mailbox of %d bytes is not over 2 GiB", size)
 	}
-	m, err := NewStore(Options{LockDir: dir}).Open(context.Background(), path)
+	m, err := testStore(Options{LockDir: dir}).Open(context.Background(), path)
 	assertRefused(t, m, err)
 
 	var digest string

@@ -36,13 +36,13 @@ func newCacheEnv(t *testing.T, opts Options) *cacheEnv {
 		opts.StateDir = filepath.Join(t.TempDir(), "state")
 	}
 	opts.LockDir = filepath.Join(t.TempDir(), "locks")
-	opts.IndexCacheError = func(err error) {
+	env.stateDir = opts.StateDir
+	env.store = testStore(opts)
+	env.store.cacheErr = func(err error) {
 		env.mu.Lock()
 		defer env.mu.Unlock()
 		env.errs = append(env.errs, err)
 	}
-	env.stateDir = opts.StateDir
-	env.store = NewStore(opts)
 	return env
 }
 
@@ -57,7 +57,7 @@ func (env *cacheEnv) takeErrs() []error {
 
 func (env *cacheEnv) indexFile(t *testing.T, path string) string {
 	t.Helper()
-	key, err := stateKey(path)
+	key, err := mailbox.StateKey(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,16 +567,16 @@ func TestIndexCacheLimits(t *testing.T) {
 	content := []byte(testMailbox(10))
 	stateDir := filepath.Join(t.TempDir(), "state")
 	path := install(t, content)
-	env := newCacheEnv(t, Options{StateDir: stateDir, MaxBytes: 4 << 30})
+	env := newCacheEnv(t, Options{StateDir: stateDir, Limits: Limits{MaxBytes: 4 << 30}})
 	env.reopen(t, env.open(t, path, indexedFull), indexedCache)
-	for _, opts := range []Options{{MaxMessages: 9}, {MaxBytes: int64(len(content)) - 1}} {
+	for _, opts := range []Options{{Limits: Limits{MaxMessages: 9}}, {Limits: Limits{MaxBytes: int64(len(content)) - 1}}} {
 		opts.StateDir = stateDir
 		env := newCacheEnv(t, opts)
 		m, err := env.store.Open(context.Background(), path)
 		assertRefused(t, m, err)
 	}
 	// Append past a lowered message limit.
-	env = newCacheEnv(t, Options{StateDir: stateDir, MaxMessages: 11})
+	env = newCacheEnv(t, Options{StateDir: stateDir, Limits: Limits{MaxMessages: 11}})
 	appendFile(t, path, []byte(testMessage("a", "b\n")+testMessage("c", "d\n")))
 	m, err := env.store.Open(context.Background(), path)
 	assertRefused(t, m, err)
@@ -678,8 +678,18 @@ func TestIndexCacheSeedCorpus(t *testing.T) {
 	checkSeedCorpus(t, dir, seeds, "TestIndexCacheSeedCorpus")
 }
 
-// TestPutUIDLFast compares the unrolled UIDL printer with putUIDL.
-func TestPutUIDLFast(t *testing.T) {
+// putUIDLSlow is popa3d's UIDL printed the obvious way: the bytes of h in
+// the order 3 2 1 0 7 6 5 4, two hex digits each.
+func putUIDLSlow(b []byte, h *[8]byte) {
+	const hexDigits = "0123456789abcdef"
+	for i, j := range [8]int{3, 2, 1, 0, 7, 6, 5, 4} {
+		b[2*i] = hexDigits[h[j]>>4]
+		b[2*i+1] = hexDigits[h[j]&15]
+	}
+}
+
+// TestPutUIDL compares the unrolled UIDL printer with putUIDLSlow.
+func TestPutUIDL(t *testing.T) {
 	for i := range 1000 {
 		var h [8]byte
 		sum := sha256.Sum256([]byte{byte(i), byte(i >> 8)})
@@ -689,10 +699,10 @@ func TestPutUIDLFast(t *testing.T) {
 			h = [8]byte{byte(i), byte(i), byte(i), byte(i), byte(i), byte(i), byte(i), byte(i)}
 		}
 		var a, b [16]byte
-		putUIDL(a[:], &h)
-		putUIDLFast(b[:], &h)
+		putUIDLSlow(a[:], &h)
+		putUIDL(b[:], &h)
 		if a != b {
-			t.Fatalf("%x: %s, putUIDL %s", h, b[:], a[:])
+			t.Fatalf("%x: %s, putUIDLSlow %s", h, b[:], a[:])
 		}
 	}
 }
@@ -740,7 +750,7 @@ func TestIndexCacheChunks(t *testing.T) {
 
 // TestExtendUIDs checks on random mailboxes full of repeated UIDLs, some
 // byte-identical, that the UIDs of a prefix do not depend on what follows,
-// and that newUIDs gives for every split what UIDs gives for the whole.
+// and that uidsFrom gives for every split what UIDs gives for the whole.
 func TestExtendUIDs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	parts := []string{
@@ -771,7 +781,7 @@ func TestExtendUIDs(t *testing.T) {
 			if !slices.Equal(pre, all[:p]) {
 				t.Fatalf("round %d: UIDs of the first %d messages %q, of all %q", round, p, pre, all)
 			}
-			got, err := newUIDs(r, entries, p)
+			got, err := uidsFrom(r, entries, p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -779,5 +789,54 @@ func TestExtendUIDs(t *testing.T) {
 				t.Fatalf("round %d, split at %d: extended %q, want %q", round, p, got, all)
 			}
 		}
+	}
+}
+
+// TestIndexCacheSameSizeOutsideSample pins that a cache is trusted only for
+// the mtime it recorded: a mailbox of more messages than the spot checks
+// sample, rewritten in place to the same size with a new mtime, where only a
+// message outside the sample changed a hashed header (the first Received:,
+// not the Message-ID), must be parsed again and show that message's new
+// UIDL. Trusting a cache whose size alone matches would pass the spot checks
+// and serve the old UIDL.
+func TestIndexCacheSameSizeOutsideSample(t *testing.T) {
+	const n = 3 * (indexSamples + 2)
+	orig := testMailbox(n)
+	sampled := map[int]bool{}
+	for j := 0; j <= indexSamples+1; j++ {
+		sampled[j*(n-1)/(indexSamples+1)] = true
+	}
+	victim := -1
+	for i := n / 2; i < n; i++ {
+		if !sampled[i] {
+			victim = i
+			break
+		}
+	}
+	changed := strings.Replace(orig, fmt.Sprintf("id m%d\n", victim), fmt.Sprintf("id x%d\n", victim), 1)
+	if victim < 0 || len(changed) != len(orig) || changed == orig {
+		t.Fatal("bad test case")
+	}
+	env := newCacheEnv(t, Options{})
+	path := install(t, []byte(orig))
+	m := env.open(t, path, indexedFull)
+	before := m.Messages()[victim].UID
+	m.Close()
+	old := mtimeOf(t, path)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0) // in place: same inode
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(changed), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	// A distinct mtime whatever the clock's granularity.
+	if err := os.Chtimes(path, old, old.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	m = env.open(t, path, indexedFull)
+	if after := m.Messages()[victim].UID; after == before {
+		t.Errorf("message %d kept UIDL %s after its Received: line changed", victim, after)
 	}
 }

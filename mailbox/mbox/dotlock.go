@@ -40,7 +40,7 @@ type dotlock struct {
 // apply a link and lose the reply, and the retried request then fails with
 // EEXIST (liblockfile and procmail check the count too). If the directory is not
 // writable, it returns nil and no error when Options.DotlockRequired is
-// unset, after reporting it once through Options.DotlockDenied.
+// unset, after reporting it once through Options.Logger.
 func (c *lockConfig) tryDotlock(path string) (*dotlock, error) {
 	fi, err := os.Lstat(path)
 	switch {

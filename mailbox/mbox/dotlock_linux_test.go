@@ -94,14 +94,15 @@ func TestDotlockDenied(t *testing.T) {
 	opts := Options{
 		LockDir: lockDir,
 		Locking: []string{LockFcntl, LockDotlock},
-		DotlockDenied: func(path string, err error) {
-			if path != lock {
-				t.Errorf("denial reported for %s, want %s", path, lock)
-			}
-			reports = append(reports, err)
-		},
 	}
-	s := NewStore(opts)
+	denied := func(path string, err error) {
+		if path != lock {
+			t.Errorf("denial reported for %s, want %s", path, lock)
+		}
+		reports = append(reports, err)
+	}
+	s := testStore(opts)
+	s.lock.dotlockDenied = denied
 	ctx := context.Background()
 
 	asSession(t, func() {
@@ -186,7 +187,7 @@ func TestDotlockDenied(t *testing.T) {
 
 	// DotlockRequired refuses.
 	opts.DotlockRequired = true
-	strict := NewStore(opts)
+	strict := testStore(opts)
 	asSession(t, func() {
 		m, err := strict.Open(ctx, mbox)
 		if err == nil {

@@ -32,7 +32,7 @@ func TestDotlockChild(t *testing.T) {
 		t.Skip("helper process for the dotlock tests")
 	}
 	f := strings.Fields(arg)
-	s := NewStore(Options{LockDir: t.TempDir(), Locking: []string{LockDotlock}})
+	s := testStore(Options{LockDir: t.TempDir(), Locking: []string{LockDotlock}})
 	ctx := context.Background()
 	switch f[0] {
 	case "hold":

@@ -129,9 +129,26 @@ func install(t *testing.T, content []byte) string {
 	return path
 }
 
+// testStore is NewStore for options the test knows to be valid.
+func testStore(opts Options) *Store {
+	s, err := NewStore(opts)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// warnStore is a store with a state directory whose warnings go to warn.
+func warnStore(t *testing.T, stateDir string, warn func(msg string, args ...any)) *Store {
+	t.Helper()
+	s := testStore(Options{LockDir: t.TempDir(), StateDir: stateDir})
+	s.warnf = warn
+	return s
+}
+
 func newTestStore(t *testing.T) *Store {
 	t.Helper()
-	return NewStore(Options{LockDir: filepath.Join(t.TempDir(), "locks")})
+	return testStore(Options{LockDir: filepath.Join(t.TempDir(), "locks")})
 }
 
 func openMailbox(t *testing.T, s *Store, path string) mailbox.Mailbox {

@@ -3,34 +3,17 @@ package mbox
 import (
 	"bytes"
 	"crypto/md5"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 
-	"github.com/popa3d/popa3d/limits"
 	"github.com/popa3d/popa3d/mailbox"
 )
 
-// Limits bounds what Index accepts. A zero field means the default from package
-// limits.
-type Limits struct {
-	// MaxMessages is the largest message count accepted (popa3d:
-	// MAX_MAILBOX_MESSAGES).
-	MaxMessages int
-	// MaxBytes is the largest file accepted (popa3d: MAX_MAILBOX_OPEN_BYTES).
-	MaxBytes int64
-}
-
-func (l Limits) withDefaults() Limits {
-	if l.MaxMessages <= 0 {
-		l.MaxMessages = limits.Messages
-	}
-	if l.MaxBytes <= 0 {
-		l.MaxBytes = limits.MailboxBytes
-	}
-	return l
-}
+// Limits bounds what Index accepts: the limits every format shares.
+type Limits = mailbox.Limits
 
 // Entry is one message of an indexed mbox file, as popa3d 1.0.3 splits it
 // (popa3d-behaviour.md sections 7, 8 and 13).
@@ -67,15 +50,27 @@ func (e *Entry) UIDL() string {
 	return string(b[:])
 }
 
-const hexDigits = "0123456789abcdef"
-
-// putUIDL writes the 16 hex digits of popa3d's UIDL for h into b.
+// putUIDL writes the 16 hex digits of popa3d's UIDL for h into b, without a
+// loop or a table: the UIDL is the first two 32-bit little-endian words of h,
+// each printed as %08x. Decoding a cache prints every UIDL, so this is on the
+// path of every warm open.
 func putUIDL(b []byte, h *[8]byte) {
-	order := [8]int{3, 2, 1, 0, 7, 6, 5, 4}
-	for i, j := range order {
-		b[2*i] = hexDigits[h[j]>>4]
-		b[2*i+1] = hexDigits[h[j]&15]
-	}
+	binary.BigEndian.PutUint64(b[0:8], hex8(binary.LittleEndian.Uint32(h[0:4])))
+	binary.BigEndian.PutUint64(b[8:16], hex8(binary.LittleEndian.Uint32(h[4:8])))
+}
+
+// hex8 returns the 8 lowercase hex digits of w, most significant first, as
+// the bytes of a big-endian uint64.
+func hex8(w uint32) uint64 {
+	// Spread the nibbles out to one per byte.
+	x := uint64(w)
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	x = (x | x<<8) & 0x00ff00ff00ff00ff
+	x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
+	// A byte n becomes '0'+n, plus 'a'-'0'-10 where n > 9 (then n+6
+	// carries into bit 4).
+	letters := (x + 0x0606060606060606) >> 4 & 0x0101010101010101
+	return x + 0x3030303030303030 + letters*('a'-'0'-10)
 }
 
 // Index splits the first size bytes of r into messages exactly as popa3d 1.0.3
@@ -106,7 +101,7 @@ const splitMin = 32 << 20
 // it ends and is refused exactly as it would be), and an error of the first
 // half wins, as it would come first.
 func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit int64) ([]Entry, error) {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	collect := func(from, stop int64, out *[]Entry) error {
 		return scanRange(r, size, lim, block, from, stop, func(e *Entry) error {
 			*out = append(*out, *e)
@@ -198,7 +193,7 @@ func scan(r io.ReaderAt, size int64, lim Limits, block int, emit func(*Entry) er
 // message that ends at stop or later; it reads past stop as far as that
 // message needs.
 func scanRange(r io.ReaderAt, size int64, lim Limits, block int, from, stop int64, emit func(*Entry) error) error {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	if size < 0 {
 		return fmt.Errorf("negative mailbox size %d", size)
 	}

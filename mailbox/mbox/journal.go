@@ -12,7 +12,7 @@ package mbox
 // (DESIGN.md invariant 5).
 //
 // With Options.StateDir set, Commit keeps a redo journal in that directory,
-// named after the mailbox (stateKey), so it needs no write access to the
+// named after the mailbox (mailbox.StateKey), so it needs no write access to the
 // spool directory. The moves are exactly popa3d's, so another reader that
 // looks at the file after a crash sees at worst what popa3d would leave: a
 // half-compacted file. Our next Open finishes the job from the journal before
@@ -81,7 +81,7 @@ package mbox
 //     follows the first fsync of the journal); remove the journal.
 //   - a PLAN for another inode, or a file now shorter than the plan's end (or
 //     than F after DONE): someone else rewrote the mailbox. Touch nothing,
-//     rename the journal to *.journal.bad, report it through Options.Warn and
+//     rename the journal to *.journal.bad, report it through Options.Logger and
 //     open normally. The device number is only reported, not compared: some
 //     file systems (btrfs subvolumes, some network and device-mapper setups)
 //     give a file another st_dev after a reboot, which is when recovery runs.
@@ -125,11 +125,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
 const (
@@ -222,8 +224,8 @@ type updateIO interface {
 	writeAt(f *os.File, b []byte, off int64) error
 	sync(f *os.File) error
 	truncate(f *os.File, size int64) error
-	remove(path string) error
-	syncDir(dir string) error
+	remove(dir *statedir.Dir, name string) error
+	syncDir(dir *statedir.Dir) error
 	// interval is called after each interval's fsync.
 	interval()
 }
@@ -235,60 +237,51 @@ func (osIO) writeAt(f *os.File, b []byte, off int64) error {
 	_, err := f.WriteAt(b, off)
 	return err
 }
-func (osIO) sync(f *os.File) error                 { return f.Sync() }
-func (osIO) truncate(f *os.File, size int64) error { return f.Truncate(size) }
-func (osIO) remove(path string) error              { return os.Remove(path) }
-func (osIO) interval()                             {}
-
-func (osIO) syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
+func (osIO) sync(f *os.File) error                       { return f.Sync() }
+func (osIO) truncate(f *os.File, size int64) error       { return f.Truncate(size) }
+func (osIO) remove(dir *statedir.Dir, name string) error { return dir.Remove(name) }
+func (osIO) syncDir(dir *statedir.Dir) error             { return dir.Sync() }
+func (osIO) interval()                                   {}
 
 // update is one journalled compaction in progress.
 type update struct {
 	io       updateIO
 	f        *os.File // the mbox
 	j        *os.File // the journal
-	jpath    string
-	joff     int64 // the journal's length
+	dir      *statedir.Dir
+	jname    string // the journal's name in dir
+	joff     int64  // the journal's length
 	interval int64
 	buf      []byte
 	touched  bool // the mbox has been written
 	warn     func(msg string, args ...any)
 }
 
-func (s *Store) journalPath(path string) (string, error) {
-	key, err := stateKey(path)
+// journalName returns the name of the journal of the mailbox at path in the
+// state directory.
+func journalName(path string) (string, error) {
+	key, err := mailbox.StateKey(path)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(s.stateDir, key+".journal"), nil
+	return key + ".journal", nil
 }
 
-// hasJournal reports whether the mailbox at path may have a journal: an empty
-// mailbox is not even opened otherwise.
-func (s *Store) hasJournal(path string) bool {
-	if s.stateDir == "" {
+// hasJournal reports whether the mailbox at path may have a journal in dir
+// (nil: no state directory): an empty mailbox is not even opened otherwise.
+func (s *Store) hasJournal(dir *statedir.Dir, path string) bool {
+	if dir == nil {
 		return false
 	}
-	jpath, err := s.journalPath(path)
+	name, err := journalName(path)
 	if err != nil {
 		return true // let the recovery report it
 	}
-	_, err = os.Lstat(jpath)
-	return !errors.Is(err, fs.ErrNotExist)
+	return dir.Exists(name)
 }
 
-func (s *Store) newUpdate(f, j *os.File, jpath string) *update {
-	u := &update{io: s.io, f: f, j: j, jpath: jpath, interval: s.interval, buf: make([]byte, copyBlock), warn: s.warn}
+func (s *Store) newUpdate(f, j *os.File, dir *statedir.Dir, jname string) *update {
+	u := &update{io: s.io, f: f, j: j, dir: dir, jname: jname, interval: s.interval, buf: make([]byte, copyBlock), warn: s.warn}
 	if u.io == nil {
 		u.io = osIO{}
 	}
@@ -321,14 +314,15 @@ func (m *mbox) compactJournaled(deleted []int) (err error) {
 			p.segs = append(p.segs, segment{e.Offset, e.RawSize})
 		}
 	}
-	jpath, err := m.store.journalPath(m.path)
+	jname, err := journalName(m.path)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(m.store.stateDir, 0o700); err != nil {
-		return fmt.Errorf("%w: state directory: %w", errNoJournal, err)
+	dir, err := m.openState(true)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errNoJournal, err)
 	}
-	j, err := os.OpenFile(jpath, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	j, err := dir.OpenFile(jname, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o600)
 	if err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%w: create journal: %w", errNoJournal, err)
 	}
@@ -336,12 +330,12 @@ func (m *mbox) compactJournaled(deleted []int) (err error) {
 		return fmt.Errorf("create journal: %w", err)
 	}
 	defer j.Close()
-	u := m.store.newUpdate(m.f, j, jpath)
+	u := m.store.newUpdate(m.f, j, dir, jname)
 	defer func() {
 		if err != nil && !u.touched {
 			// The mbox was not written: the journal is of no use.
-			if rerr := u.io.remove(jpath); rerr == nil {
-				u.io.syncDir(filepath.Dir(jpath))
+			if rerr := u.io.remove(dir, jname); rerr == nil {
+				u.io.syncDir(dir)
 			}
 		}
 	}()
@@ -365,7 +359,7 @@ func (u *update) run(l *layout, w int64, newJournal bool) error {
 			return fmt.Errorf("sync journal: %w", err)
 		}
 		if newJournal {
-			if err := u.io.syncDir(filepath.Dir(u.jpath)); err != nil {
+			if err := u.io.syncDir(u.dir); err != nil {
 				return err
 			}
 			newJournal = false
@@ -408,26 +402,31 @@ func (u *update) finish(size int64) error {
 	if err := u.removeJournal(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		// The mailbox is done; a journal left behind is recognised as done by
 		// the next Open (its marker is gone) and removed then.
-		u.warn("mbox: could not remove a completed UPDATE journal", "journal", u.jpath, "error", err.Error())
+		u.warn("mbox: could not remove a completed UPDATE journal", "journal", u.dir.Join(u.jname), "error", err.Error())
 	}
 	return nil
 }
 
 func (u *update) removeJournal() error {
-	if err := u.io.remove(u.jpath); err != nil {
+	if err := u.io.remove(u.dir, u.jname); err != nil {
 		return fmt.Errorf("remove journal: %w", err)
 	}
-	return u.io.syncDir(filepath.Dir(u.jpath))
+	return u.io.syncDir(u.dir)
 }
 
 // move copies n bytes from src down to dst in the mbox.
-func (u *update) move(src, dst, n int64) error {
+func (u *update) move(src, dst, n int64) error { return move(u.io, u.f, u.buf, src, dst, n) }
+
+// move copies n bytes of f from offset src down to offset dst, in pieces of
+// at most len(buf), writing through w: the one copy loop of both UPDATEs,
+// popa3d's in place (compact) and the journalled one.
+func move(w updateIO, f *os.File, buf []byte, src, dst, n int64) error {
 	for n > 0 {
-		c := int(min(n, int64(len(u.buf))))
-		if err := readFull(u.f, u.buf[:c], src); err != nil {
+		c := int(min(n, int64(len(buf))))
+		if err := readFull(f, buf[:c], src); err != nil {
 			return err
 		}
-		if err := u.io.writeAt(u.f, u.buf[:c], dst); err != nil {
+		if err := w.writeAt(f, buf[:c], dst); err != nil {
 			return err
 		}
 		src, dst, n = src+int64(c), dst+int64(c), n-int64(c)
@@ -638,23 +637,23 @@ func readJournal(j *os.File) (*journalState, error) {
 var errJournalUnusable = errors.New("journal unusable for this mailbox")
 
 // recoverUpdate completes an UPDATE that a crash interrupted, from the
-// mailbox's journal, before the mailbox f (opened from path) is indexed.
-func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *os.File, path string) (err error) {
-	if s.stateDir == "" {
+// mailbox's journal in dir (nil: no state directory), before the mailbox f
+// (opened from path) is indexed.
+func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), dir *statedir.Dir, f *os.File, path string) (err error) {
+	if dir == nil {
 		return nil
 	}
-	jpath, err := s.journalPath(path)
+	jname, err := journalName(path)
 	if err != nil {
 		return err
 	}
-	j, err := os.OpenFile(jpath, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
-		return nil // no state directory, so no journal
+	j, err := dir.OpenFile(jname, unix.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
 	if errors.Is(err, fs.ErrPermission) {
-		// A state directory this account cannot read holds no journal of
-		// its own: Commit could not have written one there.
-		s.warn("mbox: state directory not readable, no journal checked", "mailbox", path, "error", err.Error())
+		// A journal this account cannot open is not one its Commit wrote.
+		s.warn("mbox: journal not readable, none checked", "mailbox", path, "error", err.Error())
 		return nil
 	}
 	if err != nil {
@@ -673,7 +672,7 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *o
 			err = uerr
 		}
 	}()
-	u := s.newUpdate(f, j, jpath)
+	u := s.newUpdate(f, j, dir, jname)
 	completed, err := false, trusted(j)
 	if err == nil {
 		completed, err = u.recover()
@@ -682,15 +681,15 @@ func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), f *o
 		s.warn("mbox: completed an interrupted UPDATE from its journal", "mailbox", path)
 	}
 	if errors.Is(err, errJournalUnusable) {
-		bad := jpath + ".bad"
-		if rerr := os.Rename(jpath, bad); rerr != nil {
+		bad := jname + ".bad"
+		if rerr := dir.Rename(jname, bad); rerr != nil {
 			return fmt.Errorf("%w; set it aside: %w", err, rerr)
 		}
-		if serr := u.io.syncDir(filepath.Dir(jpath)); serr != nil {
+		if serr := u.io.syncDir(dir); serr != nil {
 			return serr
 		}
 		s.warn("mbox: left the mailbox as it is and set its UPDATE journal aside",
-			"mailbox", path, "journal", bad, "reason", err.Error())
+			"mailbox", path, "journal", dir.Join(bad), "reason", err.Error())
 		return nil
 	}
 	return err

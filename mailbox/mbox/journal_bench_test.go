@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
 // countingIO is the real I/O that counts fsyncs.
@@ -14,8 +16,8 @@ type countingIO struct {
 	syncs *int
 }
 
-func (c countingIO) sync(f *os.File) error    { *c.syncs++; return c.osIO.sync(f) }
-func (c countingIO) syncDir(dir string) error { *c.syncs++; return c.osIO.syncDir(dir) }
+func (c countingIO) sync(f *os.File) error           { *c.syncs++; return c.osIO.sync(f) }
+func (c countingIO) syncDir(dir *statedir.Dir) error { *c.syncs++; return c.osIO.syncDir(dir) }
 
 // BenchmarkCommit10k is QUIT on a mailbox of 10,000 messages (2 to 20 KB
 // each, about 110 MB): popa3d's in-place compaction against the journalled

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
 // errCrash is what crashIO returns once its budget is spent: the process
@@ -108,20 +111,21 @@ func (c *crashIO) truncate(f *os.File, size int64) error {
 	return f.Truncate(size)
 }
 
-func (c *crashIO) remove(path string) error {
+func (c *crashIO) remove(dir *statedir.Dir, name string) error {
 	if _, err := c.take(1); err != nil {
 		return err
 	}
+	path := dir.Join(name)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	c.removed[path] = b
 	delete(c.unsync, path)
-	return os.Remove(path)
+	return dir.Remove(name)
 }
 
-func (c *crashIO) syncDir(dir string) error {
+func (c *crashIO) syncDir(dir *statedir.Dir) error {
 	if _, err := c.take(1); err != nil {
 		return err
 	}
@@ -222,7 +226,7 @@ func appendFile(t *testing.T, path string, b []byte) {
 // journalStore is a store with a state directory that never waits for the
 // mtime to settle (the tests change files far faster than they need to).
 func journalStore(lockDir, stateDir string, io updateIO, interval int64) *Store {
-	s := NewStore(Options{LockDir: lockDir, StateDir: stateDir})
+	s := testStore(Options{LockDir: lockDir, StateDir: stateDir})
 	s.sleep = func(context.Context, time.Duration) error { return nil }
 	s.io, s.interval = io, interval
 	return s
@@ -473,7 +477,7 @@ func TestJournalCommit(t *testing.T) {
 // writeJournal creates the journal for path in stateDir from records.
 func writeJournal(t *testing.T, stateDir, path string, records ...[]byte) string {
 	t.Helper()
-	key, err := stateKey(path)
+	key, err := mailbox.StateKey(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -519,7 +523,7 @@ func crashedJournal(t *testing.T, content []byte, deleted []int) (path, stateDir
 	if !cio.crashed || !cio.touched {
 		t.Fatal("the Commit did not crash in an mbox write")
 	}
-	key, _ := stateKey(path)
+	key, _ := mailbox.StateKey(path)
 	return path, stateDir, filepath.Join(stateDir, key+".journal")
 }
 
@@ -560,9 +564,9 @@ func TestJournalMismatch(t *testing.T) {
 			path, stateDir, jpath := crashedJournal(t, content, []int{0, 3})
 			want := tc.change(t, path)
 			var warned []string
-			s := NewStore(Options{LockDir: t.TempDir(), StateDir: stateDir, Warn: func(msg string, args ...any) {
+			s := warnStore(t, stateDir, func(msg string, args ...any) {
 				warned = append(warned, fmt.Sprint(append([]any{msg}, args...)...))
-			}})
+			})
 			m := openMailbox(t, s, path)
 			if n, want := len(m.Messages()), len(uidsFor(t, want)); n != want {
 				t.Errorf("%d messages, want %d", n, want)
@@ -634,9 +638,9 @@ func TestJournalRecoveredWarns(t *testing.T) {
 	content := genMailbox(rand.New(rand.NewPCG(1, 1)), 10, 100, 400, "x")
 	path, stateDir, _ := crashedJournal(t, content, []int{0, 3})
 	var warned []string
-	s := NewStore(Options{LockDir: t.TempDir(), StateDir: stateDir, Warn: func(msg string, args ...any) {
+	s := warnStore(t, stateDir, func(msg string, args ...any) {
 		warned = append(warned, fmt.Sprint(append([]any{msg}, args...)...))
-	}})
+	})
 	checkMailbox(t, s, path, keptOf(t, content, []int{0, 3}))
 	if len(warned) != 1 || !strings.Contains(warned[0], "completed an interrupted UPDATE") {
 		t.Errorf("warnings %q", warned)
@@ -653,7 +657,7 @@ func TestJournalWritableByOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	warned := 0
-	m := openMailbox(t, NewStore(Options{LockDir: t.TempDir(), StateDir: stateDir, Warn: func(string, ...any) { warned++ }}), path)
+	m := openMailbox(t, warnStore(t, stateDir, func(string, ...any) { warned++ }), path)
 	m.Close()
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, half) {
 		t.Error("the mailbox was written from an untrusted journal")
@@ -680,7 +684,7 @@ func TestJournalUnreadable(t *testing.T) {
 			stateDir := t.TempDir()
 			jpath := writeJournal(t, stateDir, path, jr)
 			warned := 0
-			s := NewStore(Options{LockDir: t.TempDir(), StateDir: stateDir, Warn: func(string, ...any) { warned++ }})
+			s := warnStore(t, stateDir, func(string, ...any) { warned++ })
 			m := openMailbox(t, s, path)
 			if n := len(m.Messages()); n != 10 {
 				t.Errorf("%d messages, want 10", n)

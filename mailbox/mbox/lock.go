@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/popa3d/popa3d/mailbox"
 )
 
 // The lock methods Options.Locking may list.
@@ -54,23 +51,14 @@ const (
 	lockPollMax = 50 * time.Millisecond
 )
 
-// Validate reports whether the locking options are usable: known lock methods,
-// each listed once, and a stale age that is not negative. Open fails with the
-// same error if they are not.
-func (o Options) Validate() error {
-	_, err := newLockConfig(o)
-	return err
-}
-
 // lockConfig is a Store's choice of mailbox locks.
 type lockConfig struct {
 	fcntl, flock, dotlock bool
 	stale                 time.Duration
 	dotlockRequired       bool
-	dotlockDenied         func(lockPath string, err error)
+	dotlockDenied         func(lockPath string, err error) // must not block
 	host                  string
 	now                   func() time.Time
-	err                   error // the options were invalid
 
 	mu       sync.Mutex
 	reported map[string]bool // dotlock paths whose denial was reported
@@ -80,7 +68,7 @@ func newLockConfig(o Options) (*lockConfig, error) {
 	c := &lockConfig{
 		stale:           o.DotlockStale,
 		dotlockRequired: o.DotlockRequired,
-		dotlockDenied:   o.DotlockDenied,
+		dotlockDenied:   func(string, error) {},
 		now:             time.Now,
 		reported:        make(map[string]bool),
 	}
@@ -141,9 +129,6 @@ type heldLocks struct {
 // done. The returned function releases the locks in reverse order.
 func (s *Store) lockMailbox(ctx context.Context, f *os.File, path string, exclusive bool) (unlock func() error, err error) {
 	c := s.lock
-	if c.err != nil {
-		return nil, c.err
-	}
 	delay := lockPollMin
 	for {
 		h, err := c.try(f, path, exclusive)
@@ -306,60 +291,4 @@ func flock(f *os.File, how int) error {
 		return cerr
 	}
 	return lerr
-}
-
-// lockSession takes the session lock for the mailbox at path: an exclusive
-// flock on a file in the store's lock directory named after the mailbox's
-// cleaned absolute path. Locks on separate open()s conflict within one process
-// too, so this keeps one session per mailbox among goroutine sessions and
-// session processes alike (popa3d had no such lock, section 17.12). It
-// returns mailbox.ErrInUse if another session holds the lock. Lock files are
-// never removed: unlinking one while another session waits on it would let two
-// sessions in.
-func (s *Store) lockSession(path string) (*os.File, error) {
-	// Refuse options Validate refuses before anything else, so that an empty
-	// mailbox, which needs no other lock, does not hide them.
-	if s.lock.err != nil {
-		return nil, s.lock.err
-	}
-	if s.lockDir == "" {
-		return nil, errors.New("mbox: no lock directory configured")
-	}
-	key, err := stateKey(path)
-	if err != nil {
-		return nil, fmt.Errorf("session lock: %w", err)
-	}
-	if err := os.MkdirAll(s.lockDir, 0o700); err != nil {
-		return nil, fmt.Errorf("session lock: %w", err)
-	}
-	name := filepath.Join(s.lockDir, key+".lock")
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("session lock: %w", err)
-	}
-	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, mailbox.ErrInUse
-		}
-		return nil, fmt.Errorf("session lock %s: %w", name, os.NewSyscallError("flock", err))
-	}
-	return f, nil
-}
-
-// lockConfigFor is newLockConfig for NewStore, which cannot fail: invalid
-// options make every lock attempt, hence every Open, fail.
-func lockConfigFor(o Options) *lockConfig {
-	c, err := newLockConfig(o)
-	c.err = err
-	return c
-}
-
-// unlockSession releases the session lock and closes its file. The explicit
-// unlock matters: a child process this program is starting shares the open
-// file description until it execs, and closing alone would leave the lock
-// held until then, so that a client reconnecting at once would find its
-// mailbox in use.
-func unlockSession(f *os.File) error {
-	return errors.Join(unlockFlock(f), f.Close())
 }

@@ -25,7 +25,7 @@ func newLockStore(t *testing.T, opts Options) *Store {
 	if err := opts.Validate(); err != nil {
 		t.Fatalf("options %+v: %v", opts, err)
 	}
-	return NewStore(opts)
+	return testStore(opts)
 }
 
 // startSleeper starts a process that lives until the test ends and returns it.
@@ -146,21 +146,19 @@ func TestLockingOptions(t *testing.T) {
 		{Options{Locking: []string{"FCNTL"}}, false},
 		{Options{DotlockStale: -time.Second}, false},
 	} {
+		tc.opts.LockDir = filepath.Join(t.TempDir(), "locks")
 		err := tc.opts.Validate()
 		if (err == nil) != tc.ok {
 			t.Errorf("Validate(%v, stale %v) = %v, want ok %v", tc.opts.Locking, tc.opts.DotlockStale, err, tc.ok)
 		}
-		if tc.ok {
-			continue
+		// NewStore refuses the options Validate refuses.
+		if _, nerr := NewStore(tc.opts); (nerr == nil) != (err == nil) {
+			t.Errorf("NewStore(%v, stale %v) = %v, Validate %v", tc.opts.Locking, tc.opts.DotlockStale, nerr, err)
 		}
-		// Open refuses to run with options Validate refuses.
-		tc.opts.LockDir = filepath.Join(t.TempDir(), "locks")
-		path := install(t, readGolden(t, "single.mbox"))
-		for _, p := range []string{path, path + ".missing"} {
-			if m, err := NewStore(tc.opts).Open(context.Background(), p); err == nil {
-				m.Close()
-				t.Errorf("Open of %s with locking %v, stale %v succeeded", p, tc.opts.Locking, tc.opts.DotlockStale)
-			}
+	}
+	for _, o := range []Options{{}, {LockDir: "locks", Limits: Limits{MaxMessages: -1}}, {LockDir: "locks", Limits: Limits{MaxBytes: -1}}} {
+		if _, err := NewStore(o); err == nil {
+			t.Errorf("NewStore(%+v) accepted", o)
 		}
 	}
 	c, err := newLockConfig(Options{})
@@ -400,7 +398,7 @@ func BenchmarkLockMailbox(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer f.Close()
-			s := NewStore(Options{LockDir: b.TempDir(), Locking: methods})
+			s := testStore(Options{LockDir: b.TempDir(), Locking: methods})
 			ctx := context.Background()
 			for b.Loop() {
 				unlock, err := s.lockMailbox(ctx, f, path, true)

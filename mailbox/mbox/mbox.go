@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sync"
 	"syscall"
@@ -20,24 +21,21 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
 // Options configures a Store.
 type Options struct {
-	// LockDir is the directory for the per-mailbox session lock files
-	// (required; created with mode 0700 if missing). Every process serving the
-	// same mailboxes must use the same directory.
+	// Locker takes the session lock of a mailbox (privilege separation
+	// hands over the one it took as root). If nil, the lock is a file in
+	// LockDir.
+	Locker mailbox.Locker
+	// LockDir is the directory for the session lock files when Locker is
+	// nil (mailbox.LockDir). Every process serving the same mailboxes must
+	// use the same directory.
 	LockDir string
-	// MaxMessages is the largest message count accepted; 0 means
-	// limits.Messages.
-	MaxMessages int
-	// MaxBytes is the largest mailbox accepted at open, and the largest it may
-	// have grown to when checked later; 0 means limits.MailboxBytes.
-	MaxBytes int64
-	// SessionLock, if set, takes the session lock instead of a lock file in
-	// LockDir (privilege separation takes it as root before the session
-	// gives up the rights to LockDir).
-	SessionLock SessionLocker
+	// Limits bounds the mailboxes accepted; a zero field means its default.
+	Limits mailbox.Limits
 	// Locking lists the locks taken on a mailbox while it is parsed and
 	// while it is updated: LockFcntl, LockFlock, LockDotlock, each at most
 	// once; nil or empty means fcntl alone, as popa3d. They are taken in a
@@ -49,27 +47,30 @@ type Options struct {
 	DotlockStale time.Duration
 	// DotlockRequired makes a dotlock that cannot be created for lack of
 	// write permission on the mailbox's directory an error. If unset, the
-	// session goes on with the other configured locks.
+	// session goes on with the other configured locks, and says so once per
+	// lock path in the log.
 	DotlockRequired bool
-	// DotlockDenied, if set, is called once per lock path for each Store
-	// when the dotlock is skipped for lack of permission (to log it). It is
-	// called while the mailbox is being locked, so it must not block.
-	DotlockDenied func(lockPath string, err error)
-	// StateDir is the directory, writable by the session's account, that holds
+	// StateDir is the directory, the session account's own, that holds
 	// per-mailbox state files: the UPDATE journal and the index cache, named
-	// after the mailbox's absolute path. Empty disables both (UPDATE then
-	// compacts in place without a journal, as popa3d).
+	// after the mailbox's mailbox.StateKey. Empty disables both (UPDATE then
+	// compacts in place without a journal, as popa3d); so does a directory
+	// that is a symbolic link or that another account could write, which is
+	// logged.
 	StateDir string
-	// IndexCacheError, if not nil, is told why an index cache could not be
-	// read or written: a corrupt, foreign or unreadable cache file, or a
-	// StateDir that cannot be created or written. The open never fails for
-	// it; the mailbox is parsed in full instead.
-	IndexCacheError func(error)
-	// Warn, if set, reports what the store did on its own that an
-	// administrator should hear of: an interrupted UPDATE completed from its
-	// journal, or a journal set aside because the mailbox no longer matches
-	// it. Its signature is slog.Logger.Warn's.
-	Warn func(msg string, args ...any)
+	// RequireOwner refuses a mailbox file that does not belong to the
+	// process's effective user or that has more than one link, with
+	// mailbox.ErrNotOwned. Set it for system accounts, whose session runs as
+	// the user: with mail_group the session can open files in the spool
+	// that the user cannot, and a ~/Mailbox hard-linked to another user's
+	// spool file would otherwise be served. Virtual users share one
+	// account, which owns all their mailboxes; it does not apply there.
+	RequireOwner bool
+	// Logger hears what the store did on its own that an administrator
+	// should hear of, at warning level: an index cache that could not be
+	// read or written (the open then parses in full), a state directory
+	// refused, a dotlock skipped for lack of permission, an interrupted
+	// UPDATE completed from its journal, a journal set aside. nil discards.
+	Logger *slog.Logger
 }
 
 // settleWindow is how close to the present a mailbox's mtime may be before a
@@ -88,46 +89,72 @@ const copyBlock = 64 << 10
 
 // Store opens mbox mailboxes. It implements mailbox.Store.
 type Store struct {
-	lockDir     string
-	sessionLock SessionLocker
-	lock        *lockConfig
-	cacheErr    func(error)
-	lim         Limits
-	settle      time.Duration
-	now         func() time.Time
-	sleep       func(context.Context, time.Duration) error
+	locker       mailbox.Locker
+	requireOwner bool
+	lock         *lockConfig
+	lim          Limits
+	settle       time.Duration
+	now          func() time.Time
+	sleep        func(context.Context, time.Duration) error
+	// cacheErr and warnf report to Options.Logger; tests replace them.
+	cacheErr func(error)
+	warnf    func(msg string, args ...any)
 
 	// The UPDATE journal (journal.go).
 	stateDir string
-	warnf    func(msg string, args ...any)
 	io       updateIO // nil: osIO; tests crash it
 	interval int64    // 0: journalInterval
 }
 
 var _ mailbox.Store = (*Store)(nil)
 
-// NewStore returns a Store configured by opts.
-func NewStore(opts Options) *Store {
+// NewStore returns a Store configured by opts, or why opts are not usable.
+func NewStore(opts Options) (*Store, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	lock, _ := newLockConfig(opts)
+	lock.dotlockDenied = func(lockPath string, err error) {
+		log.Warn(fmt.Sprintf("Cannot create dotlock %s (%v): using the kernel locks only; see mail_group", lockPath, err))
+	}
+	locker := opts.Locker
+	if locker == nil {
+		locker = mailbox.LockDir(opts.LockDir)
+	}
 	return &Store{
-		lockDir:     opts.LockDir,
-		sessionLock: opts.SessionLock,
-		lock:        lockConfigFor(opts),
-		cacheErr:    opts.IndexCacheError,
-		lim:         Limits{MaxMessages: opts.MaxMessages, MaxBytes: opts.MaxBytes}.withDefaults(),
-		settle:      settleWindow,
-		now:         time.Now,
-		sleep:       sleepContext,
-
-		stateDir: opts.StateDir,
-		warnf:    opts.Warn,
-	}
+		locker:       locker,
+		requireOwner: opts.RequireOwner,
+		lock:         lock,
+		lim:          opts.Limits.WithDefaults(),
+		settle:       settleWindow,
+		now:          time.Now,
+		sleep:        sleepContext,
+		cacheErr:     func(err error) { log.Warn("Index cache: " + err.Error()) },
+		warnf:        log.Warn,
+		stateDir:     opts.StateDir,
+	}, nil
 }
 
-func (s *Store) warn(msg string, args ...any) {
-	if s.warnf != nil {
-		s.warnf(msg, args...)
+// Validate reports whether opts are usable: a session lock (Locker or
+// LockDir), limits that are not negative, known lock methods, each listed
+// once, and a dotlock stale age that is not negative. NewStore fails with the
+// same error.
+func (o Options) Validate() error {
+	switch {
+	case o.Locker == nil && o.LockDir == "":
+		return errors.New("mbox: no session lock: set Locker or LockDir")
+	case o.Limits.MaxMessages < 0 || o.Limits.MaxBytes < 0:
+		return fmt.Errorf("mbox: negative limits %+v", o.Limits)
 	}
+	_, err := newLockConfig(o)
+	return err
 }
+
+func (s *Store) warn(msg string, args ...any) { s.warnf(msg, args...) }
 
 func sleepContext(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -151,7 +178,7 @@ func sleepContext(ctx context.Context, d time.Duration) error {
 // file, a file over a limit, or anything but a regular file (a symlink
 // included).
 func (s *Store) Open(ctx context.Context, path string) (mailbox.Mailbox, error) {
-	session, err := s.takeSession(path)
+	session, err := s.locker.Lock(path)
 	if errors.Is(err, mailbox.ErrInUse) {
 		return nil, mailbox.ErrInUse
 	}
@@ -204,9 +231,54 @@ type mbox struct {
 	abs, indexFile string
 	indexedBy      string
 	pendingIndex   *cachedIndex
+
+	// The state directory, once opened (openState); nil before, or
+	// without one. sdirErr is why it cannot be used, once known;
+	// sdirReported says that was reported.
+	sdir         *statedir.Dir
+	sdirErr      error
+	sdirReported bool
+}
+
+// openState returns the session's state directory, opened on first use and
+// created first if create is set. statedir.ErrNone means there is none: no
+// StateDir, or (without create) none was created yet. Any other failure is
+// final for the session.
+func (m *mbox) openState(create bool) (*statedir.Dir, error) {
+	switch {
+	case m.sdir != nil:
+		return m.sdir, nil
+	case m.sdirErr != nil:
+		return nil, m.sdirErr
+	case m.store.stateDir == "":
+		return nil, statedir.ErrNone
+	}
+	d, err := statedir.Open(m.store.stateDir, create)
+	if errors.Is(err, statedir.ErrNone) {
+		return nil, err
+	}
+	if err != nil {
+		m.sdirErr = err
+		return nil, err
+	}
+	m.sdir = d
+	return d, nil
+}
+
+// stateUnusable reports, once per session, why the state directory cannot
+// be used: the session goes on without an index cache and without a
+// journal, as with no StateDir.
+func (m *mbox) stateUnusable(err error) {
+	if err == nil || errors.Is(err, statedir.ErrNone) || m.sdirReported {
+		return
+	}
+	m.sdirReported = true
+	m.store.cacheFailed(err)
 }
 
 func (m *mbox) load(ctx context.Context) error {
+	sdir, err := m.openState(false)
+	m.stateUnusable(err)
 	// popa3d: lstat; a missing file is an empty mailbox, a non-regular one
 	// (a symlink included) is refused, a 0-byte one is empty and not opened.
 	fi, err := os.Lstat(m.path)
@@ -217,7 +289,7 @@ func (m *mbox) load(ctx context.Context) error {
 		return err
 	case !fi.Mode().IsRegular():
 		return refuse("not a regular file but %s", kindOf(fi.Mode()))
-	case fi.Size() == 0 && !m.store.hasJournal(m.path):
+	case fi.Size() == 0 && !m.store.hasJournal(sdir, m.path):
 		return nil
 	}
 	// popa3d opens the mailbox read-write even for a client that only reads,
@@ -239,7 +311,11 @@ func (m *mbox) load(ctx context.Context) error {
 		return &fs.PathError{Op: "open", Path: m.path, Err: err}
 	}
 	f := os.NewFile(uintptr(fd), m.path)
-	if err := m.store.recoverUpdate(m.store.exclusiveLock(ctx, f, m.path), f, m.path); err != nil {
+	if err := m.store.checkOwner(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := m.store.recoverUpdate(m.store.exclusiveLock(ctx, f, m.path), sdir, f, m.path); err != nil {
 		f.Close()
 		return fmt.Errorf("complete an interrupted update: %w", err)
 	}
@@ -249,6 +325,29 @@ func (m *mbox) load(ctx context.Context) error {
 	}
 	if m.f == nil {
 		f.Close()
+	}
+	return nil
+}
+
+// checkOwner applies Options.RequireOwner to the open mailbox f. It runs
+// before anything reads or writes f: an interrupted UPDATE's recovery
+// writes.
+func (s *Store) checkOwner(f *os.File) error {
+	if !s.requireOwner {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: no owner known", mailbox.ErrNotOwned)
+	case int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("%w: owned by uid %d, not %d", mailbox.ErrNotOwned, st.Uid, os.Geteuid())
+	case st.Nlink != 1:
+		return fmt.Errorf("%w: %d hard links", mailbox.ErrNotOwned, st.Nlink)
 	}
 	return nil
 }
@@ -530,7 +629,7 @@ func (m *mbox) compact(deleted []int) error {
 		}
 		e := &m.entries[i]
 		if e.Offset != w {
-			if err := m.move(buf, e.Offset, w, e.RawSize); err != nil {
+			if err := move(osIO{}, m.f, buf, e.Offset, w, e.RawSize); err != nil {
 				return err
 			}
 		}
@@ -558,25 +657,6 @@ func (m *mbox) compact(deleted []int) error {
 	return m.f.Sync()
 }
 
-// move copies n bytes from offset from down to offset to, in pieces of at most
-// len(buf).
-func (m *mbox) move(buf []byte, from, to, n int64) error {
-	for n > 0 {
-		c := int(min(n, int64(len(buf))))
-		if r, err := m.f.ReadAt(buf[:c], from); r < c {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
-		if _, err := m.f.WriteAt(buf[:c], to); err != nil {
-			return err
-		}
-		from, to, n = from+int64(c), to+int64(c), n-int64(c)
-	}
-	return nil
-}
-
 // Close closes the file and releases the session lock. It never writes.
 func (m *mbox) Close() error {
 	m.mu.Lock()
@@ -588,6 +668,10 @@ func (m *mbox) Close() error {
 	var errs []error
 	if m.f != nil {
 		errs = append(errs, m.f.Close())
+	}
+	if m.sdir != nil {
+		errs = append(errs, m.sdir.Close())
+		m.sdir = nil
 	}
 	if m.session != nil {
 		errs = append(errs, m.session.Close())

@@ -96,14 +96,14 @@ func TestLimits(t *testing.T) {
 		opts Options
 		ok   bool
 	}{
-		{"messages at limit", Options{MaxMessages: 5}, true},
-		{"messages over limit", Options{MaxMessages: 4}, false},
-		{"bytes at limit", Options{MaxBytes: 3709}, true},
-		{"bytes over limit", Options{MaxBytes: 3708}, false},
+		{"messages at limit", Options{Limits: Limits{MaxMessages: 5}}, true},
+		{"messages over limit", Options{Limits: Limits{MaxMessages: 4}}, false},
+		{"bytes at limit", Options{Limits: Limits{MaxBytes: 3709}}, true},
+		{"bytes over limit", Options{Limits: Limits{MaxBytes: 3708}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.LockDir = t.TempDir()
-			m, err := NewStore(tc.opts).Open(context.Background(), install(t, content))
+			m, err := testStore(tc.opts).Open(context.Background(), install(t, content))
 			if tc.ok {
 				if err != nil {
 					t.Fatal(err)
@@ -120,8 +120,8 @@ func TestSessionLock(t *testing.T) {
 	ctx := context.Background()
 	path := install(t, readGolden(t, "single.mbox"))
 	lockDir := filepath.Join(t.TempDir(), "locks", "sub")
-	s1 := NewStore(Options{LockDir: lockDir})
-	s2 := NewStore(Options{LockDir: lockDir})
+	s1 := testStore(Options{LockDir: lockDir})
+	s2 := testStore(Options{LockDir: lockDir})
 
 	m, err := s1.Open(ctx, path)
 	if err != nil {
@@ -356,8 +356,8 @@ func TestStale(t *testing.T) {
 			path := install(t, content)
 			s := newTestStore(t)
 			m := openMailbox(t, s, path)
-			m2 := openMailbox(t, NewStore(Options{LockDir: t.TempDir()}), path)
-			m3 := openMailbox(t, NewStore(Options{LockDir: t.TempDir()}), path)
+			m2 := openMailbox(t, testStore(Options{LockDir: t.TempDir()}), path)
+			m3 := openMailbox(t, testStore(Options{LockDir: t.TempDir()}), path)
 			tc.change(t, path)
 			before, _ := os.ReadFile(path)
 
@@ -413,7 +413,7 @@ func TestNotStale(t *testing.T) {
 func TestGrownOverLimit(t *testing.T) {
 	content := readGolden(t, "mta-basic.mbox")
 	path := install(t, content)
-	s := NewStore(Options{LockDir: t.TempDir(), MaxBytes: int64(len(content) + 10)})
+	s := testStore(Options{LockDir: t.TempDir(), Limits: Limits{MaxBytes: int64(len(content) + 10)}})
 	m := openMailbox(t, s, path)
 	writeWithMtime(t, path, append(bytes.Clone(content), strings.Repeat("x", 11)...), pastTime.Add(time.Hour))
 	err := m.Verify(context.Background())

@@ -1,7 +1,6 @@
 package mbox
 
 import (
-	"cmp"
 	"crypto/md5"
 	"encoding/binary"
 	"fmt"
@@ -26,106 +25,88 @@ import (
 //
 // The strings share one backing allocation.
 func UIDs(r io.ReaderAt, entries []Entry) ([]string, error) {
-	n := len(entries)
-	key := func(i int32) uint64 { return binary.BigEndian.Uint64(entries[i].Hash[:]) }
+	return uidsFrom(r, entries, 0)
+}
 
-	// Find the UIDLs that repeat by sorting a copy of all of them, which
-	// is quicker than a map over all messages; only the messages with a
-	// repeated UIDL are then sorted by UIDL and position.
-	keys := make([]uint64, n)
-	for i := range keys {
-		keys[i] = key(int32(i))
+// uidsFrom returns the UIDs of entries[p:], exactly as UIDs gives them for
+// all entries: a UID depends only on the earlier messages with the same
+// UIDL, and on the raw bytes of those that repeat it. Only the messages
+// whose UIDL one of entries[p:] shares are looked at, and only the repeats
+// among them read from r, so that a mailbox that grew costs the new messages
+// (the index cache's append, p > 0) and a full parse the repeats (p = 0).
+func uidsFrom(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
+	n := len(entries)
+	key := func(i int) uint64 { return binary.BigEndian.Uint64(entries[i].Hash[:]) }
+	// The UIDLs of entries[p:], ascending, each once: sorting is quicker
+	// than a map over all messages.
+	keys := make([]uint64, 0, n-p)
+	for i := p; i < n; i++ {
+		keys = append(keys, key(i))
 	}
 	slices.Sort(keys)
-	var repeated []uint64 // ascending
-	for i := 1; i < n; i++ {
-		if keys[i] == keys[i-1] && (len(repeated) == 0 || repeated[len(repeated)-1] != keys[i]) {
-			repeated = append(repeated, keys[i])
-		}
+	keys = slices.Compact(keys)
+	// For each of those UIDLs: whether a message had it yet, and how many
+	// repeats of it had each raw hash; the first message in file order with
+	// a UIDL keeps it, each later one gets its raw hash, then "-2", "-3", …
+	// for byte-identical copies.
+	type group struct {
+		seen bool
+		raws map[uint32]int
 	}
-	keys = nil
-	var order []int32
-	if len(repeated) > 0 {
-		for i := range int32(n) {
-			if _, ok := slices.BinarySearch(repeated, key(i)); ok {
-				order = append(order, i)
-			}
-		}
-	}
-	slices.SortFunc(order, func(a, b int32) int {
-		if c := cmp.Compare(key(a), key(b)); c != 0 {
-			return c
-		}
-		return cmp.Compare(a, b)
-	})
-
-	// suffix[i] is message i's disambiguation, for repeats only.
-	type repeat struct {
-		msg int32
-		raw uint32 // first 4 bytes of the MD5 of the raw bytes
-		nth int    // 1 for the first message with this raw hash, then 2, 3…
-	}
-	var repeats []repeat
+	groups := make([]group, len(keys))
 	var buf []byte
-	for lo := 0; lo < len(order); {
-		hi := lo + 1
-		for hi < len(order) && key(order[hi]) == key(order[lo]) {
-			hi++
+	note := func(g *group, i int) (raw uint32, nth int, err error) {
+		if !g.seen {
+			g.seen = true
+			return 0, 0, nil
 		}
-		if hi-lo > 1 {
-			group := len(repeats)
-			for _, msg := range order[lo+1 : hi] {
-				if buf == nil {
-					buf = make([]byte, 64<<10)
-				}
-				raw, err := rawHash(r, &entries[msg], buf)
-				if err != nil {
-					return nil, err
-				}
-				repeats = append(repeats, repeat{msg: msg, raw: raw})
-			}
-			g := repeats[group:]
-			slices.SortFunc(g, func(a, b repeat) int {
-				if c := cmp.Compare(a.raw, b.raw); c != 0 {
-					return c
-				}
-				return cmp.Compare(a.msg, b.msg)
-			})
-			for i := range g {
-				g[i].nth = 1
-				if i > 0 && g[i].raw == g[i-1].raw {
-					g[i].nth = g[i-1].nth + 1
-				}
-			}
+		if buf == nil {
+			buf = make([]byte, 64<<10)
 		}
-		lo = hi
+		if raw, err = rawHash(r, &entries[i], buf); err != nil {
+			return 0, 0, err
+		}
+		if g.raws == nil {
+			g.raws = make(map[uint32]int)
+		}
+		g.raws[raw]++
+		return raw, g.raws[raw], nil
 	}
-	slices.SortFunc(repeats, func(a, b repeat) int { return cmp.Compare(a.msg, b.msg) })
+	for i := range p {
+		if k, ok := slices.BinarySearch(keys, key(i)); ok {
+			if _, _, err := note(&groups[k], i); err != nil {
+				return nil, err
+			}
+		}
+	}
 
 	// One string holds all UIDs; each UID is a substring of it.
 	var sb strings.Builder
-	sb.Grow(16*n + 32*len(repeats))
-	ends := make([]int, n)
+	sb.Grow(16 * (n - p))
+	ends := make([]int, n-p)
 	var uidl [16]byte
 	var tail []byte
-	for i := range entries {
+	for i := p; i < n; i++ {
+		k, _ := slices.BinarySearch(keys, key(i))
+		raw, nth, err := note(&groups[k], i)
+		if err != nil {
+			return nil, err
+		}
 		putUIDL(uidl[:], &entries[i].Hash)
 		sb.Write(uidl[:])
-		if len(repeats) > 0 && int(repeats[0].msg) == i {
-			rp := repeats[0]
-			repeats = repeats[1:]
+		if nth > 0 {
 			tail = append(tail[:0], '.')
-			tail = fmt.Appendf(tail, "%08x", rp.raw)
-			if rp.nth > 1 {
+			tail = fmt.Appendf(tail, "%08x", raw)
+			if nth > 1 {
 				tail = append(tail, '-')
-				tail = strconv.AppendInt(tail, int64(rp.nth), 10)
+				tail = strconv.AppendInt(tail, int64(nth), 10)
 			}
 			sb.Write(tail)
 		}
-		ends[i] = sb.Len()
+		ends[i-p] = sb.Len()
 	}
 	all := sb.String()
-	uids := make([]string, n)
+	uids := make([]string, n-p)
 	start := 0
 	for i, end := range ends {
 		uids[i] = all[start:end]

@@ -1,5 +1,5 @@
 // Package privsep runs POP3 sessions for system accounts with popa3d's
-// privilege separation (DESIGN.md, popa3d-behaviour.md section 2):
+// privilege separation (doc/design.md §5 and §6; doc/popa3d-compat.md §2):
 //
 //   - the session process starts as root, one per connection (started by
 //     inetd, or by the daemon exactly as inetd would);

@@ -177,7 +177,7 @@ func readMessage(t *testing.T, m mailbox.Mailbox, i int) []byte {
 
 // toWire converts message data to what RETR sends before the final ".":
 // LF becomes CRLF, a line starting with "." gets another one, and a last line
-// without LF gets CRLF (RFC 1939 section 3, popa3d-behaviour.md section 9). It
+// without LF gets CRLF (RFC 1939 section 3, doc/popa3d-compat.md section 9). It
 // also returns how many dots were stuffed.
 func toWire(data []byte) (wire []byte, stuffed int) {
 	for len(data) > 0 {

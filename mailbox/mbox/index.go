@@ -16,7 +16,7 @@ import (
 type Limits = mailbox.Limits
 
 // Entry is one message of an indexed mbox file, as popa3d 1.0.3 splits it
-// (popa3d-behaviour.md sections 7, 8 and 13).
+// (doc/popa3d-compat.md sections 7, 8 and 13).
 type Entry struct {
 	// Offset is the file offset of the message's From_ line: the start of its
 	// raw extent.
@@ -35,7 +35,7 @@ type Entry struct {
 	// counted (RFC 1939 section 11).
 	Size int64
 	// Popa3dSize is popa3d's LIST size, which counts a final line without LF
-	// one octet short (popa3d-behaviour.md section 8). It equals Size otherwise.
+	// one octet short (doc/popa3d-compat.md section 8). It equals Size otherwise.
 	Popa3dSize int64
 	// Hash holds the first 8 bytes of the MD5 of the header lines popa3d takes
 	// for its UIDL (section 13).
@@ -179,7 +179,7 @@ const maxCarry = 64
 const lookahead = len("X-Delivery-ID:")
 
 // fromSep marks a message start: an LF-only empty line, then a line beginning
-// with "From " (popa3d-behaviour.md section 7).
+// with "From " (doc/popa3d-compat.md section 7).
 var fromSep = []byte("\n\nFrom ")
 
 // scan runs the popa3d parser over the first size bytes of r, calling emit for
@@ -508,7 +508,7 @@ var newline = []byte{'\n'}
 
 // classify applies popa3d's UIDL header selection to the start of one header
 // line, b (at least lookahead bytes of it, unless the input ends first), and
-// reports whether the line is hashed (popa3d-behaviour.md section 13).
+// reports whether the line is hashed (doc/popa3d-compat.md section 13).
 func classify(b []byte, fixed, received *bool) bool {
 	switch b[0] {
 	case ' ', '\t':

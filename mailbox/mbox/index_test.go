@@ -10,7 +10,7 @@ import (
 	"github.com/popa3d/popa3d/mailbox"
 )
 
-// TestIndexRefused lists files popa3d refuses (popa3d-behaviour.md section 7).
+// TestIndexRefused lists files popa3d refuses (doc/popa3d-compat.md section 7).
 func TestIndexRefused(t *testing.T) {
 	// A From_ line directly followed by another, straddling popa3d's 64 KiB
 	// and our 1 MiB block boundaries: refused at any offset (popa3d took the
@@ -76,7 +76,7 @@ func TestIndexSplit(t *testing.T) {
 	}
 }
 
-// TestUIDLWorkedExample is the example of popa3d-behaviour.md section 13.
+// TestUIDLWorkedExample is the worked example of doc/popa3d-compat.md section 13.
 func TestUIDLWorkedExample(t *testing.T) {
 	content := readGolden(t, "single.mbox")
 	entries, err := Index(bytes.NewReader(content), int64(len(content)), Limits{})

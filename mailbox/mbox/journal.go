@@ -2,14 +2,14 @@ package mbox
 
 // Crash-safe UPDATE: the redo journal.
 //
-// popa3d compacts an mbox in place at UPDATE (popa3d-behaviour.md section 12):
+// popa3d compacts an mbox in place at UPDATE (doc/popa3d-compat.md section 12):
 // every kept message after the first deleted one moves down, then the mail
 // delivered during the session, then the file is truncated. The write head
 // never passes the read head, so a clean run loses nothing, but a kill -9 or a
 // power cut in the middle leaves the region from the first deleted message on
 // half-moved, and redoing the moves from the start is not idempotent: a later
 // move overwrites an earlier move's source. popa3d accepts that; we do not
-// (DESIGN.md invariant 5).
+// (doc/design.md §3, invariant 5; the argument is summarised in doc/design.md §10).
 //
 // With Options.StateDir set, Commit keeps a redo journal in that directory,
 // named after the mailbox (mailbox.StateKey), so it needs no write access to the

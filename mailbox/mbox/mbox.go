@@ -1,6 +1,6 @@
 // Package mbox serves mbox mailboxes exactly as popa3d 1.0.3 does: the same
 // message split, LIST sizes, UIDLs and in-place compaction at UPDATE
-// (popa3d-behaviour.md sections 7, 8, 11, 12 and 13). It differs only where
+// (doc/popa3d-compat.md sections 7, 8, 11, 12 and 13). It differs only where
 // popa3d is wrong: repeated UIDLs get a suffix, an unterminated last line is
 // counted as sent, changes are detected by inode, size and nanosecond mtime,
 // and a session lock keeps one session per mailbox.

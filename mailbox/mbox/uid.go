@@ -13,7 +13,7 @@ import (
 // UIDs returns the unique-id of each entry, indexed like entries. Every UID is
 // popa3d's UIDL (Entry.UIDL) except where popa3d would repeat one (identical
 // hashed headers, or none at all), which breaks RFC 1939 section 7's
-// uniqueness rule (popa3d-behaviour.md section 17.1). The first message in
+// uniqueness rule (doc/popa3d-compat.md section 17.1). The first message in
 // file order with a given UIDL keeps it; each later one gets
 //
 //	<popa3d UIDL>.<first 8 hex digits of the MD5 of its raw bytes>

@@ -45,19 +45,9 @@ func TestMaxSessionsClosesWithoutAByte(t *testing.T) {
 		Listeners:   ls,
 		MaxSessions: 2,
 		MinHold:     time.Millisecond, // a slot is free as soon as its session ends
-		Handler: func(ctx context.Context, c net.Conn) {
-			served.Add(1)
-			c.Write([]byte("+OK\r\n"))
-			select {
-			case <-release:
-			case <-ctx.Done():
-			}
-		},
-		ShutdownGrace: time.Second,
+		Handler:     greetAndHold(release, &served),
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- d.Serve(ctx) }()
+	cancel, done := serveInBackground(d)
 	addr := ls[0].Addr().String()
 	read := func(c net.Conn) string {
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -216,18 +206,9 @@ func TestObserver(t *testing.T) {
 		MinHold:      -1,
 		LogEvery:     -1,
 		Observer:     obs,
-		Handler: func(ctx context.Context, c net.Conn) {
-			c.Write([]byte("+OK\r\n"))
-			select {
-			case <-release:
-			case <-ctx.Done():
-			}
-		},
-		ShutdownGrace: time.Second,
+		Handler:      greetAndHold(release, nil),
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- d.Serve(ctx) }()
+	cancel, done := serveInBackground(d)
 	addr := ls[0].Addr().String()
 	var conns []net.Conn
 	for range 3 {
@@ -254,4 +235,30 @@ func TestObserver(t *testing.T) {
 	if RefusedPerSource.String() != "per_source" || RefusedSessions.String() != "sessions" {
 		t.Fatal("refusal names")
 	}
+}
+
+// greetAndHold is a handler that counts its session in served (if not nil),
+// writes "+OK" and holds the connection until release is closed or the
+// daemon stops.
+func greetAndHold(release <-chan struct{}, served *atomic.Int32) Handler {
+	return func(ctx context.Context, c net.Conn) {
+		if served != nil {
+			served.Add(1)
+		}
+		c.Write([]byte("+OK\r\n"))
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// serveInBackground runs d (with a 1 s shutdown grace) until cancel; done
+// receives Serve's result.
+func serveInBackground(d *Daemon) (cancel context.CancelFunc, done <-chan error) {
+	d.ShutdownGrace = time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- d.Serve(ctx) }()
+	return cancel, ch
 }

@@ -1,6 +1,6 @@
 // Package auth turns a user name and a secret into an Identity, or one uniform
-// failure. Backends (a password file for virtual users; system accounts and PAM
-// later) live in subpackages; this package holds only the contract.
+// failure. Backends (system accounts, PAM, a password file for virtual users)
+// live in subpackages; this package holds only the contract.
 package auth
 
 import (

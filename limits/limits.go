@@ -42,8 +42,10 @@ const (
 	// log in, however often it sends a line.
 	PreAuthTime = 120 * time.Second
 
-	// AuthFailureDelay is slept before the reply to a failed PASS, to slow password
-	// guessing (popa3d relied on pam_unix for its 2 s).
+	// AuthFailureDelay is when the reply to a failed PASS leaves, counted from
+	// the PASS (a floor, whatever the verification cost, so that the time
+	// tells nothing about the account), to slow password guessing (popa3d
+	// relied on pam_unix for its 2 s).
 	AuthFailureDelay = 2 * time.Second
 
 	// Messages is the largest message count of a mailbox that is accepted

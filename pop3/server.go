@@ -70,7 +70,7 @@ type Summary struct {
 	Deleted       int     // messages deleted at UPDATE
 	BytesSent     int64   // every byte written to the client
 	Duration      time.Duration
-	UpdateTime    time.Duration // how long UPDATE took to commit the deletions; 0 without UPDATE
+	UpdateTime    time.Duration // how long UPDATE took to commit the deletions; 0 when nothing was deleted
 }
 
 // Serve runs one session on conn until the client quits, the session fails or

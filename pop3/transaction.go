@@ -204,12 +204,14 @@ func (ss *session) update(ctx context.Context) {
 		}
 	}
 	e := Event{Kind: MailboxUpdated, Count: len(dels), Bytes: delBytes}
-	t0 := ss.srv.now()
 	var err error
 	if len(dels) > 0 {
+		// Only a commit is timed: an UPDATE that deletes nothing writes
+		// nothing, and its time would be noise in the figures.
+		t0 := ss.srv.now()
 		err = ss.mb.Commit(ctx, dels)
+		e.Duration = ss.srv.now().Sub(t0)
 	}
-	e.Duration = ss.srv.now().Sub(t0)
 	ss.summary.UpdateTime = e.Duration
 	if err != nil {
 		if errors.Is(err, mailbox.ErrStale) {

@@ -54,8 +54,9 @@ func TestPrivsepDaemonTotals(t *testing.T) {
 	d.terminate(t)
 	checkTotals(t, d.p.log(), "admitted=5", "sessions=5", "logged_in=1", "retrieved=1", "deleted=1", "updates=1",
 		"failed_bad_password=1", "failed_unknown_user=1")
-	if got, want := string(readOrFail(t, s.path(filepath.Join("spool", good.Name)))), string(mbox(msgs[1:]...)); got != want {
-		t.Errorf("mailbox after DELE 1 and QUIT:\n%s", describeDiff([]byte(got), []byte(want)))
+	got, err := readFile(s.path(filepath.Join("spool", good.Name)))
+	if want := string(mbox(msgs[1:]...)); err != nil || got != want {
+		t.Errorf("mailbox after DELE 1 and QUIT (%v):\n%s", err, describeDiff([]byte(got), []byte(want)))
 	}
 }
 
@@ -102,13 +103,4 @@ func environ(t *testing.T, pid int) []string {
 		t.Fatal(err)
 	}
 	return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-}
-
-func readOrFail(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -2,8 +2,9 @@ package auth
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
+
+	"github.com/popa3d/popa3d/internal/account"
 )
 
 // MailboxTemplate names each account's mailbox, the one `mailbox` setting
@@ -11,9 +12,6 @@ import (
 // sign, and a leading "~/" for the account's home directory (popa3d's
 // $HOME/Mailbox style is "~/Mailbox"; its default is "/var/mail/%u").
 type MailboxTemplate string
-
-// homePrefix marks a template relative to the account's home directory.
-const homePrefix = "~/"
 
 // Check reports a template that cannot name one mailbox per account: only %u
 // and %% may follow a percent sign, and it must depend on the account (hold
@@ -41,7 +39,7 @@ func (t MailboxTemplate) Check() error {
 }
 
 // InHome reports whether the template names a file in the account's home.
-func (t MailboxTemplate) InHome() bool { return strings.HasPrefix(string(t), homePrefix) }
+func (t MailboxTemplate) InHome() bool { return account.InHome(string(t)) }
 
 // Expand returns the mailbox of the account name with home directory home,
 // for a template that passed Check. It refuses a name that is not one file
@@ -52,15 +50,9 @@ func (t MailboxTemplate) Expand(name, home string) (string, error) {
 	if strings.Contains(s, "%u") && (name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/')) {
 		return "", fmt.Errorf("account %q: the name cannot be a file name in %s", name, s)
 	}
+	// %u and %% are filled in first, in the template only: "~/" holds no
+	// percent sign, and a home directory is not a template.
 	var b strings.Builder
-	if rest, ok := strings.CutPrefix(s, homePrefix); ok {
-		if !filepath.IsAbs(home) {
-			return "", fmt.Errorf("account %q: home directory %q is not an absolute path", name, home)
-		}
-		b.WriteString(strings.TrimSuffix(home, "/"))
-		b.WriteByte('/')
-		s = rest
-	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c != '%' {
@@ -74,5 +66,12 @@ func (t MailboxTemplate) Expand(name, home string) (string, error) {
 			b.WriteByte('%')
 		}
 	}
-	return b.String(), nil
+	if !t.InHome() {
+		return b.String(), nil
+	}
+	p, err := account.ExpandHome(b.String(), home)
+	if err != nil {
+		return "", fmt.Errorf("account %q: %w", name, err)
+	}
+	return p, nil
 }

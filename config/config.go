@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/popa3d/popa3d/internal/account"
 	"github.com/popa3d/popa3d/limits"
 )
 
@@ -181,12 +181,12 @@ func Load(path string) (Config, error) {
 	}
 	c.dir = filepath.Dir(abs)
 	c.PasswdFile = c.resolve(c.PasswdFile)
-	if !strings.HasPrefix(c.Mailbox, "~/") {
+	if !account.InHome(c.Mailbox) {
 		c.Mailbox = c.resolve(c.Mailbox)
 	}
 	c.LockDir = c.resolve(c.LockDir)
 	c.Chroot = c.resolve(c.Chroot)
-	if !strings.HasPrefix(c.StateDir, "~/") {
+	if !account.InHome(c.StateDir) {
 		c.StateDir = c.resolve(c.StateDir)
 	}
 	if err := c.Validate(); err != nil {

@@ -14,6 +14,10 @@
 //     with the user's rights; on any failure it first enters the same jail as
 //     the pre-auth process, then answers.
 //
+// Under -D the daemon (root, reading no client byte) starts each session
+// process with Spawn, and learns what the session did from its report pipe
+// (below).
+//
 // Go cannot fork without exec, hence the re-execution; the caller supplies
 // the command that does it. Every role first closes the descriptors it
 // inherited and was not handed (CloseInherited); the jailed processes can
@@ -62,4 +66,21 @@
 // account), or else by its parent-death signal when the session process
 // exits a moment later (a logged-in session runs as the user, who may not
 // signal the jail's account).
+//
+// # The report pipe
+//
+// With Spawn.Reported, the -D daemon creates a pipe per session and hands
+// the session process its write end as fd 3, announced as POPA3D_REPORT_FD=3
+// in its environment (without that, fd 3 is just the next free descriptor;
+// SessionDescriptors keeps it through CloseInherited, ReportPipe opens it).
+// Both ends are close-on-exec in the daemon, and CloseInherited makes fd 3
+// close-on-exec in the session process, so neither the pre-auth process (whose
+// fd 3 is its credentials pipe) nor any other process gets it. The session
+// process writes one fixed-size record of its summary (report.Writer as the
+// pop3.Server's observer: after a good or a failed login; the program reports
+// a record without a login itself when the client never sent PASS) and
+// exits. The daemon reads the pipe only after the process has exited: at
+// most report.Size+1 bytes, for at most reportWait, and report.Decode
+// checks them as untrusted input (after the login the writer runs as the
+// user). A missing or bad record (a killed session) counts as nothing.
 package privsep

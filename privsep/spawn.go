@@ -7,18 +7,58 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/popa3d/popa3d/pop3"
+	"github.com/popa3d/popa3d/report"
 )
 
-// SpawnSession runs one connection's session in a new process made by
-// command (which must use exec.CommandContext with the ctx it is given),
-// exactly as inetd would: the connection on its standard input and output.
-// It returns when that process has exited. When ctx is done the process gets
-// SIGTERM (it finishes an UPDATE in progress, then ends), and SIGKILL if it
-// is still running grace later. started, if not nil, is called with the
-// process id once it runs.
-func SpawnSession(ctx context.Context, command func(context.Context) *exec.Cmd, c net.Conn, grace time.Duration, started func(pid int)) error {
+// The report pipe: the one descriptor a -D daemon hands a session process
+// besides the connection on 0 and 1 (and stderr on 2), when it wants the
+// session's summary. Like the relay channel it is announced in the
+// environment, since without the announcement fd 3 is merely the next free
+// descriptor.
+const (
+	reportFD  = 3
+	reportEnv = "POPA3D_REPORT_FD"
+)
+
+// reportWait bounds the daemon's read of a report after the session process
+// has exited. The record was written before the exit, so a well-behaved
+// process's pipe is at its end at once; the bound is for a descendant of a
+// compromised session that keeps the write end open, which costs only that
+// session's figures.
+const reportWait = time.Second
+
+// Spawn starts the session process of each connection for the -D daemon,
+// exactly as inetd would start the program: the connection on its standard
+// input and output.
+type Spawn struct {
+	// Command returns the command that re-executes the program as a session
+	// process. It must use exec.CommandContext with the ctx it is given.
+	Command func(ctx context.Context) *exec.Cmd
+	// Grace is how long after SIGTERM (sent when the daemon's ctx is done) a
+	// session process still running gets SIGKILL.
+	Grace time.Duration
+	// Started, if not nil, is called with the process id once it runs.
+	Started func(pid int)
+	// Reported, if not nil, gives each session process the write end of a
+	// pipe as fd 3, announced as POPA3D_REPORT_FD=3 (SessionDescriptors,
+	// ReportPipe), over which it reports its summary (package report). Once
+	// the process has exited, Reported gets the summary, or the error of a
+	// record that is missing (a killed session) or malformed. The daemon
+	// reads the pipe only after the process exited, at most report.Size+1
+	// bytes, for at most reportWait.
+	Reported func(pop3.Summary, error)
+}
+
+// Session runs the session of connection c in a new process and returns
+// when that process has exited. When ctx is done the process gets SIGTERM
+// (it finishes an UPDATE in progress, then ends), and SIGKILL if it is still
+// running Grace later.
+func (s Spawn) Session(ctx context.Context, c net.Conn) error {
 	fc, ok := c.(interface{ File() (*os.File, error) })
 	if !ok {
 		return fmt.Errorf("connection of type %T has no file descriptor", c)
@@ -28,18 +68,42 @@ func SpawnSession(ctx context.Context, command func(context.Context) *exec.Cmd, 
 		return fmt.Errorf("connection descriptor: %w", err)
 	}
 	defer f.Close()
-	cmd := command(ctx)
+	cmd := s.Command(ctx)
 	cmd.Stdin, cmd.Stdout = f, f
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = grace
+	cmd.WaitDelay = s.Grace
+	var pr, pw *os.File
+	if s.Reported != nil {
+		// Both ends close-on-exec: only this child gets the write end, as
+		// its fd 3, and a child the session process starts gets neither.
+		if pr, pw, err = os.Pipe(); err != nil {
+			return fmt.Errorf("report pipe: %w", err)
+		}
+		defer pr.Close()
+		defer pw.Close()
+		cmd.ExtraFiles = []*os.File{pw}
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, reportEnv+"="+strconv.Itoa(reportFD))
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start a session process: %w", err)
 	}
-	f.Close() // the child has its copy
-	if started != nil {
-		started(cmd.Process.Pid)
+	// The child has its copies; ours of the write end would keep the pipe
+	// from ever reaching its end.
+	f.Close()
+	if pw != nil {
+		pw.Close()
+	}
+	if s.Started != nil {
+		s.Started(cmd.Process.Pid)
 	}
 	err = cmd.Wait()
+	if pr != nil {
+		_ = pr.SetReadDeadline(time.Now().Add(reportWait))
+		s.Reported(report.Read(pr))
+	}
 	if ctx.Err() != nil && cmd.ProcessState != nil {
 		// Shut down: a session that ended on our SIGTERM ended well.
 		ps := cmd.ProcessState
@@ -52,4 +116,31 @@ func SpawnSession(ctx context.Context, command func(context.Context) *exec.Cmd, 
 		return fmt.Errorf("session process %d: %w", cmd.Process.Pid, err)
 	}
 	return err
+}
+
+// reportAnnounced reports whether this process, a session process, was
+// handed a report pipe.
+func reportAnnounced() bool { return os.Getenv(reportEnv) == strconv.Itoa(reportFD) }
+
+// SessionDescriptors lists the descriptors above 2 a session process is
+// handed, for CloseInherited: the report pipe when one is announced.
+func SessionDescriptors() []int {
+	if reportAnnounced() {
+		return []int{reportFD}
+	}
+	return nil
+}
+
+// ReportPipe returns the report pipe the -D daemon handed this session
+// process, or nil if none was announced or fd 3 is not a pipe. CloseInherited
+// has made it close-on-exec, so the pre-auth process never gets it.
+func ReportPipe() *os.File {
+	if !reportAnnounced() {
+		return nil
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(reportFD, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+		return nil
+	}
+	return os.NewFile(reportFD, "report pipe")
 }

@@ -13,11 +13,9 @@ import (
 	"log/syslog"
 	"os"
 	"os/signal"
-	"os/user"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
+	"time"
 
 	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/auth/pam"
@@ -29,6 +27,7 @@ import (
 	"github.com/popa3d/popa3d/mailbox/mbox"
 	"github.com/popa3d/popa3d/pop3"
 	"github.com/popa3d/popa3d/privsep"
+	"github.com/popa3d/popa3d/report"
 )
 
 // version is printed by -V; the build may override it with -ldflags -X.
@@ -49,14 +48,18 @@ func main() {
 
 // handedDescriptors lists the descriptors above 2 that the role args select
 // is handed, and keeps: the pre-auth role's credentials pipe and relay
-// channel. Every other role is handed none today. systemd socket activation
-// goes here: the daemon's LISTEN_FDS (3 up to 3+n-1, when LISTEN_PID is this
-// process).
+// channel; a session process's report pipe, when the -D daemon that started
+// it announced one. `popa3d passwd` is handed none. systemd socket
+// activation goes here: the daemon's LISTEN_FDS (3 up to 3+n-1, when
+// LISTEN_PID is this process).
 func handedDescriptors(args []string) []int {
-	if len(args) > 1 && args[1] == preauthRole {
+	switch {
+	case len(args) > 1 && args[1] == preauthRole:
 		return privsep.PreauthDescriptors()
+	case len(args) > 1 && args[1] == "passwd":
+		return nil
 	}
-	return nil
+	return privsep.SessionDescriptors()
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -149,7 +152,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			err = serveInetd(ctx, cfg, srv, log)
 		}
 	} else {
-		err = servePrivsep(ctx, cfg, *daemonMode, roleFor(*cfgPath, cfg, clientStderr), a, log)
+		var re reexec
+		if re, err = reexecFor(*cfgPath, cfg, clientStderr); err == nil {
+			err = servePrivsep(ctx, cfg, *daemonMode, re, a, log)
+		}
 	}
 	if err != nil {
 		log.Error(err.Error())
@@ -159,21 +165,40 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // servePrivsep serves system accounts, which needs root.
-func servePrivsep(ctx context.Context, cfg config.Config, daemonMode bool, role roleArgs, a auth.Authenticator, log *slog.Logger) error {
+func servePrivsep(ctx context.Context, cfg config.Config, daemonMode bool, re reexec, a auth.Authenticator, log *slog.Logger) error {
 	if daemonMode {
-		return servePrivsepDaemon(ctx, cfg, role, log)
+		return servePrivsepDaemon(ctx, cfg, re, log)
 	}
-	r, err := privsepRunner(cfg, role, a, log)
+	// A session process of the -D daemon reports its summary on the pipe
+	// the daemon handed it.
+	var obs pop3.Observer
+	if f := privsep.ReportPipe(); f != nil {
+		w := report.NewWriter(f)
+		obs = w
+		start := time.Now()
+		// A session that reached ServeLogin (a login, good or failed) has
+		// reported by now, and a Writer writes one record only; this is the
+		// summary of one that did not: the client never logged in, or the
+		// set-up failed.
+		defer func() { w.SessionEnded(pop3.Summary{Duration: time.Since(start)}) }()
+	}
+	r, err := privsepRunner(cfg, re, a, log, obs)
 	if err != nil {
 		return err
 	}
 	return servePrivsepInetd(ctx, r)
 }
 
-// roleFor returns how a re-executed program is told to read the same
-// configuration and log the same way.
-func roleFor(cfgPath string, cfg config.Config, clientStderr bool) roleArgs {
-	r := roleArgs{toStderr: cfg.Log == "stderr"}
+// reexecFor returns how this program re-executes itself so that the new
+// process reads the same configuration (cfgPath, made absolute) and logs the
+// same way; with stderr as its fd 2 only when it logs there and stderr is
+// not the client.
+func reexecFor(cfgPath string, cfg config.Config, clientStderr bool) (reexec, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return reexec{}, fmt.Errorf("find this program to re-execute it: %w", err)
+	}
+	r := reexec{exe: exe, toStderr: cfg.Log == "stderr"}
 	if cfgPath != "" {
 		if abs, err := filepath.Abs(cfgPath); err == nil {
 			r.cfgPath = abs
@@ -184,7 +209,7 @@ func roleFor(cfgPath string, cfg config.Config, clientStderr bool) roleArgs {
 	if r.toStderr && !clientStderr {
 		r.stderr = os.Stderr
 	}
-	return r
+	return r, nil
 }
 
 // newAuthenticator returns the configured accounts backend.
@@ -212,7 +237,7 @@ func checkRunnable(cfg config.Config) error {
 		return nil // run() refused system accounts already
 	}
 	if cfg.Mode() == config.ModeSingleAccount {
-		_, _, err := servingAccount(cfg)
+		_, err := runAsAccount(cfg)
 		return err
 	}
 	if _, err := jail(cfg, false); err != nil {
@@ -246,37 +271,6 @@ func storeOptions(cfg config.Config, log *slog.Logger) mbox.Options {
 		DotlockRequired: cfg.DotlockRequired,
 		Logger:          log,
 	}
-}
-
-// stateDir expands the state_dir setting for an account with home directory
-// home: "~/" is the home. An account without a usable home gets none, which
-// only costs the index cache and the journal; that is logged.
-func stateDir(setting, home string, log *slog.Logger) string {
-	rest, ok := strings.CutPrefix(setting, "~/")
-	if !ok {
-		return setting
-	}
-	if !filepath.IsAbs(home) || home == "/" || home == "/nonexistent" {
-		log.Warn(fmt.Sprintf("No home directory (%q) for state_dir %s: no index cache, UPDATE without journal", home, setting))
-		return ""
-	}
-	return filepath.Join(home, rest)
-}
-
-// servingHome is the home directory of the account that serves virtual
-// users: run_as when started as root, else the account the program runs as.
-func servingHome(cfg config.Config) string {
-	var u *user.User
-	var err error
-	if os.Geteuid() == 0 && cfg.RunAs != "" {
-		u, err = user.Lookup(cfg.RunAs)
-	} else {
-		u, err = user.LookupId(strconv.Itoa(os.Geteuid()))
-	}
-	if err != nil {
-		return ""
-	}
-	return u.HomeDir
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

@@ -8,8 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
-	"strconv"
 	"syscall"
 
 	"github.com/popa3d/popa3d/auth"
@@ -17,6 +15,7 @@ import (
 	"github.com/popa3d/popa3d/config"
 	"github.com/popa3d/popa3d/daemon"
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/metrics"
 	"github.com/popa3d/popa3d/pop3"
 	"github.com/popa3d/popa3d/privsep"
 )
@@ -26,70 +25,40 @@ import (
 // the session process passes it when it re-executes the program.
 const preauthRole = "--preauth"
 
-// roleArgs are the arguments that make a re-executed program read the same
-// configuration and log the same way as this one.
-type roleArgs struct {
+// reexec is how the program re-executes itself for privilege separation:
+// as the pre-auth process of a session, and, under -D, as the session
+// process of each connection.
+type reexec struct {
+	exe      string // this program
 	cfgPath  string // absolute, or "" for the default
 	toStderr bool
 	stderr   *os.File // what the child gets as fd 2: nil for /dev/null
 }
 
-func (r roleArgs) list() []string {
-	var a []string
+// command returns the command that runs the program in role (preauthRole,
+// or "" for a session process as inetd would start it), reading the same
+// configuration and logging the same way, with nothing of this process's
+// environment but the time zone. ctx ends it as exec.CommandContext does.
+func (r reexec) command(ctx context.Context, role string) *exec.Cmd {
+	var args []string
+	if role != "" {
+		args = append(args, role)
+	}
 	if r.cfgPath != "" {
-		a = append(a, "-c", r.cfgPath)
+		args = append(args, "-c", r.cfgPath)
 	}
 	if r.toStderr {
-		a = append(a, "-e")
+		args = append(args, "-e")
 	}
-	return a
-}
-
-// childEnv is the whole environment of a re-executed program: nothing of
-// the caller's but the time zone.
-func childEnv() []string {
-	env := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd := exec.CommandContext(ctx, r.exe, args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	if tz, ok := os.LookupEnv("TZ"); ok {
-		env = append(env, "TZ="+tz)
+		cmd.Env = append(cmd.Env, "TZ="+tz)
 	}
-	return env
-}
-
-// jail looks up the pre-auth account and checks (creating it if missing)
-// its chroot directory.
-func jail(cfg config.Config, prepare bool) (privsep.Jail, error) {
-	u, err := user.Lookup(cfg.PreauthUser)
-	if err != nil {
-		return privsep.Jail{}, fmt.Errorf("preauth_user %q: %w", cfg.PreauthUser, err)
+	if r.stderr != nil {
+		cmd.Stderr = r.stderr
 	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil || uid == 0 || gid == 0 {
-		return privsep.Jail{}, fmt.Errorf("preauth_user %q: not an unprivileged account (uid %s, gid %s)", cfg.PreauthUser, u.Uid, u.Gid)
-	}
-	j := privsep.Jail{Account: cfg.PreauthUser, UID: uid, GID: gid, Dir: cfg.Chroot}
-	if prepare {
-		if err := j.PrepareDir(); err != nil {
-			return privsep.Jail{}, err
-		}
-	}
-	return j, nil
-}
-
-// mailGroup returns the gid of mail_group, or -1 if none is configured.
-func mailGroup(cfg config.Config) (int, error) {
-	if cfg.MailGroup == "" {
-		return -1, nil
-	}
-	g, err := user.LookupGroup(cfg.MailGroup)
-	if err != nil {
-		return -1, fmt.Errorf("mail_group %q: %w", cfg.MailGroup, err)
-	}
-	gid, err := strconv.Atoi(g.Gid)
-	if err != nil || gid == 0 {
-		return -1, fmt.Errorf("mail_group %q: gid %s is not usable", cfg.MailGroup, g.Gid)
-	}
-	return gid, nil
+	return cmd
 }
 
 // runPreauth is the pre-auth process: everything here runs as root until
@@ -128,8 +97,9 @@ func runPreauth(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// privsepRunner wires a privilege-separated session for system accounts.
-func privsepRunner(cfg config.Config, role roleArgs, a auth.Authenticator, log *slog.Logger) (*privsep.Runner, error) {
+// privsepRunner wires a privilege-separated session for system accounts;
+// obs, if not nil, observes the session once the login is decided.
+func privsepRunner(cfg config.Config, re reexec, a auth.Authenticator, log *slog.Logger, obs pop3.Observer) (*privsep.Runner, error) {
 	j, err := jail(cfg, true)
 	if err != nil {
 		return nil, err
@@ -138,29 +108,20 @@ func privsepRunner(cfg config.Config, role roleArgs, a auth.Authenticator, log *
 	if err != nil {
 		return nil, err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find this program to re-execute it: %w", err)
-	}
 	return &privsep.Runner{
-		PreauthCommand: func() *exec.Cmd {
-			cmd := exec.Command(exe, append([]string{preauthRole}, role.list()...)...)
-			cmd.Env = childEnv()
-			if role.stderr != nil {
-				cmd.Stderr = role.stderr
-			}
-			return cmd
-		},
-		Auth:      a,
-		Jail:      j,
-		MailGroup: mailGID,
-		Lock:      mailbox.LockDir(cfg.LockDir),
+		// The pre-auth process's life is bounded by the runner and by its
+		// parent-death signal, not by a context.
+		PreauthCommand: func() *exec.Cmd { return re.command(context.Background(), preauthRole) },
+		Auth:           a,
+		Jail:           j,
+		MailGroup:      mailGID,
+		Lock:           mailbox.LockDir(cfg.LockDir),
 		NewStore: func(id auth.Identity, lock mailbox.Locker) (mailbox.Store, error) {
 			// The session runs as the user: the mailbox must be the
 			// user's own file (issue 8, finding 5).
 			return newStore(cfg, log, id.Home, lock, true)
 		},
-		Server: &pop3.Server{Limits: serverLimits(cfg), Logger: log},
+		Server: &pop3.Server{Limits: serverLimits(cfg), Logger: log, Observer: obs},
 	}, nil
 }
 
@@ -226,12 +187,9 @@ func (s stdio) CloseWrite() error {
 // servePrivsepDaemon listens and starts one root session process per
 // connection, each exactly as inetd would start the program, so that both
 // modes run the same session code. The daemon stays root to do that, and
-// reads no client byte.
-func servePrivsepDaemon(ctx context.Context, cfg config.Config, role roleArgs, log *slog.Logger) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find this program to re-execute it: %w", err)
-	}
+// reads no client byte: each session process reports its summary over a
+// pipe, as a fixed-size record the daemon checks (package report).
+func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *slog.Logger) error {
 	// Fail at start, not at the first connection, on a bad jail or group.
 	if _, err := jail(cfg, true); err != nil {
 		return err
@@ -247,21 +205,25 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, role roleArgs, l
 	for _, ln := range lns {
 		log.Info("Listening on " + ln.Addr().String())
 	}
-	grace := cfg.ShutdownGrace.Duration
-	d := newDaemon(cfg, lns, log, func(ctx context.Context, c net.Conn) {
+	counters := &metrics.Counters{}
+	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
 		host := daemon.Host(c.RemoteAddr())
-		command := func(ctx context.Context) *exec.Cmd {
-			cmd := exec.CommandContext(ctx, exe, role.list()...)
-			cmd.Env = childEnv()
-			if role.stderr != nil {
-				cmd.Stderr = role.stderr
-			}
-			return cmd
+		spawn := privsep.Spawn{
+			Command: func(ctx context.Context) *exec.Cmd { return re.command(ctx, "") },
+			Grace:   cfg.ShutdownGrace.Duration,
+			Reported: func(s pop3.Summary, err error) {
+				if err != nil {
+					// A session killed before its end, or one that sent
+					// something else: its figures are lost, nothing more.
+					log.Debug(fmt.Sprintf("%s: no session summary: %v", host, err))
+					return
+				}
+				counters.SessionEnded(s)
+			},
 		}
-		err := privsep.SpawnSession(ctx, command, c, grace, nil)
-		if err != nil {
+		if err := spawn.Session(ctx, c); err != nil {
 			log.Error(fmt.Sprintf("%s: %v", host, err))
 		}
 	})
-	return d.Serve(ctx)
+	return serveCounted(ctx, d, counters, log)
 }

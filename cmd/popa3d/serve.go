@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -53,18 +51,25 @@ func serveDaemon(ctx context.Context, cfg config.Config, srv *pop3.Server, log *
 	counters := &metrics.Counters{}
 	served := *srv
 	served.Observer = counters
-	d := newDaemon(cfg, lns, log, func(ctx context.Context, c net.Conn) {
+	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
 		served.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
 	})
-	d.Observer = counters
-	err = d.Serve(ctx)
+	return serveCounted(ctx, d, counters, log)
+}
+
+// serveCounted runs d until ctx is done and its sessions have ended, then
+// logs the totals of counters, its observer and its sessions'.
+func serveCounted(ctx context.Context, d *daemon.Daemon, counters *metrics.Counters, log *slog.Logger) error {
+	err := d.Serve(ctx)
 	counters.Snapshot().Log(log)
 	return err
 }
 
-// newDaemon returns the daemon for -D with the configured limits.
-func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, h daemon.Handler) *daemon.Daemon {
+// newDaemon returns the daemon for -D with the configured limits, whose
+// events counters observe.
+func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, counters *metrics.Counters, h daemon.Handler) *daemon.Daemon {
 	return &daemon.Daemon{
+		Observer:      counters,
 		Listeners:     lns,
 		MaxSessions:   cfg.MaxSessions,
 		MaxPerSource:  cfg.MaxPerSource,
@@ -76,24 +81,6 @@ func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, h daemon
 	}
 }
 
-// servingAccount returns the uid and gid to switch to when running as root:
-// run_as, which must be an unprivileged account. errRoot without run_as.
-func servingAccount(cfg config.Config) (uid, gid int, err error) {
-	if cfg.RunAs == "" {
-		return 0, 0, errRoot
-	}
-	u, err := user.Lookup(cfg.RunAs)
-	if err != nil {
-		return 0, 0, fmt.Errorf("run_as %q: %w", cfg.RunAs, err)
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil || uid == 0 {
-		return 0, 0, fmt.Errorf("run_as %q: not an unprivileged account (uid %s)", cfg.RunAs, u.Uid)
-	}
-	return uid, gid, nil
-}
-
 // becomeServingUser makes sure no session runs as root. Single-account mode
 // (virtual users) runs as the account that owns the mailboxes: started as
 // root, the process switches to run_as for good, with no supplementary
@@ -103,17 +90,17 @@ func becomeServingUser(cfg config.Config, log *slog.Logger) error {
 		log.Info(fmt.Sprintf("Single-account mode as uid %d", os.Geteuid()))
 		return nil
 	}
-	uid, gid, err := servingAccount(cfg)
+	a, err := runAsAccount(cfg)
 	if err != nil {
 		return err
 	}
-	if err := makeLockDir(cfg.LockDir, uid, gid); err != nil {
+	if err := makeLockDir(cfg.LockDir, a.UID, a.GID); err != nil {
 		return err
 	}
-	if err := privsep.Drop(uid, gid, nil); err != nil {
+	if err := privsep.Drop(a.UID, a.GID, nil); err != nil {
 		return fmt.Errorf("run_as %s: %w", cfg.RunAs, err)
 	}
-	log.Info(fmt.Sprintf("Single-account mode as %s (uid %d)", cfg.RunAs, uid))
+	log.Info(fmt.Sprintf("Single-account mode as %s (uid %d)", cfg.RunAs, a.UID))
 	return nil
 }
 

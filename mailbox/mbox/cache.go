@@ -11,6 +11,9 @@ import (
 	"github.com/popa3d/popa3d/mailbox"
 )
 
+// When the index cache is trusted: the policy. The format is cachecodec.go's,
+// the file cachefile.go's.
+//
 // The index cache keeps a mailbox's index between sessions, so that opening an
 // unchanged mailbox reads no message and opening one that only grew parses only
 // the new mail. It is a file in the store's StateDir named after the mailbox

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/cachefile"
 )
 
 // cacheEnv is a store with an index cache and a record of the cache errors it
@@ -365,8 +366,8 @@ func TestIndexCacheBadFile(t *testing.T) {
 		{"older version", func(t *testing.T, b, _ []byte) []byte {
 			b = slices.Clone(b[:len(b)-indexSumLen])
 			binary.LittleEndian.PutUint32(b[len(indexMagic):], indexVersion-1)
-			return binary.LittleEndian.AppendUint32(b, indexSum(b))
-		}, errIndexVersion},
+			return binary.LittleEndian.AppendUint32(b, cachefile.Sum(b))
+		}, cachefile.ErrVersion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newCacheEnv(t, Options{})

@@ -1,17 +1,23 @@
 package mbox
 
+// The index cache's binary format: the body of a mailbox/internal/cachefile
+// container, which adds the magic, the version and the checksum. The
+// encoder writes only what the decoder accepts, and the decoder accepts only
+// an index a popa3d parse could have given; the spot checks (cache.go) then
+// compare it with the file.
+
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math"
 	"slices"
 	"unsafe"
 
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/cachefile"
 )
 
 // Format, version 1, integers little-endian:
@@ -42,17 +48,13 @@ const (
 	minMessage     = minFromLine + 1
 	minIndexEntry  = 1 + 1 + 1 + 1 + 8 + 1
 	maxIndexEntry  = 3*binary.MaxVarintLen64 + 1 + 8 + 1 + maxUIDSuffix
-	indexHeaderLen = len(indexMagic) + 4 + 4 + 5*8
-	indexSumLen    = 4
+	indexFixedLen  = 5 * 8 // dev, ino, size, mtime, count
+	indexHeaderLen = len(indexMagic) + 4 + 4 + indexFixedLen
+	indexSumLen    = cachefile.SumLen
 )
 
-// indexSum returns the checksum that ends an index cache file whose body is
-// b: its CRC-32C. It guards against corruption, not forgery: only a file
-// owned by the session's account is read, an account that can write the
-// mailbox anyway, and the spot checks apply to a forged cache too. CRC-32C
-// runs at memory speed with SSE 4.2 or ARMv8 CRC, where SHA-256 would cost a
-// millisecond per 100,000 messages.
-func indexSum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+// indexFormat is the index cache's container.
+var indexFormat = cachefile.Format{Name: "index cache", Magic: indexMagic, Version: indexVersion}
 
 // Flag bits of an index entry.
 const (
@@ -60,7 +62,13 @@ const (
 	flagUnterminated             // the last line has no LF
 )
 
-var errIndexVersion = errors.New("index cache of another format version")
+// indexChunk is the read and write size: the cache file is decoded as it is
+// read, so memory holds the decoded index only. minIndexChunk is the least
+// the decoder works with: room for one entry, or the header's fixed part.
+const (
+	indexChunk    = 64 << 10
+	minIndexChunk = maxIndexEntry
+)
 
 // cachedIndex is the content of an index cache file.
 type cachedIndex struct {
@@ -71,8 +79,20 @@ type cachedIndex struct {
 }
 
 func corruptIndex(format string, args ...any) error {
-	return fmt.Errorf("corrupt index cache: "+format, args...)
+	return indexFormat.Corrupt(format, args...)
 }
+
+// storedEntry is an index entry as the format stores it.
+type storedEntry struct {
+	raw    uint64 // RawSize
+	from   uint64 // DataOffset-Offset
+	lfs    uint64 // LFs counted in Size
+	flags  byte
+	hash   [8]byte
+	suffix []byte // the UID past its UIDL
+}
+
+// Encoding.
 
 // encodeIndex serialises c into memory.
 func encodeIndex(c *cachedIndex) ([]byte, error) {
@@ -83,10 +103,19 @@ func encodeIndex(c *cachedIndex) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// writeIndexTo serialises c to w, in chunks. It fails for entries that are
-// not a popa3d parse of state.size contiguous bytes from offset 0, so that
-// only what decodeIndexFrom accepts is ever written.
+// writeIndexTo serialises c to w, a whole cache file. It fails for entries
+// that are not a popa3d parse of state.size contiguous bytes from offset 0,
+// so that only what decodeIndexFrom accepts is ever written.
 func writeIndexTo(w io.Writer, c *cachedIndex) error {
+	cw := cachefile.NewWriter(w, indexFormat, indexChunk)
+	if err := encodeIndexBody(cw, c); err != nil {
+		return err
+	}
+	return cw.Close()
+}
+
+// encodeIndexBody writes c's header and entries to w.
+func encodeIndexBody(w *cachefile.Writer, c *cachedIndex) error {
 	n := len(c.entries)
 	if len(c.msgs) != n || n == 0 {
 		return fmt.Errorf("index cache: %d entries, %d messages", n, len(c.msgs))
@@ -95,119 +124,77 @@ func writeIndexTo(w io.Writer, c *cachedIndex) error {
 		return fmt.Errorf("index cache: path of %d bytes", len(c.path))
 	}
 	le := binary.LittleEndian
-	var crc uint32
-	b := make([]byte, 0, indexChunk)
-	flush := func() error {
-		crc = crc32.Update(crc, castagnoli, b)
-		_, err := w.Write(b)
-		b = b[:0]
-		return err
-	}
-	b = append(b, indexMagic...)
-	b = le.AppendUint32(b, indexVersion)
-	b = le.AppendUint32(b, uint32(len(c.path)))
-	b = append(b, c.path...)
+	w.Write(le.AppendUint32(w.Room(4), uint32(len(c.path))))
+	io.WriteString(w, c.path)
+	b := w.Room(indexFixedLen)
 	b = le.AppendUint64(b, c.state.dev)
 	b = le.AppendUint64(b, c.state.ino)
 	b = le.AppendUint64(b, uint64(c.state.size))
 	b = le.AppendUint64(b, uint64(c.state.mtime))
 	b = le.AppendUint64(b, uint64(n))
+	w.Write(b)
 	var off int64
-	var uidl [16]byte
 	for i := range c.entries {
-		e := &c.entries[i]
-		from := e.DataOffset - e.Offset
-		removed := e.RawSize - from - e.DataSize
-		unterm := e.Size - e.Popa3dSize
-		lfs := e.Size - e.DataSize - 2*unterm
-		if e.Offset != off || from < int64(minFromLine) || from >= e.RawSize || removed < 0 || removed > 1 ||
-			unterm < 0 || unterm > 1 || lfs < 0 || lfs > e.DataSize || e.DataSize < 1 ||
-			(unterm == 1 && (removed == 1 || i != n-1)) {
-			return fmt.Errorf("index cache: message %d is not encodable: %+v", i, *e)
+		s, err := storedOf(&c.entries[i], c.msgs[i], off, i == n-1)
+		if err != nil {
+			return fmt.Errorf("index cache: message %d: %w", i, err)
 		}
-		putUIDL(uidl[:], &e.Hash)
-		uid := c.msgs[i].UID
-		if c.msgs[i].Size != e.Size || len(uid) < len(uidl) || uid[:len(uidl)] != string(uidl[:]) || len(uid)-len(uidl) > maxUIDSuffix {
-			return fmt.Errorf("index cache: message %d: UID %q does not match its hash", i, uid)
+		if _, err := w.Write(s.append(w.Room(maxIndexEntry))); err != nil {
+			return err
 		}
-		if len(b) > cap(b)-maxIndexEntry {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		b = binary.AppendUvarint(b, uint64(e.RawSize))
-		b = binary.AppendUvarint(b, uint64(from))
-		b = binary.AppendUvarint(b, uint64(lfs))
-		b = append(b, byte(removed)*flagRemoved|byte(unterm)*flagUnterminated)
-		b = append(b, e.Hash[:]...)
-		b = append(b, byte(len(uid)-len(uidl)))
-		b = append(b, uid[len(uidl):]...)
-		off += e.RawSize
+		off += c.entries[i].RawSize
 	}
 	if off != c.state.size {
 		return fmt.Errorf("index cache: messages end at %d, size %d", off, c.state.size)
 	}
-	if err := flush(); err != nil {
-		return err
-	}
-	_, err := w.Write(le.AppendUint32(b, crc))
-	return err
+	return nil
 }
 
-// indexChunk is the decoder's read size: the cache file is decoded as it is
-// read, so memory holds the decoded index only. minIndexChunk is the least
-// that works: room for one entry, or the header's fixed part.
-const (
-	indexChunk    = 64 << 10
-	minIndexChunk = maxIndexEntry
-)
+// storedOf returns what the format stores of e, the message at offset off,
+// and msg, its snapshot, or why it cannot: entries that decodeEntry would
+// refuse.
+func storedOf(e *Entry, msg mailbox.Message, off int64, last bool) (storedEntry, error) {
+	from := e.DataOffset - e.Offset
+	removed := e.RawSize - from - e.DataSize
+	unterm := e.Size - e.Popa3dSize
+	lfs := e.Size - e.DataSize - 2*unterm
+	if e.Offset != off || from < int64(minFromLine) || from >= e.RawSize || removed < 0 || removed > 1 ||
+		unterm < 0 || unterm > 1 || lfs < 0 || lfs > e.DataSize || e.DataSize < 1 ||
+		(unterm == 1 && (removed == 1 || !last)) {
+		return storedEntry{}, fmt.Errorf("not encodable: %+v", *e)
+	}
+	var uidl [16]byte
+	putUIDL(uidl[:], &e.Hash)
+	uid := msg.UID
+	if msg.Size != e.Size || len(uid) < len(uidl) || uid[:len(uidl)] != string(uidl[:]) || len(uid)-len(uidl) > maxUIDSuffix {
+		return storedEntry{}, fmt.Errorf("UID %q does not match its hash", uid)
+	}
+	return storedEntry{
+		raw:    uint64(e.RawSize),
+		from:   uint64(from),
+		lfs:    uint64(lfs),
+		flags:  byte(removed)*flagRemoved | byte(unterm)*flagUnterminated,
+		hash:   e.Hash,
+		suffix: []byte(uid[len(uidl):]),
+	}, nil
+}
+
+// append appends s's encoding, at most maxIndexEntry bytes, to b.
+func (s *storedEntry) append(b []byte) []byte {
+	b = binary.AppendUvarint(b, s.raw)
+	b = binary.AppendUvarint(b, s.from)
+	b = binary.AppendUvarint(b, s.lfs)
+	b = append(b, s.flags)
+	b = append(b, s.hash[:]...)
+	b = append(b, byte(len(s.suffix)))
+	return append(b, s.suffix...)
+}
+
+// Decoding.
 
 // decodeIndex parses and validates an index cache file held in b.
 func decodeIndex(b []byte) (*cachedIndex, error) {
 	return decodeIndexFrom(bytes.NewReader(b), int64(len(b)), indexChunk, math.MaxInt)
-}
-
-// indexReader is the decoder's window on an index cache file's body (all
-// but the trailing checksum), read chunk by chunk, with the CRC of what was
-// read.
-type indexReader struct {
-	r    io.Reader
-	left int64  // body bytes not read yet
-	buf  []byte // one chunk
-	d    []byte // the unread part of buf
-	crc  uint32
-}
-
-// need makes d hold at least k bytes (k <= len(buf)), or all that are left
-// of the body.
-func (ir *indexReader) need(k int) error {
-	if len(ir.d) >= k || ir.left == 0 {
-		return nil
-	}
-	n := copy(ir.buf, ir.d)
-	want := int(min(int64(len(ir.buf)-n), ir.left))
-	m, err := io.ReadFull(ir.r, ir.buf[n:n+want])
-	ir.crc = crc32.Update(ir.crc, castagnoli, ir.buf[n:n+m])
-	ir.left -= int64(m)
-	ir.d = ir.buf[:n+m]
-	if err != nil {
-		return fmt.Errorf("read index cache: %w", err)
-	}
-	return nil
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// checkHead returns why the first bytes of a file, head, are not those of a
-// current index cache, or nil if they are.
-func checkHead(head []byte) error {
-	if len(head) < len(indexMagic)+4 || string(head[:len(indexMagic)]) != indexMagic {
-		return corruptIndex("not an index cache file")
-	}
-	if v := binary.LittleEndian.Uint32(head[len(indexMagic):]); v != indexVersion {
-		return fmt.Errorf("%w: version %d, want %d", errIndexVersion, v, indexVersion)
-	}
-	return nil
 }
 
 // decodeIndexFrom parses and validates an index cache file of size bytes
@@ -217,162 +204,204 @@ func checkHead(head []byte) error {
 // offset 0 covering state.size bytes, sizes that a popa3d parse can give,
 // and UIDs made of the entry's UIDL and a printable suffix.
 func decodeIndexFrom(r io.Reader, size int64, chunk, maxCount int) (*cachedIndex, error) {
-	le := binary.LittleEndian
-	const head = len(indexMagic) + 4
-	if size < int64(indexHeaderLen+indexSumLen) {
-		b := make([]byte, min(size, int64(head)))
-		k, _ := io.ReadFull(r, b)
-		if err := checkHead(b[:k]); err != nil {
-			return nil, err
-		}
-		return nil, corruptIndex("%d bytes", size)
-	}
-	ir := &indexReader{r: r, left: size - indexSumLen, buf: make([]byte, max(chunk, minIndexChunk))}
-	if err := ir.need(head + 4); err != nil {
+	var c *cachedIndex
+	err := cachefile.Decode(r, size, indexFormat, max(chunk, minIndexChunk), func(rd *cachefile.Reader) (err error) {
+		c, err = decodeIndexBody(rd, maxCount)
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err := checkHead(ir.d); err != nil {
+	return c, nil
+}
+
+// decodeIndexBody decodes the body of an index cache from rd, all of it.
+func decodeIndexBody(rd *cachefile.Reader, maxCount int) (*cachedIndex, error) {
+	c, n, err := decodeIndexHeader(rd, maxCount)
+	if err != nil {
 		return nil, err
 	}
-	pathLen := int(le.Uint32(ir.d[head:]))
-	ir.d = ir.d[head+4:]
-	if pathLen > maxIndexPath {
-		return nil, corruptIndex("path of %d bytes", pathLen)
-	}
-	path := make([]byte, 0, pathLen)
-	for len(path) < pathLen {
-		if err := ir.need(1); err != nil {
-			return nil, err
-		}
-		k := min(len(ir.d), pathLen-len(path))
-		if k == 0 {
-			return nil, corruptIndex("path of %d bytes", pathLen)
-		}
-		path = append(path, ir.d[:k]...)
-		ir.d = ir.d[k:]
-	}
-	c := &cachedIndex{path: string(path)}
-	if err := ir.need(5 * 8); err != nil {
-		return nil, err
-	}
-	d := ir.d
-	if len(d) < 5*8 {
-		return nil, corruptIndex("short header")
-	}
-	c.state = fileState{
-		dev:   le.Uint64(d),
-		ino:   le.Uint64(d[8:]),
-		size:  int64(le.Uint64(d[16:])),
-		mtime: int64(le.Uint64(d[24:])),
-	}
-	count := le.Uint64(d[32:])
-	ir.d = d[40:]
-	msize := c.state.size
-	if count > uint64(maxCount) {
-		return nil, fmt.Errorf("index cache of %d messages, over the limit of %d", count, maxCount)
-	}
-	if msize <= 0 || count == 0 || count > uint64(msize)/uint64(minMessage) ||
-		count > uint64(ir.left+int64(len(ir.d)))/minIndexEntry {
-		return nil, corruptIndex("%d messages in %d bytes", count, msize)
-	}
-	n := int(count)
 	c.entries = make([]Entry, n)
-	// All UIDs go into one string, each a substring of it. Few have a
-	// suffix: their lengths are kept aside, in order.
-	// Every entry takes at least minIndexEntry bytes, so what is left of
-	// the body bounds the suffixes.
-	all := make([]byte, 0, 16*n+max(0, int(ir.left)+len(ir.d)-n*minIndexEntry))
-	type suffix struct{ msg, n int }
-	var suffixes []suffix
+	u := newUIDTable(n, rd.Left())
 	var off int64
 	for i := range c.entries {
-		if err := ir.need(maxIndexEntry); err != nil {
+		b, err := rd.Next(maxIndexEntry)
+		if err != nil {
 			return nil, err
 		}
-		d := ir.d
-		var v [3]uint64
-		for k := range v {
-			if len(d) > 0 && d[0] < 0x80 {
-				v[k], d = uint64(d[0]), d[1:]
-				continue
-			}
-			x, m := binary.Uvarint(d)
-			if m <= 0 {
-				return nil, corruptIndex("message %d: bad number", i)
-			}
-			v[k], d = x, d[m:]
-		}
-		raw, from, lfs := v[0], v[1], v[2]
-		if len(d) < 1+8+1 {
-			return nil, corruptIndex("message %d: truncated", i)
-		}
-		flags := d[0]
-		removed, unterm := uint64(flags&flagRemoved), uint64(flags&flagUnterminated)>>1
-		if flags&^(flagRemoved|flagUnterminated) != 0 || raw > uint64(msize-off) ||
-			from < uint64(minFromLine) || from >= raw || raw-from <= removed {
-			return nil, corruptIndex("message %d: bad extent", i)
-		}
-		data := raw - from - removed
-		last := off+int64(raw) == msize
-		if lfs > data || (unterm == 1 && (removed == 1 || !last)) {
-			return nil, corruptIndex("message %d: bad sizes", i)
-		}
+		s, k, err := decodeEntry(b)
 		e := &c.entries[i]
-		e.Offset = off
-		e.RawSize = int64(raw)
-		e.DataOffset = off + int64(from)
-		e.DataSize = int64(data)
-		e.Popa3dSize = int64(data + lfs + unterm)
-		e.Size = int64(data + lfs + 2*unterm)
-		e.Hash = [8]byte(d[1:9])
-		if cap(all)-len(all) < 16 {
-			all = slices.Grow(all, 16)
+		if err == nil {
+			err = entryOf(e, &s, off, c.state.size)
 		}
-		at := len(all)
-		all = all[:at+16]
-		putUIDL(all[at:], &e.Hash)
-		k := int(d[9])
-		d = d[10:]
-		if k > 0 {
-			if k > maxUIDSuffix || k > len(d) {
-				return nil, corruptIndex("message %d: UID suffix of %d bytes", i, k)
-			}
-			for _, ch := range d[:k] {
-				if ch < 0x21 || ch > 0x7e {
-					return nil, corruptIndex("message %d: UID byte %#x", i, ch)
-				}
-			}
-			suffixes = append(suffixes, suffix{msg: i, n: k})
-			all = append(all, d[:k]...)
-			d = d[k:]
+		if err == nil {
+			err = u.add(e, s.suffix)
 		}
-		ir.d = d
-		off += int64(raw)
+		if err != nil {
+			return nil, corruptIndex("message %d: %v", i, err)
+		}
+		rd.Skip(k)
+		off += e.RawSize
 	}
-	if off != msize || len(ir.d) != 0 || ir.left != 0 {
-		return nil, corruptIndex("messages end at %d of %d bytes, %d bytes left over", off, msize, int64(len(ir.d))+ir.left)
+	if off != c.state.size || rd.Left() != 0 {
+		return nil, corruptIndex("messages end at %d of %d bytes, %d bytes left over", off, c.state.size, rd.Left())
 	}
-	var sum [indexSumLen]byte
-	if _, err := io.ReadFull(r, sum[:]); err != nil {
-		return nil, fmt.Errorf("read index cache: %w", err)
-	}
-	if le.Uint32(sum[:]) != ir.crc {
-		return nil, corruptIndex("checksum mismatch")
-	}
+	c.msgs = u.messages(c.entries)
+	return c, nil
+}
 
+// decodeIndexHeader decodes what precedes the entries: the mailbox's path,
+// the file state, and the message count, which it checks against maxCount
+// and against the room the sizes leave.
+func decodeIndexHeader(rd *cachefile.Reader, maxCount int) (*cachedIndex, int, error) {
+	le := binary.LittleEndian
+	if rd.Left() < 4+indexFixedLen {
+		return nil, 0, corruptIndex("short header")
+	}
+	b, err := rd.Next(4)
+	if err != nil {
+		return nil, 0, err
+	}
+	pathLen := int(le.Uint32(b))
+	rd.Skip(4)
+	if pathLen > maxIndexPath || int64(pathLen) > rd.Left()-indexFixedLen {
+		return nil, 0, corruptIndex("path of %d bytes", pathLen)
+	}
+	path, err := rd.Bytes(pathLen)
+	if err != nil {
+		return nil, 0, err
+	}
+	if b, err = rd.Next(indexFixedLen); err != nil {
+		return nil, 0, err
+	}
+	c := &cachedIndex{path: string(path), state: fileState{
+		dev:   le.Uint64(b),
+		ino:   le.Uint64(b[8:]),
+		size:  int64(le.Uint64(b[16:])),
+		mtime: int64(le.Uint64(b[24:])),
+	}}
+	count := le.Uint64(b[32:])
+	rd.Skip(indexFixedLen)
+	size := c.state.size
+	if count > uint64(maxCount) {
+		return nil, 0, fmt.Errorf("index cache of %d messages, over the limit of %d", count, maxCount)
+	}
+	if size <= 0 || count == 0 || count > uint64(size)/uint64(minMessage) || count > uint64(rd.Left())/minIndexEntry {
+		return nil, 0, corruptIndex("%d messages in %d bytes", count, size)
+	}
+	return c, int(count), nil
+}
+
+// decodeEntry splits the entry at the start of b into its fields, and
+// returns them with the entry's length; s.suffix aliases b. It checks only
+// that the entry is complete, not what it says (entryOf).
+func decodeEntry(b []byte) (s storedEntry, n int, err error) {
+	var v [3]uint64
+	for i := range v {
+		if n < len(b) && b[n] < 0x80 { // most numbers but RawSize, inline
+			v[i], n = uint64(b[n]), n+1
+			continue
+		}
+		x, k := binary.Uvarint(b[n:])
+		if k <= 0 {
+			return s, 0, errors.New("bad number")
+		}
+		v[i], n = x, n+k
+	}
+	s.raw, s.from, s.lfs = v[0], v[1], v[2]
+	if len(b)-n < 1+8+1 {
+		return s, 0, errors.New("truncated")
+	}
+	s.flags = b[n]
+	s.hash = [8]byte(b[n+1 : n+9])
+	k := int(b[n+9])
+	n += 10
+	if k > maxUIDSuffix || k > len(b)-n {
+		return s, 0, fmt.Errorf("UID suffix of %d bytes", k)
+	}
+	s.suffix = b[n : n+k]
+	return s, n + k, nil
+}
+
+// entryOf sets e to the message s describes at offset off of a file of
+// size bytes, or says why no popa3d parse gives such a message: the
+// counterpart of storedOf.
+func entryOf(e *Entry, s *storedEntry, off, size int64) error {
+	removed, unterm := uint64(s.flags&flagRemoved), uint64(s.flags&flagUnterminated)>>1
+	if s.flags&^(flagRemoved|flagUnterminated) != 0 || s.raw > uint64(size-off) ||
+		s.from < uint64(minFromLine) || s.from >= s.raw || s.raw-s.from <= removed {
+		return errors.New("bad extent")
+	}
+	data := s.raw - s.from - removed
+	last := off+int64(s.raw) == size
+	if s.lfs > data || (unterm == 1 && (removed == 1 || !last)) {
+		return errors.New("bad sizes")
+	}
+	*e = Entry{
+		Offset:     off,
+		RawSize:    int64(s.raw),
+		DataOffset: off + int64(s.from),
+		DataSize:   int64(data),
+		Popa3dSize: int64(data + s.lfs + unterm),
+		Size:       int64(data + s.lfs + 2*unterm),
+		Hash:       s.hash,
+	}
+	return nil
+}
+
+// uidTable collects a decoded index's UIDs into one string, each a
+// substring of it. Few have a suffix: their lengths are kept aside, in
+// order.
+type uidTable struct {
+	all      []byte
+	suffixed []suffixed
+}
+
+// suffixed is a suffix of n bytes at offset at of uidTable.all.
+type suffixed struct{ at, n int }
+
+// newUIDTable returns a table for n messages whose entries take the rest of
+// a body of which left bytes are not read yet. Every entry takes at least
+// minIndexEntry bytes, so what is left bounds the suffixes: all never grows.
+func newUIDTable(n int, left int64) *uidTable {
+	return &uidTable{all: make([]byte, 0, 16*n+max(0, int(left)-n*minIndexEntry))}
+}
+
+// add appends the UID of e, the next message, with its suffix.
+func (u *uidTable) add(e *Entry, suffix []byte) error {
+	for _, ch := range suffix {
+		if ch < 0x21 || ch > 0x7e {
+			return fmt.Errorf("UID byte %#x", ch)
+		}
+	}
+	if cap(u.all)-len(u.all) < 16 {
+		u.all = slices.Grow(u.all, 16) // only if newUIDTable's bound were wrong
+	}
+	at := len(u.all)
+	u.all = u.all[:at+16]
+	putUIDL(u.all[at:], &e.Hash)
+	if len(suffix) > 0 {
+		u.suffixed = append(u.suffixed, suffixed{at: len(u.all), n: len(suffix)})
+		u.all = append(u.all, suffix...)
+	}
+	return nil
+}
+
+// messages returns the snapshot of entries with the UIDs added, in order.
+func (u *uidTable) messages(entries []Entry) []mailbox.Message {
 	// all is not written again, so it can back the string without a copy,
 	// as in strings.Builder.
-	uids := unsafe.String(unsafe.SliceData(all), len(all))
-	c.msgs = make([]mailbox.Message, n)
-	at, sfs := 0, suffixes
-	for i := range c.msgs {
+	uids := unsafe.String(unsafe.SliceData(u.all), len(u.all))
+	msgs := make([]mailbox.Message, len(entries))
+	at, sfs := 0, u.suffixed
+	for i := range msgs {
 		end := at + 16
-		if len(sfs) > 0 && sfs[0].msg == i {
+		if len(sfs) > 0 && sfs[0].at == end {
 			end += sfs[0].n
 			sfs = sfs[1:]
 		}
-		c.msgs[i] = mailbox.Message{Size: c.entries[i].Size, UID: uids[at:end]}
+		msgs[i] = mailbox.Message{Size: entries[i].Size, UID: uids[at:end]}
 		at = end
 	}
-	return c, nil
+	return msgs
 }

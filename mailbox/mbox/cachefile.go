@@ -1,16 +1,19 @@
 package mbox
 
+// The index cache's file: where it lives in the state directory, and when
+// it is read, written and removed. The container (owner check, atomic
+// write, checksum) is mailbox/internal/cachefile's; the body is
+// cachecodec.go's.
+
 import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/cachefile"
 	"github.com/popa3d/popa3d/mailbox/internal/statedir"
-	"golang.org/x/sys/unix"
 )
 
 // cacheFailed reports a cache that could not be read or written; the open
@@ -22,60 +25,27 @@ func (s *Store) cacheFailed(err error) {
 }
 
 // readIndex reads and decodes the cache file name in dir, of at most
-// maxCount messages. A missing file is no cache and no error. Only a regular
-// file owned by the process's effective user and writable by no one else is
-// read: a StateDir shared by mistake must not let one account feed another a
-// wrong index.
+// maxCount messages. A missing file is no cache and no error.
 func readIndex(dir *statedir.Dir, name string, maxCount int) (*cachedIndex, error) {
-	file := dir.Join(name)
-	f, err := dir.OpenFile(name, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	var c *cachedIndex
+	err := cachefile.Read(dir, name, indexFormat, indexChunk, func(rd *cachefile.Reader) (err error) {
+		c, err = decodeIndexBody(rd, maxCount)
+		return err
+	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read index cache: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read index cache: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("read index cache %s: not a regular file but %s", file, kindOf(fi.Mode()))
-	}
-	if sys, ok := fi.Sys().(*syscall.Stat_t); ok && (int(sys.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0) {
-		return nil, fmt.Errorf("read index cache %s: owned by uid %d with mode %v", file, sys.Uid, fi.Mode().Perm())
-	}
-	c, err := decodeIndexFrom(f, fi.Size(), indexChunk, maxCount)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, err
 	}
 	return c, nil
 }
 
-// writeIndex writes c to the file name in dir atomically: a temporary file
-// in the same directory renamed over it. It is not fsynced: a cache that a
-// power cut leaves empty or torn fails its checksum and is rebuilt, so the
-// sync would only slow every login and QUIT that writes one.
-func writeIndex(dir *statedir.Dir, name string, c *cachedIndex) (err error) {
-	tmp, tmpName, err := dir.CreateTemp(name + ".tmp")
-	if err != nil {
-		return fmt.Errorf("write index cache: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			dir.Remove(tmpName)
-			err = fmt.Errorf("write index cache %s: %w", dir.Join(name), err)
-		}
-	}()
-	if err := writeIndexTo(tmp, c); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return dir.Rename(tmpName, name)
+// writeIndex writes c to the file name in dir atomically.
+func writeIndex(dir *statedir.Dir, name string, c *cachedIndex) error {
+	return cachefile.Write(dir, name, indexFormat, indexChunk, func(w *cachefile.Writer) error {
+		return encodeIndexBody(w, c)
+	})
 }
 
 // readCache finds and reads the mailbox's index cache, setting m.abs and

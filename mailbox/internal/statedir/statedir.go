@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,10 +68,9 @@ func Open(path string, create bool) (*Dir, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("state directory: %w", &fs.PathError{Op: "stat", Path: path, Err: err})
 	}
-	if int(st.Uid) != os.Geteuid() || st.Mode&0o022 != 0 {
+	if err := checkOwner(st.Uid, st.Mode); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("state directory %s is owned by uid %d with mode %#o: it must be this account's (uid %d) and writable by no one else",
-			path, st.Uid, st.Mode&0o7777, os.Geteuid())
+		return nil, fmt.Errorf("state directory %s: %w", path, err)
 	}
 	return &Dir{path: path, f: os.NewFile(uintptr(fd), path)}, nil
 }
@@ -146,3 +146,30 @@ func (d *Dir) Sync() error {
 
 // Close closes the directory.
 func (d *Dir) Close() error { return d.f.Close() }
+
+// checkOwner returns why a file of owner uid and mode (st_mode) is not the
+// process's own: unless its effective user owns it and no one else may
+// write it.
+func checkOwner(uid, mode uint32) error {
+	if int(uid) != os.Geteuid() || mode&0o022 != 0 {
+		return fmt.Errorf("owned by uid %d with mode %#o: it must be this account's (uid %d) and writable by no one else",
+			uid, mode&0o7777, os.Geteuid())
+	}
+	return nil
+}
+
+// CheckOwn returns why fi, a file in a state directory, may not be trusted:
+// unless it is a regular file that the process's effective user owns and no
+// one else may write. A file that another account could have written must
+// not be believed: an index cache could feed a session a wrong snapshot, a
+// journal rewrite its mailbox.
+func CheckOwn(fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("not a regular file (mode %v)", fi.Mode())
+	case !ok:
+		return errors.New("no owner known")
+	}
+	return checkOwner(st.Uid, st.Mode)
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -412,11 +413,12 @@ func flipAt(at int) func(t *testing.T, b, _ []byte) []byte {
 }
 
 // TestIndexCacheStateDir checks that a StateDir that is missing is created,
-// and that one that cannot be created or written never fails the open.
+// its last component only, and that one that cannot be created or written
+// never fails the open.
 func TestIndexCacheStateDir(t *testing.T) {
 	content := []byte(testMailbox(3))
 	t.Run("missing", func(t *testing.T) {
-		dir := filepath.Join(t.TempDir(), "a", "b")
+		dir := filepath.Join(t.TempDir(), "b")
 		env := newCacheEnv(t, Options{StateDir: dir})
 		path := install(t, content)
 		m := env.open(t, path, indexedFull)
@@ -424,6 +426,19 @@ func TestIndexCacheStateDir(t *testing.T) {
 			t.Fatalf("state dir: %v, %v", fi, err)
 		}
 		env.reopen(t, m, indexedCache)
+	})
+	t.Run("missing parent", func(t *testing.T) {
+		parent := filepath.Join(t.TempDir(), "a")
+		env := newCacheEnv(t, Options{StateDir: filepath.Join(parent, "b")})
+		path := install(t, content)
+		m := env.open(t, path, indexedFull)
+		if errs := env.takeErrs(); len(errs) != 1 {
+			t.Errorf("cache errors %v, want one", errs)
+		}
+		if _, err := os.Lstat(parent); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("parent of the state dir: %v", err)
+		}
+		env.reopen(t, m, indexedFull)
 	})
 	for _, tc := range []struct {
 		name  string

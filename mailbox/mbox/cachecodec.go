@@ -224,12 +224,13 @@ func decodeIndexBody(rd *cachefile.Reader, maxCount int) (*cachedIndex, error) {
 	c.entries = make([]Entry, n)
 	u := newUIDTable(n, rd.Left())
 	var off int64
+	var s storedEntry
 	for i := range c.entries {
 		b, err := rd.Next(maxIndexEntry)
 		if err != nil {
 			return nil, err
 		}
-		s, k, err := decodeEntry(b)
+		k, err := decodeEntry(b, &s)
 		e := &c.entries[i]
 		if err == nil {
 			err = entryOf(e, &s, off, c.state.size)
@@ -292,10 +293,10 @@ func decodeIndexHeader(rd *cachefile.Reader, maxCount int) (*cachedIndex, int, e
 	return c, int(count), nil
 }
 
-// decodeEntry splits the entry at the start of b into its fields, and
-// returns them with the entry's length; s.suffix aliases b. It checks only
-// that the entry is complete, not what it says (entryOf).
-func decodeEntry(b []byte) (s storedEntry, n int, err error) {
+// decodeEntry splits the entry at the start of b into its fields, s, and
+// returns its length; s.suffix aliases b. It checks only that the entry is
+// complete, not what it says (entryOf).
+func decodeEntry(b []byte, s *storedEntry) (n int, err error) {
 	var v [3]uint64
 	for i := range v {
 		if n < len(b) && b[n] < 0x80 { // most numbers but RawSize, inline
@@ -304,23 +305,23 @@ func decodeEntry(b []byte) (s storedEntry, n int, err error) {
 		}
 		x, k := binary.Uvarint(b[n:])
 		if k <= 0 {
-			return s, 0, errors.New("bad number")
+			return 0, errors.New("bad number")
 		}
 		v[i], n = x, n+k
 	}
 	s.raw, s.from, s.lfs = v[0], v[1], v[2]
 	if len(b)-n < 1+8+1 {
-		return s, 0, errors.New("truncated")
+		return 0, errors.New("truncated")
 	}
 	s.flags = b[n]
 	s.hash = [8]byte(b[n+1 : n+9])
 	k := int(b[n+9])
 	n += 10
 	if k > maxUIDSuffix || k > len(b)-n {
-		return s, 0, fmt.Errorf("UID suffix of %d bytes", k)
+		return 0, fmt.Errorf("UID suffix of %d bytes", k)
 	}
 	s.suffix = b[n : n+k]
-	return s, n + k, nil
+	return n + k, nil
 }
 
 // entryOf sets e to the message s describes at offset off of a file of

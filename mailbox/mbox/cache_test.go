@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/cachefile"
 )
 
 // cacheEnv is a store with an index cache and a record of the cache errors it
@@ -365,8 +367,8 @@ func TestIndexCacheBadFile(t *testing.T) {
 		{"older version", func(t *testing.T, b, _ []byte) []byte {
 			b = slices.Clone(b[:len(b)-indexSumLen])
 			binary.LittleEndian.PutUint32(b[len(indexMagic):], indexVersion-1)
-			return binary.LittleEndian.AppendUint32(b, indexSum(b))
-		}, errIndexVersion},
+			return binary.LittleEndian.AppendUint32(b, cachefile.Sum(b))
+		}, cachefile.ErrVersion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newCacheEnv(t, Options{})
@@ -411,11 +413,12 @@ func flipAt(at int) func(t *testing.T, b, _ []byte) []byte {
 }
 
 // TestIndexCacheStateDir checks that a StateDir that is missing is created,
-// and that one that cannot be created or written never fails the open.
+// its last component only, and that one that cannot be created or written
+// never fails the open.
 func TestIndexCacheStateDir(t *testing.T) {
 	content := []byte(testMailbox(3))
 	t.Run("missing", func(t *testing.T) {
-		dir := filepath.Join(t.TempDir(), "a", "b")
+		dir := filepath.Join(t.TempDir(), "b")
 		env := newCacheEnv(t, Options{StateDir: dir})
 		path := install(t, content)
 		m := env.open(t, path, indexedFull)
@@ -423,6 +426,19 @@ func TestIndexCacheStateDir(t *testing.T) {
 			t.Fatalf("state dir: %v, %v", fi, err)
 		}
 		env.reopen(t, m, indexedCache)
+	})
+	t.Run("missing parent", func(t *testing.T) {
+		parent := filepath.Join(t.TempDir(), "a")
+		env := newCacheEnv(t, Options{StateDir: filepath.Join(parent, "b")})
+		path := install(t, content)
+		m := env.open(t, path, indexedFull)
+		if errs := env.takeErrs(); len(errs) != 1 {
+			t.Errorf("cache errors %v, want one", errs)
+		}
+		if _, err := os.Lstat(parent); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("parent of the state dir: %v", err)
+		}
+		env.reopen(t, m, indexedFull)
 	})
 	for _, tc := range []struct {
 		name  string

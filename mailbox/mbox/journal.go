@@ -134,6 +134,9 @@ import (
 	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
+// castagnoli is the CRC-32C table of the journal's record checksums.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 const (
 	// journalMagic starts every PLAN record: the format and its version.
 	journalMagic = "popa3d mbox journal 1\n"
@@ -703,9 +706,8 @@ func trusted(j *os.File) error {
 	if err != nil {
 		return err
 	}
-	sys, ok := fi.Sys().(*syscall.Stat_t)
-	if !fi.Mode().IsRegular() || !ok || int(sys.Uid) != os.Geteuid() || fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%w: not a regular file of ours that only we may write (%v)", errJournalUnusable, fi.Mode())
+	if err := statedir.CheckOwn(fi); err != nil {
+		return fmt.Errorf("%w: %w", errJournalUnusable, err)
 	}
 	return nil
 }

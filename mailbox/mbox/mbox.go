@@ -52,10 +52,12 @@ type Options struct {
 	DotlockRequired bool
 	// StateDir is the directory, the session account's own, that holds
 	// per-mailbox state files: the UPDATE journal and the index cache, named
-	// after the mailbox's mailbox.StateKey. Empty disables both (UPDATE then
-	// compacts in place without a journal, as popa3d); so does a directory
-	// that is a symbolic link or that another account could write, which is
-	// logged.
+	// after the mailbox's mailbox.StateKey. If missing, its last component
+	// is created (mode 0700), never its parents. Empty disables both (UPDATE
+	// then compacts in place without a journal, as popa3d); so does a
+	// directory that is a symbolic link, that is reached through a symbolic
+	// link in a directory someone other than root may write, or that another
+	// account could write, which is logged (statedir.Open).
 	StateDir string
 	// RequireOwner refuses a mailbox file that does not belong to the
 	// process's effective user or that has more than one link, with

@@ -9,10 +9,11 @@ import (
 	"testing"
 )
 
-// TestStateDirRefused: a StateDir that is a symbolic link, or that another
-// account could write, is not used: nothing is created through it, the
-// reason is reported once per session, and Commit still deletes, in place
-// without a journal (issue 8, finding 4).
+// TestStateDirRefused: a StateDir that is a symbolic link, or that is
+// reached through one the user could have made (~/a of "~/a/b"), or that
+// another account could write, is not used: nothing is created through it,
+// the reason is reported once per session, and Commit still deletes, in
+// place without a journal (issue 8, finding 4).
 func TestStateDirRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -24,6 +25,20 @@ func TestStateDirRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			return link
+		}},
+		{"under a symbolic link in the user's home", func(t *testing.T, target string) string {
+			home := t.TempDir()
+			if os.Geteuid() == 0 {
+				// Root's own directories may hold links; a user's
+				// home may not.
+				if err := os.Chown(home, 54321, 54321); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Symlink(target, filepath.Join(home, "a")); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(home, "a", "b")
 		}},
 		{"group-writable", func(t *testing.T, target string) string {
 			if err := os.Chmod(target, 0o770); err != nil {

@@ -45,19 +45,21 @@ func uidsFrom(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	// For each of those UIDLs: whether a message had it yet, and how many
-	// repeats of it had each raw hash; the first message in file order with
-	// a UIDL keeps it, each later one gets its raw hash, then "-2", "-3", …
-	// for byte-identical copies.
-	type group struct {
-		seen bool
-		raws map[uint32]int
+	// For each of those UIDLs: whether a message had it yet, one bit
+	// each, and for the few that repeat, how many repeats of it had each
+	// raw hash. The first message in file order with a UIDL keeps it,
+	// each later one gets its raw hash, then "-2", "-3", … for
+	// byte-identical copies.
+	seen := make([]uint64, (len(keys)+63)/64)
+	type repeat struct {
+		key int // index in keys
+		raw uint32
 	}
-	groups := make([]group, len(keys))
+	var repeats map[repeat]int
 	var buf []byte
-	note := func(g *group, i int) (raw uint32, nth int, err error) {
-		if !g.seen {
-			g.seen = true
+	note := func(k, i int) (raw uint32, nth int, err error) {
+		if bit := uint64(1) << (k % 64); seen[k/64]&bit == 0 {
+			seen[k/64] |= bit
 			return 0, 0, nil
 		}
 		if buf == nil {
@@ -66,15 +68,16 @@ func uidsFrom(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
 		if raw, err = rawHash(r, &entries[i], buf); err != nil {
 			return 0, 0, err
 		}
-		if g.raws == nil {
-			g.raws = make(map[uint32]int)
+		if repeats == nil {
+			repeats = make(map[repeat]int)
 		}
-		g.raws[raw]++
-		return raw, g.raws[raw], nil
+		rep := repeat{key: k, raw: raw}
+		repeats[rep]++
+		return raw, repeats[rep], nil
 	}
 	for i := range p {
 		if k, ok := slices.BinarySearch(keys, key(i)); ok {
-			if _, _, err := note(&groups[k], i); err != nil {
+			if _, _, err := note(k, i); err != nil {
 				return nil, err
 			}
 		}
@@ -88,7 +91,7 @@ func uidsFrom(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
 	var tail []byte
 	for i := p; i < n; i++ {
 		k, _ := slices.BinarySearch(keys, key(i))
-		raw, nth, err := note(&groups[k], i)
+		raw, nth, err := note(k, i)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,408 @@
+package mbox
+
+// The index cache's binary format: the body of a mailbox/internal/cachefile
+// container, which adds the magic, the version and the checksum. The
+// encoder writes only what the decoder accepts, and the decoder accepts only
+// an index a popa3d parse could have given; the spot checks (cache.go) then
+// compare it with the file.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"unsafe"
+
+	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/cachefile"
+)
+
+// Format, version 1, integers little-endian:
+//
+//	magic     "P3DINDEX"
+//	version   uint32 (indexVersion)
+//	pathLen   uint32, then the mailbox's absolute path
+//	dev, ino  uint64 each
+//	size      int64, bytes covered by the entries
+//	mtime     int64, nanoseconds since the epoch
+//	count     uint64, messages
+//	count entries, in file order (Offset is the sum of the earlier RawSizes):
+//	  uvarint RawSize
+//	  uvarint DataOffset-Offset (the From_ line with its LF)
+//	  uvarint LFs counted in Size (Size-DataSize-2*unterminated)
+//	  byte    flags: 1 = the separator LF was dropped, 2 = unterminated last line
+//	  [8]byte Hash
+//	  byte    length of the UID suffix (the UID past its 16-digit UIDL), then the suffix
+//	crc32c    uint32, the CRC-32C (Castagnoli) of everything before it
+const (
+	indexMagic   = "P3DINDEX"
+	indexVersion = 1
+	indexExt     = ".index"
+
+	maxIndexPath   = 4096
+	maxUIDSuffix   = 70 - 16 // RFC 1939 section 7: a UID is at most 70 characters
+	minFromLine    = len("From \n")
+	minMessage     = minFromLine + 1
+	minIndexEntry  = 1 + 1 + 1 + 1 + 8 + 1
+	maxIndexEntry  = 3*binary.MaxVarintLen64 + 1 + 8 + 1 + maxUIDSuffix
+	indexFixedLen  = 5 * 8 // dev, ino, size, mtime, count
+	indexHeaderLen = len(indexMagic) + 4 + 4 + indexFixedLen
+	indexSumLen    = cachefile.SumLen
+)
+
+// indexFormat is the index cache's container.
+var indexFormat = cachefile.Format{Name: "index cache", Magic: indexMagic, Version: indexVersion}
+
+// Flag bits of an index entry.
+const (
+	flagRemoved      = 1 << iota // DataSize excludes the separator LF
+	flagUnterminated             // the last line has no LF
+)
+
+// indexChunk is the read and write size: the cache file is decoded as it is
+// read, so memory holds the decoded index only. minIndexChunk is the least
+// the decoder works with: room for one entry, or the header's fixed part.
+const (
+	indexChunk    = 64 << 10
+	minIndexChunk = maxIndexEntry
+)
+
+// cachedIndex is the content of an index cache file.
+type cachedIndex struct {
+	path    string    // the mailbox's absolute path
+	state   fileState // the file the entries describe; state.size bytes of it
+	entries []Entry
+	msgs    []mailbox.Message // as Mailbox.Messages returns them
+}
+
+func corruptIndex(format string, args ...any) error {
+	return indexFormat.Corrupt(format, args...)
+}
+
+// storedEntry is an index entry as the format stores it.
+type storedEntry struct {
+	raw    uint64 // RawSize
+	from   uint64 // DataOffset-Offset
+	lfs    uint64 // LFs counted in Size
+	flags  byte
+	hash   [8]byte
+	suffix []byte // the UID past its UIDL
+}
+
+// Encoding.
+
+// encodeIndex serialises c into memory.
+func encodeIndex(c *cachedIndex) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := writeIndexTo(&buf, c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// writeIndexTo serialises c to w, a whole cache file. It fails for entries
+// that are not a popa3d parse of state.size contiguous bytes from offset 0,
+// so that only what decodeIndexFrom accepts is ever written.
+func writeIndexTo(w io.Writer, c *cachedIndex) error {
+	cw := cachefile.NewWriter(w, indexFormat, indexChunk)
+	if err := encodeIndexBody(cw, c); err != nil {
+		return err
+	}
+	return cw.Close()
+}
+
+// encodeIndexBody writes c's header and entries to w.
+func encodeIndexBody(w *cachefile.Writer, c *cachedIndex) error {
+	n := len(c.entries)
+	if len(c.msgs) != n || n == 0 {
+		return fmt.Errorf("index cache: %d entries, %d messages", n, len(c.msgs))
+	}
+	if len(c.path) > maxIndexPath {
+		return fmt.Errorf("index cache: path of %d bytes", len(c.path))
+	}
+	le := binary.LittleEndian
+	w.Write(le.AppendUint32(w.Room(4), uint32(len(c.path))))
+	io.WriteString(w, c.path)
+	b := w.Room(indexFixedLen)
+	b = le.AppendUint64(b, c.state.dev)
+	b = le.AppendUint64(b, c.state.ino)
+	b = le.AppendUint64(b, uint64(c.state.size))
+	b = le.AppendUint64(b, uint64(c.state.mtime))
+	b = le.AppendUint64(b, uint64(n))
+	w.Write(b)
+	var off int64
+	for i := range c.entries {
+		s, err := storedOf(&c.entries[i], c.msgs[i], off, i == n-1)
+		if err != nil {
+			return fmt.Errorf("index cache: message %d: %w", i, err)
+		}
+		if _, err := w.Write(s.append(w.Room(maxIndexEntry))); err != nil {
+			return err
+		}
+		off += c.entries[i].RawSize
+	}
+	if off != c.state.size {
+		return fmt.Errorf("index cache: messages end at %d, size %d", off, c.state.size)
+	}
+	return nil
+}
+
+// storedOf returns what the format stores of e, the message at offset off,
+// and msg, its snapshot, or why it cannot: entries that decodeEntry would
+// refuse.
+func storedOf(e *Entry, msg mailbox.Message, off int64, last bool) (storedEntry, error) {
+	from := e.DataOffset - e.Offset
+	removed := e.RawSize - from - e.DataSize
+	unterm := e.Size - e.Popa3dSize
+	lfs := e.Size - e.DataSize - 2*unterm
+	if e.Offset != off || from < int64(minFromLine) || from >= e.RawSize || removed < 0 || removed > 1 ||
+		unterm < 0 || unterm > 1 || lfs < 0 || lfs > e.DataSize || e.DataSize < 1 ||
+		(unterm == 1 && (removed == 1 || !last)) {
+		return storedEntry{}, fmt.Errorf("not encodable: %+v", *e)
+	}
+	var uidl [16]byte
+	putUIDL(uidl[:], &e.Hash)
+	uid := msg.UID
+	if msg.Size != e.Size || len(uid) < len(uidl) || uid[:len(uidl)] != string(uidl[:]) || len(uid)-len(uidl) > maxUIDSuffix {
+		return storedEntry{}, fmt.Errorf("UID %q does not match its hash", uid)
+	}
+	return storedEntry{
+		raw:    uint64(e.RawSize),
+		from:   uint64(from),
+		lfs:    uint64(lfs),
+		flags:  byte(removed)*flagRemoved | byte(unterm)*flagUnterminated,
+		hash:   e.Hash,
+		suffix: []byte(uid[len(uidl):]),
+	}, nil
+}
+
+// append appends s's encoding, at most maxIndexEntry bytes, to b.
+func (s *storedEntry) append(b []byte) []byte {
+	b = binary.AppendUvarint(b, s.raw)
+	b = binary.AppendUvarint(b, s.from)
+	b = binary.AppendUvarint(b, s.lfs)
+	b = append(b, s.flags)
+	b = append(b, s.hash[:]...)
+	b = append(b, byte(len(s.suffix)))
+	return append(b, s.suffix...)
+}
+
+// Decoding.
+
+// decodeIndex parses and validates an index cache file held in b.
+func decodeIndex(b []byte) (*cachedIndex, error) {
+	return decodeIndexFrom(bytes.NewReader(b), int64(len(b)), indexChunk, math.MaxInt)
+}
+
+// decodeIndexFrom parses and validates an index cache file of size bytes
+// read from r in chunks of the given size (at least minIndexChunk), of at
+// most maxCount messages.
+// Anything it returns is internally consistent: contiguous messages from
+// offset 0 covering state.size bytes, sizes that a popa3d parse can give,
+// and UIDs made of the entry's UIDL and a printable suffix.
+func decodeIndexFrom(r io.Reader, size int64, chunk, maxCount int) (*cachedIndex, error) {
+	var c *cachedIndex
+	err := cachefile.Decode(r, size, indexFormat, max(chunk, minIndexChunk), func(rd *cachefile.Reader) (err error) {
+		c, err = decodeIndexBody(rd, maxCount)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeIndexBody decodes the body of an index cache from rd, all of it.
+func decodeIndexBody(rd *cachefile.Reader, maxCount int) (*cachedIndex, error) {
+	c, n, err := decodeIndexHeader(rd, maxCount)
+	if err != nil {
+		return nil, err
+	}
+	c.entries = make([]Entry, n)
+	u := newUIDTable(n, rd.Left())
+	var off int64
+	var s storedEntry
+	for i := range c.entries {
+		b, err := rd.Next(maxIndexEntry)
+		if err != nil {
+			return nil, err
+		}
+		k, err := decodeEntry(b, &s)
+		e := &c.entries[i]
+		if err == nil {
+			err = entryOf(e, &s, off, c.state.size)
+		}
+		if err == nil {
+			err = u.add(e, s.suffix)
+		}
+		if err != nil {
+			return nil, corruptIndex("message %d: %v", i, err)
+		}
+		rd.Skip(k)
+		off += e.RawSize
+	}
+	if off != c.state.size || rd.Left() != 0 {
+		return nil, corruptIndex("messages end at %d of %d bytes, %d bytes left over", off, c.state.size, rd.Left())
+	}
+	c.msgs = u.messages(c.entries)
+	return c, nil
+}
+
+// decodeIndexHeader decodes what precedes the entries: the mailbox's path,
+// the file state, and the message count, which it checks against maxCount
+// and against the room the sizes leave.
+func decodeIndexHeader(rd *cachefile.Reader, maxCount int) (*cachedIndex, int, error) {
+	le := binary.LittleEndian
+	if rd.Left() < 4+indexFixedLen {
+		return nil, 0, corruptIndex("short header")
+	}
+	b, err := rd.Next(4)
+	if err != nil {
+		return nil, 0, err
+	}
+	pathLen := int(le.Uint32(b))
+	rd.Skip(4)
+	if pathLen > maxIndexPath || int64(pathLen) > rd.Left()-indexFixedLen {
+		return nil, 0, corruptIndex("path of %d bytes", pathLen)
+	}
+	path, err := rd.Bytes(pathLen)
+	if err != nil {
+		return nil, 0, err
+	}
+	if b, err = rd.Next(indexFixedLen); err != nil {
+		return nil, 0, err
+	}
+	c := &cachedIndex{path: string(path), state: fileState{
+		dev:   le.Uint64(b),
+		ino:   le.Uint64(b[8:]),
+		size:  int64(le.Uint64(b[16:])),
+		mtime: int64(le.Uint64(b[24:])),
+	}}
+	count := le.Uint64(b[32:])
+	rd.Skip(indexFixedLen)
+	size := c.state.size
+	if count > uint64(maxCount) {
+		return nil, 0, fmt.Errorf("index cache of %d messages, over the limit of %d", count, maxCount)
+	}
+	if size <= 0 || count == 0 || count > uint64(size)/uint64(minMessage) || count > uint64(rd.Left())/minIndexEntry {
+		return nil, 0, corruptIndex("%d messages in %d bytes", count, size)
+	}
+	return c, int(count), nil
+}
+
+// decodeEntry splits the entry at the start of b into its fields, s, and
+// returns its length; s.suffix aliases b. It checks only that the entry is
+// complete, not what it says (entryOf).
+func decodeEntry(b []byte, s *storedEntry) (n int, err error) {
+	var v [3]uint64
+	for i := range v {
+		if n < len(b) && b[n] < 0x80 { // most numbers but RawSize, inline
+			v[i], n = uint64(b[n]), n+1
+			continue
+		}
+		x, k := binary.Uvarint(b[n:])
+		if k <= 0 {
+			return 0, errors.New("bad number")
+		}
+		v[i], n = x, n+k
+	}
+	s.raw, s.from, s.lfs = v[0], v[1], v[2]
+	if len(b)-n < 1+8+1 {
+		return 0, errors.New("truncated")
+	}
+	s.flags = b[n]
+	s.hash = [8]byte(b[n+1 : n+9])
+	k := int(b[n+9])
+	n += 10
+	if k > maxUIDSuffix || k > len(b)-n {
+		return 0, fmt.Errorf("UID suffix of %d bytes", k)
+	}
+	s.suffix = b[n : n+k]
+	return n + k, nil
+}
+
+// entryOf sets e to the message s describes at offset off of a file of
+// size bytes, or says why no popa3d parse gives such a message: the
+// counterpart of storedOf.
+func entryOf(e *Entry, s *storedEntry, off, size int64) error {
+	removed, unterm := uint64(s.flags&flagRemoved), uint64(s.flags&flagUnterminated)>>1
+	if s.flags&^(flagRemoved|flagUnterminated) != 0 || s.raw > uint64(size-off) ||
+		s.from < uint64(minFromLine) || s.from >= s.raw || s.raw-s.from <= removed {
+		return errors.New("bad extent")
+	}
+	data := s.raw - s.from - removed
+	last := off+int64(s.raw) == size
+	if s.lfs > data || (unterm == 1 && (removed == 1 || !last)) {
+		return errors.New("bad sizes")
+	}
+	*e = Entry{
+		Offset:     off,
+		RawSize:    int64(s.raw),
+		DataOffset: off + int64(s.from),
+		DataSize:   int64(data),
+		Popa3dSize: int64(data + s.lfs + unterm),
+		Size:       int64(data + s.lfs + 2*unterm),
+		Hash:       s.hash,
+	}
+	return nil
+}
+
+// uidTable collects a decoded index's UIDs into one string, each a
+// substring of it. Few have a suffix: their lengths are kept aside, in
+// order.
+type uidTable struct {
+	all      []byte
+	suffixed []suffixed
+}
+
+// suffixed is a suffix of n bytes at offset at of uidTable.all.
+type suffixed struct{ at, n int }
+
+// newUIDTable returns a table for n messages whose entries take the rest of
+// a body of which left bytes are not read yet. Every entry takes at least
+// minIndexEntry bytes, so what is left bounds the suffixes: all never grows.
+func newUIDTable(n int, left int64) *uidTable {
+	return &uidTable{all: make([]byte, 0, 16*n+max(0, int(left)-n*minIndexEntry))}
+}
+
+// add appends the UID of e, the next message, with its suffix.
+func (u *uidTable) add(e *Entry, suffix []byte) error {
+	for _, ch := range suffix {
+		if ch < 0x21 || ch > 0x7e {
+			return fmt.Errorf("UID byte %#x", ch)
+		}
+	}
+	if cap(u.all)-len(u.all) < 16 {
+		u.all = slices.Grow(u.all, 16) // only if newUIDTable's bound were wrong
+	}
+	at := len(u.all)
+	u.all = u.all[:at+16]
+	putUIDL(u.all[at:], &e.Hash)
+	if len(suffix) > 0 {
+		u.suffixed = append(u.suffixed, suffixed{at: len(u.all), n: len(suffix)})
+		u.all = append(u.all, suffix...)
+	}
+	return nil
+}
+
+// messages returns the snapshot of entries with the UIDs added, in order.
+func (u *uidTable) messages(entries []Entry) []mailbox.Message {
+	// all is not written again, so it can back the string without a copy,
+	// as in strings.Builder.
+	uids := unsafe.String(unsafe.SliceData(u.all), len(u.all))
+	msgs := make([]mailbox.Message, len(entries))
+	at, sfs := 0, u.suffixed
+	for i := range msgs {
+		end := at + 16
+		if len(sfs) > 0 && sfs[0].at == end {
+			end += sfs[0].n
+			sfs = sfs[1:]
+		}
+		msgs[i] = mailbox.Message{Size: entries[i].Size, UID: uids[at:end]}
+		at = end
+	}
+	return msgs
+}

@@ -1,0 +1,117 @@
+package mbox
+
+// The index cache's file: where it lives in the state directory, and when
+// it is read, written and removed. The container (owner check, atomic
+// write, checksum) is mailbox/internal/cachefile's; the body is
+// cachecodec.go's.
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/cachefile"
+	"github.com/popa3d/popa3d/mailbox/internal/statedir"
+)
+
+// cacheFailed reports a cache that could not be read or written; the open
+// goes on without it.
+func (s *Store) cacheFailed(err error) {
+	if s.cacheErr != nil {
+		s.cacheErr(err)
+	}
+}
+
+// readIndex reads and decodes the cache file name in dir, of at most
+// maxCount messages. A missing file is no cache and no error.
+func readIndex(dir *statedir.Dir, name string, maxCount int) (*cachedIndex, error) {
+	var c *cachedIndex
+	err := cachefile.Read(dir, name, indexFormat, indexChunk, func(rd *cachefile.Reader) (err error) {
+		c, err = decodeIndexBody(rd, maxCount)
+		return err
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// writeIndex writes c to the file name in dir atomically.
+func writeIndex(dir *statedir.Dir, name string, c *cachedIndex) error {
+	return cachefile.Write(dir, name, indexFormat, indexChunk, func(w *cachefile.Writer) error {
+		return encodeIndexBody(w, c)
+	})
+}
+
+// readCache finds and reads the mailbox's index cache, setting m.abs and
+// m.indexFile. Failures are reported, never returned.
+func (m *mbox) readCache(st fileState) *cachedIndex {
+	s := m.store
+	abs, err := filepath.Abs(m.path)
+	if err != nil {
+		s.cacheFailed(fmt.Errorf("index cache for %s: %w", m.path, err))
+		return nil
+	}
+	key, err := mailbox.StateKey(abs)
+	if err != nil {
+		s.cacheFailed(err)
+		return nil
+	}
+	m.abs, m.indexFile = abs, key+indexExt
+	dir, err := m.openState(false)
+	if err != nil {
+		m.stateUnusable(err) // a missing one is created when the cache is written
+		return nil
+	}
+	c, err := readIndex(dir, m.indexFile, s.lim.MaxMessages)
+	if err != nil {
+		s.cacheFailed(err)
+		return nil
+	}
+	if c != nil && c.path != abs {
+		s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", dir.Join(m.indexFile), c.path, abs))
+		return nil
+	}
+	return c
+}
+
+// flushIndex writes the pending index cache, if any. It runs with no fcntl
+// lock held: the cache describes the file as of its recorded state, whatever
+// happens to the file since.
+func (m *mbox) flushIndex() {
+	c := m.pendingIndex
+	m.pendingIndex = nil
+	if c == nil {
+		return
+	}
+	dir, err := m.openState(true)
+	if err != nil {
+		m.stateUnusable(err)
+		return
+	}
+	if err := writeIndex(dir, m.indexFile, c); err != nil {
+		m.store.cacheFailed(err)
+	}
+}
+
+// dropIndex removes the index cache, reporting cause if it is not nil. The
+// recorded state would not match the compacted file anyway; removing the
+// cache saves the next open from checking it.
+func (m *mbox) dropIndex(cause error) {
+	if cause != nil {
+		m.store.cacheFailed(fmt.Errorf("index cache after update of %s: %w", m.path, cause))
+	}
+	dir, err := m.openState(false)
+	if err != nil {
+		m.stateUnusable(err)
+		return
+	}
+	if err := dir.Remove(m.indexFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		m.store.cacheFailed(fmt.Errorf("index cache after update of %s: %w", m.path, err))
+	}
+}

@@ -54,25 +54,23 @@ func (ss *session) login(ctx context.Context, password string) {
 	ss.state = stateDone
 	id, err := ss.srv.Auth.Authenticate(ctx, ss.user, password)
 	if err != nil {
+		e, reply := Event{Kind: LoginFailed}, replyAuthFailed
+		switch {
+		case !errors.Is(err, auth.ErrFailed):
+			ss.log.Error(fmt.Sprintf("Authentication unavailable: %v", err))
+			e.Failure, reply = FailureAuthUnavailable, replyAuthTemp
+		case errors.Is(err, auth.ErrUnknownUser):
+			ss.log.Warn("Authentication failed for UNKNOWN USER")
+			e.Failure = FailureUnknownUser
+		default:
+			ss.log.Warn("Authentication failed for " + ss.user)
+			e.Failure, e.User = FailureBadPassword, ss.user
+		}
 		// The event is reported before the delay, whose floor then
 		// covers what observing it costs.
-		if !errors.Is(err, auth.ErrFailed) {
-			ss.log.Error(fmt.Sprintf("Authentication unavailable: %v", err))
-			ss.fail(Event{Kind: LoginFailed, Failure: FailureAuthUnavailable})
-			ss.delayFailure(ctx)
-			ss.errReply(replyAuthTemp)
-			return
-		}
-		name := ss.user
-		e := Event{Kind: LoginFailed, Failure: FailureBadPassword, User: ss.user}
-		if errors.Is(err, auth.ErrUnknownUser) {
-			name = "UNKNOWN USER"
-			e = Event{Kind: LoginFailed, Failure: FailureUnknownUser}
-		}
-		ss.log.Warn("Authentication failed for " + name)
 		ss.fail(e)
 		ss.delayFailure(ctx)
-		ss.errReply(replyAuthFailed)
+		ss.errReply(reply)
 		return
 	}
 	ss.summary.User = id.Name

@@ -139,7 +139,7 @@ var commandTable = []commandSpec{
 	{"DELE", inTransaction, oneArg, (*session).cmdDele},
 	{"NOOP", inTransaction, noArgs, (*session).cmdNoop},
 	{"RSET", inTransaction, noArgs, (*session).cmdRset},
-	{"QUIT", inTransaction, noArgs, (*session).cmdUpdate},
+	{"QUIT", inTransaction, noArgs, (*session).update},
 	{"TOP", inTransaction, twoArgs, (*session).cmdTop},
 	{"UIDL", inTransaction, optionalArg, (*session).cmdUidl},
 	{"CAPA", inAuthorization | inTransaction, noArgs, (*session).cmdCapa},

@@ -61,7 +61,6 @@ type session struct {
 	start        time.Time
 	authDeadline time.Time
 	interrupted  atomic.Bool
-	remote       string
 	handoff      bool         // Authorize: stop at PASS and keep the credentials
 	creds        *Credentials // set at PASS when handoff
 
@@ -82,7 +81,6 @@ type session struct {
 func newSession(s *Server, conn io.ReadWriter, info ConnInfo, pending []byte) *session {
 	ss := &session{srv: s, lim: s.Limits, commands: commandTable, start: s.now()}
 	ss.log = s.logger()
-	ss.remote = info.RemoteAddr
 	ss.summary.RemoteAddr = info.RemoteAddr
 	ss.observers = []Observer{summaryLog{ss.log}}
 	if s.Observer != nil {
@@ -134,8 +132,8 @@ func (ss *session) interrupt() {
 
 // greet sends the greeting (RFC 1939 section 4; popa3d sends a bare +OK).
 func (ss *session) greet() {
-	if ss.remote != "" {
-		ss.log.Info("Session from " + ss.remote)
+	if ss.summary.RemoteAddr != "" {
+		ss.log.Info("Session from " + ss.summary.RemoteAddr)
 	}
 	ss.reply("+OK")
 	ss.flush()

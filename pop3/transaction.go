@@ -115,11 +115,6 @@ func (ss *session) cmdLast(ctx context.Context, args []string) {
 	ss.reply("+OK " + strconv.Itoa(ss.last))
 }
 
-// cmdUpdate is QUIT in TRANSACTION.
-func (ss *session) cmdUpdate(ctx context.Context, args []string) {
-	ss.update(ctx)
-}
-
 // visible returns the count and total size of the messages not marked deleted.
 func (ss *session) visible() (int, int64) {
 	n, size := 0, int64(0)
@@ -189,7 +184,7 @@ func (ss *session) accessFailed(err error, canReply bool) {
 }
 
 // update is QUIT in TRANSACTION: the UPDATE state of RFC 1939 section 6.
-func (ss *session) update(ctx context.Context) {
+func (ss *session) update(ctx context.Context, _ []string) {
 	ss.state = stateDone
 	// The mailbox, and its session lock, is released before the reply
 	// leaves, so that a client that reconnects as soon as it reads the +OK
@@ -212,7 +207,6 @@ func (ss *session) update(ctx context.Context) {
 		err = ss.mb.Commit(ctx, dels)
 		e.Duration = ss.srv.now().Sub(t0)
 	}
-	ss.summary.UpdateTime = e.Duration
 	if err != nil {
 		if errors.Is(err, mailbox.ErrStale) {
 			ss.log.Info("Another MUA active, giving up")
@@ -228,6 +222,7 @@ func (ss *session) update(ctx context.Context) {
 	}
 	ss.event(e)
 	ss.summary.Deleted = len(dels)
+	ss.summary.UpdateTime = e.Duration
 	n, size := ss.visible()
 	ss.log.Info(fmt.Sprintf("%d (%d) deleted, %d (%d) left", len(dels), delBytes, n, size))
 	ss.reply("+OK")

@@ -64,16 +64,16 @@ type Daemon struct {
 	guard     *floodGuard
 }
 
-// Observer receives the daemon's events. Its methods are called from the
-// accept and session goroutines, concurrently, and must not block.
+// Observer receives the daemon's accept decisions. Its methods are called
+// from the accept goroutines, concurrently, and must not block. What a
+// session then did reaches the observer of the session's own server
+// (pop3.Observer), or for a session process its report (package report).
 type Observer interface {
-	// Admitted: a connection from remote got a slot and its session starts.
-	Admitted(remote net.Addr)
-	// Refused: a connection from remote was closed at once, without a byte,
-	// because of the limit that reason names.
-	Refused(remote net.Addr, reason Refusal)
-	// Ended: the session of an admitted connection has ended, after d.
-	Ended(remote net.Addr, d time.Duration)
+	// Admitted: a connection got a slot and its session starts.
+	Admitted()
+	// Refused: a connection was closed at once, without a byte, because
+	// of the limit reason names.
+	Refused(reason Refusal)
 }
 
 // Refusal is why the flood guard refused a connection.
@@ -239,14 +239,14 @@ func (a *acceptor) accept(ctx context.Context, ln net.Listener) {
 		}
 		backoff = 0
 		src := Source(conn.RemoteAddr())
-		start, notice, err := a.guard.admit(src)
+		start, notice, refused := a.guard.admit(src)
 		obs := a.d.Observer
-		if err != nil {
+		if refused != 0 {
 			if notice {
-				a.log.Warn(fmt.Sprintf("%s: %v", Host(conn.RemoteAddr()), err))
+				a.log.Warn(Host(conn.RemoteAddr()) + ": " + refused.logText())
 			}
 			if obs != nil {
-				obs.Refused(conn.RemoteAddr(), refusal(err))
+				obs.Refused(refused)
 			}
 			conn.Close() // without a byte, as popa3d
 			continue
@@ -254,28 +254,16 @@ func (a *acceptor) accept(ctx context.Context, ln net.Listener) {
 		a.track(conn, true)
 		a.sessions.Add(1)
 		if obs != nil {
-			obs.Admitted(conn.RemoteAddr())
+			obs.Admitted()
 		}
 		go func() {
 			defer a.sessions.Done()
 			defer a.guard.release(src, start)
 			defer a.track(conn, false)
 			defer CloseGently(conn)
-			if obs != nil {
-				began := time.Now()
-				defer func() { obs.Ended(conn.RemoteAddr(), time.Since(began)) }()
-			}
 			a.d.Handler(ctx, conn)
 		}()
 	}
-}
-
-// refusal names the flood guard's error.
-func refusal(err error) Refusal {
-	if errors.Is(err, errPerSource) {
-		return RefusedPerSource
-	}
-	return RefusedSessions
 }
 
 func (a *acceptor) track(c net.Conn, open bool) {

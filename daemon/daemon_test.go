@@ -173,15 +173,12 @@ func TestCloseGentlyDeliversLastReply(t *testing.T) {
 
 // countingObserver counts the daemon's events.
 type countingObserver struct {
-	admitted, ended    atomic.Int32
+	admitted           atomic.Int32
 	perSource, overall atomic.Int32
 }
 
-func (o *countingObserver) Admitted(net.Addr) { o.admitted.Add(1) }
-func (o *countingObserver) Ended(net.Addr, time.Duration) {
-	o.ended.Add(1)
-}
-func (o *countingObserver) Refused(_ net.Addr, r Refusal) {
+func (o *countingObserver) Admitted() { o.admitted.Add(1) }
+func (o *countingObserver) Refused(r Refusal) {
 	switch r {
 	case RefusedPerSource:
 		o.perSource.Add(1)
@@ -190,8 +187,8 @@ func (o *countingObserver) Refused(_ net.Addr, r Refusal) {
 	}
 }
 
-// TestObserver checks that the observer hears of every admission, refusal
-// (with its reason) and end of session.
+// TestObserver checks that the observer hears of every admission and
+// refusal, with its reason.
 func TestObserver(t *testing.T) {
 	ls, err := Listen(context.Background(), []string{"127.0.0.1:0"}, nil)
 	if err != nil {
@@ -229,8 +226,8 @@ func TestObserver(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if a, e, p, o := obs.admitted.Load(), obs.ended.Load(), obs.perSource.Load(), obs.overall.Load(); a != 2 || e != 2 || p != 1 || o != 0 {
-		t.Fatalf("admitted %d, ended %d, refused per source %d, overall %d; want 2, 2, 1, 0", a, e, p, o)
+	if a, p, o := obs.admitted.Load(), obs.perSource.Load(), obs.overall.Load(); a != 2 || p != 1 || o != 0 {
+		t.Fatalf("admitted %d, refused per source %d, overall %d; want 2, 1, 0", a, p, o)
 	}
 	if RefusedPerSource.String() != "per_source" || RefusedSessions.String() != "sessions" {
 		t.Fatal("refusal names")

@@ -2,19 +2,20 @@ package daemon
 
 import (
 	"container/heap"
-	"errors"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 )
 
-// The refusals of the flood guard; their text is what popa3d logs after the
-// client's address (doc/popa3d-compat.md §3, §15).
-var (
-	errPerSource = errors.New("per source limit reached")
-	errSessions  = errors.New("sessions limit reached")
-)
+// logText is what popa3d logs after the client's address for a refusal
+// (doc/popa3d-compat.md §3, §15).
+func (r Refusal) logText() string {
+	if r == RefusedPerSource {
+		return "per source limit reached"
+	}
+	return "sessions limit reached"
+}
 
 // Source returns the source a connection from a is counted against: an IPv4
 // address (an IPv4-mapped IPv6 address counts as IPv4) as a /32, an IPv6
@@ -84,10 +85,11 @@ func newFloodGuard(maxSessions, maxPerSource int, minHold, logEvery time.Duratio
 
 // admit takes a slot for a new session from src and returns its start time,
 // to be given back to release when the session ends. If src already holds
-// maxPerSource slots, or all slots are held, it returns errPerSource or
-// errSessions instead, and notice says whether to log the refusal (at most
+// maxPerSource slots, or all slots are held, it returns RefusedPerSource or
+// RefusedSessions instead (0 when admitted), and notice says whether to log
+// the refusal (at most
 // once per logEvery per source for the first, overall for the second).
-func (g *floodGuard) admit(src netip.Prefix) (start time.Time, notice bool, err error) {
+func (g *floodGuard) admit(src netip.Prefix) (start time.Time, notice bool, refused Refusal) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
@@ -98,18 +100,18 @@ func (g *floodGuard) admit(src netip.Prefix) (start time.Time, notice bool, err 
 	// popa3d checks the per-source count first, so a source at its limit is
 	// told so even when every slot is taken.
 	if g.perSource[src] >= g.maxPerSource {
-		return time.Time{}, g.noticeSource(src, now), errPerSource
+		return time.Time{}, g.noticeSource(src, now), RefusedPerSource
 	}
 	if g.held >= g.maxSessions {
 		notice = !g.recent(g.lastSessions, now)
 		if notice {
 			g.lastSessions = now
 		}
-		return time.Time{}, notice, errSessions
+		return time.Time{}, notice, RefusedSessions
 	}
 	g.held++
 	g.perSource[src]++
-	return now, false, nil
+	return now, false, 0
 }
 
 // release marks the session from src that started at start as ended; its

@@ -398,12 +398,12 @@ func TestFloodGuardBounded(t *testing.T) {
 	var logged []time.Time
 	for i := range 1000 {
 		start, _, err := g.admit(src(i))
-		if err != nil {
+		if err != 0 {
 			t.Fatalf("source %d: %v", i, err)
 		}
 		_, notice, err := g.admit(src(i))
-		if err != errPerSource {
-			t.Fatalf("source %d second session: %v, want errPerSource", i, err)
+		if err != RefusedPerSource {
+			t.Fatalf("source %d second session: %v, want RefusedPerSource", i, err)
 		}
 		if notice {
 			logged = append(logged, clock.Now())
@@ -433,7 +433,7 @@ func TestFloodGuardBounded(t *testing.T) {
 		t.Errorf("%d notices in 250 s, want at least one per 10 s", len(logged))
 	}
 	clock.Advance(time.Minute)
-	if _, _, err := g.admit(src(5000)); err != nil {
+	if _, _, err := g.admit(src(5000)); err != 0 {
 		t.Fatal(err)
 	}
 	held, perSource, ended, noticed := g.counts()
@@ -451,11 +451,11 @@ func TestFloodGuardNoticeOverflow(t *testing.T) {
 	var notices []bool
 	for i := range 6 {
 		start, _, err := g.admit(src(i))
-		if err != nil {
+		if err != 0 {
 			t.Fatal(err)
 		}
 		_, notice, err := g.admit(src(i))
-		if err != errPerSource {
+		if err != RefusedPerSource {
 			t.Fatalf("source %d: %v", i, err)
 		}
 		notices = append(notices, notice)
@@ -472,7 +472,7 @@ func TestFloodGuardNoticeOverflow(t *testing.T) {
 		// src(0) is free again (no hold); admitting it is not a notice.
 		t.Fatal("admitted session noticed")
 	}
-	if _, notice, err := g.admit(src(0)); err != errPerSource || !notice {
+	if _, notice, err := g.admit(src(0)); err != RefusedPerSource || !notice {
 		t.Fatalf("after LogEvery: %v, notice %v; want a new notice", err, notice)
 	}
 }
@@ -485,17 +485,17 @@ func TestFloodGuardClockBack(t *testing.T) {
 	g := newFloodGuard(1, 1, 10*time.Second, 10*time.Second, clock.Now)
 	s := netip.MustParsePrefix("192.0.2.1/32")
 	start, _, err := g.admit(s)
-	if err != nil {
+	if err != 0 {
 		t.Fatal(err)
 	}
 	clock.Advance(5 * time.Second)
 	g.release(s, start)
 	clock.Advance(-time.Second)
-	if _, _, err := g.admit(s); err != errPerSource {
-		t.Fatalf("1 s back, 4 s after the start: %v, want errPerSource", err)
+	if _, _, err := g.admit(s); err != RefusedPerSource {
+		t.Fatalf("1 s back, 4 s after the start: %v, want RefusedPerSource", err)
 	}
 	clock.Advance(-5 * time.Second)
-	if _, _, err := g.admit(s); err != nil {
+	if _, _, err := g.admit(s); err != 0 {
 		t.Fatalf("an hour back: %v, want the slot free", err)
 	}
 }
@@ -555,7 +555,7 @@ func BenchmarkFloodGuard(b *testing.B) {
 		i++
 		src := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32)
 		start, _, err := g.admit(src)
-		if err == nil {
+		if err == 0 {
 			g.release(src, start)
 		}
 		clock.Advance(limits.SessionSlotHold / limits.Sessions)

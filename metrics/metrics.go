@@ -7,7 +7,6 @@ package metrics
 
 import (
 	"log/slog"
-	"net"
 	"sync/atomic"
 	"time"
 
@@ -35,20 +34,16 @@ var (
 )
 
 // Admitted counts a connection the daemon took.
-func (c *Counters) Admitted(net.Addr) { c.admitted.Add(1) }
+func (c *Counters) Admitted() { c.admitted.Add(1) }
 
 // Refused counts a connection the flood guard refused.
-func (c *Counters) Refused(_ net.Addr, r daemon.Refusal) {
+func (c *Counters) Refused(r daemon.Refusal) {
 	if r == daemon.RefusedPerSource {
 		c.refusedPerSource.Add(1)
 	} else {
 		c.refusedSessions.Add(1)
 	}
 }
-
-// Ended is the end of an admitted connection; the session's figures come
-// from SessionEnded.
-func (c *Counters) Ended(net.Addr, time.Duration) {}
 
 // SessionEvent does nothing: the summary carries every figure counted.
 func (c *Counters) SessionEvent(pop3.Event) {}

@@ -17,16 +17,15 @@ func TestCounters(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {
-			c.Admitted(nil)
+			c.Admitted()
 			c.SessionEnded(pop3.Summary{Authenticated: true, Retrieved: 2, Deleted: 1, BytesSent: 100, Duration: time.Second, UpdateTime: time.Millisecond})
 			c.SessionEnded(pop3.Summary{Failure: pop3.FailureBadPassword, BytesSent: 60})
-			c.Ended(nil, time.Second)
 		})
 	}
 	wg.Wait()
-	c.Refused(nil, daemon.RefusedPerSource)
-	c.Refused(nil, daemon.RefusedSessions)
-	c.Refused(nil, daemon.RefusedSessions)
+	c.Refused(daemon.RefusedPerSource)
+	c.Refused(daemon.RefusedSessions)
+	c.Refused(daemon.RefusedSessions)
 	s := c.Snapshot()
 	if s.Admitted != 10 || s.Sessions != 20 || s.LoggedIn != 10 || s.Retrieved != 20 || s.Deleted != 10 ||
 		s.BytesSent != 1600 || s.Updates != 10 || s.UpdateTime != 10*time.Millisecond ||

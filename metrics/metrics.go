@@ -14,9 +14,6 @@ import (
 	"github.com/popa3d/popa3d/pop3"
 )
 
-// failures is one more than the highest pop3.Failure counted apart.
-const failures = int(pop3.FailureMailboxAccess) + 1
-
 // Counters are a daemon's totals since it started. The zero value is ready;
 // every method is safe for concurrent use and never blocks.
 type Counters struct {
@@ -25,7 +22,7 @@ type Counters struct {
 	retrieved, deleted, bytesSent               atomic.Uint64
 	updates                                     atomic.Uint64
 	updateTime                                  atomic.Int64 // nanoseconds
-	failed                                      [failures]atomic.Uint64
+	failed                                      [pop3.NumFailures]atomic.Uint64
 }
 
 var (
@@ -54,7 +51,7 @@ func (c *Counters) SessionEnded(s pop3.Summary) {
 	if s.Authenticated {
 		c.loggedIn.Add(1)
 	}
-	if f := int(s.Failure); f > 0 && f < failures {
+	if f := int(s.Failure); f > 0 && f < pop3.NumFailures {
 		c.failed[f].Add(1)
 	}
 	c.retrieved.Add(uint64(max(s.Retrieved, 0)))
@@ -85,7 +82,7 @@ func (c *Counters) Snapshot() Snapshot {
 		Updates: c.updates.Load(), UpdateTime: time.Duration(c.updateTime.Load()),
 		Failed: map[pop3.Failure]uint64{},
 	}
-	for f := 1; f < failures; f++ {
+	for f := 1; f < pop3.NumFailures; f++ {
 		if n := c.failed[f].Load(); n > 0 {
 			s.Failed[pop3.Failure(f)] = n
 		}
@@ -98,7 +95,7 @@ func (s Snapshot) Log(log *slog.Logger) {
 	attrs := []any{"admitted", s.Admitted, "refused_per_source", s.RefusedPerSource, "refused_sessions", s.RefusedSessions,
 		"sessions", s.Sessions, "logged_in", s.LoggedIn, "retrieved", s.Retrieved, "deleted", s.Deleted,
 		"bytes_sent", s.BytesSent, "updates", s.Updates, "update_time", s.UpdateTime.Round(time.Millisecond).String()}
-	for f := 1; f < failures; f++ {
+	for f := 1; f < pop3.NumFailures; f++ {
 		if n := s.Failed[pop3.Failure(f)]; n > 0 {
 			attrs = append(attrs, "failed_"+pop3.Failure(f).String(), n)
 		}

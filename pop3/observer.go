@@ -88,7 +88,11 @@ const (
 	FailureMailboxAccess              // [SYS/TEMP]: reading or updating the mailbox failed
 )
 
-var failureNames = [...]string{FailureNone: "none", FailureUnknownUser: "unknown_user", FailureBadPassword: "bad_password",
+// NumFailures is one more than the highest Failure: the Failures are
+// 0 to NumFailures-1.
+const NumFailures = int(FailureMailboxAccess) + 1
+
+var failureNames = [NumFailures]string{FailureNone: "none", FailureUnknownUser: "unknown_user", FailureBadPassword: "bad_password",
 	FailureAuthUnavailable: "auth_unavailable", FailureMailboxInUse: "mailbox_in_use", FailureMailboxRefused: "mailbox_refused",
 	FailureMailboxUnavailable: "mailbox_unavailable", FailureMailboxChanged: "mailbox_changed", FailureMailboxAccess: "mailbox_access"}
 

@@ -74,18 +74,13 @@ type session struct {
 	deleted []bool
 	last    int // LAST (RFC 1460): highest message RETR'd or DELE'd
 
-	summary   Summary
-	observers []Observer // summaryLog, then Server.Observer
+	summary Summary
 }
 
 func newSession(s *Server, conn io.ReadWriter, info ConnInfo, pending []byte) *session {
 	ss := &session{srv: s, lim: s.Limits, commands: commandTable, start: s.now()}
 	ss.log = s.logger()
 	ss.summary.RemoteAddr = info.RemoteAddr
-	ss.observers = []Observer{summaryLog{ss.log}}
-	if s.Observer != nil {
-		ss.observers = append(ss.observers, s.Observer)
-	}
 	ss.conn = conn
 	ss.dl, _ = conn.(deadlineConn)
 	ss.in = newLineReader(conn, pending)
@@ -196,16 +191,17 @@ func (ss *session) finish() Summary {
 	ss.closeMailbox()
 	ss.summary.BytesSent = ss.wire.n
 	ss.summary.Duration = ss.srv.now().Sub(ss.start)
-	for _, o := range ss.observers {
+	summaryLog{ss.log}.SessionEnded(ss.summary)
+	if o := ss.srv.Observer; o != nil {
 		o.SessionEnded(ss.summary)
 	}
 	return ss.summary
 }
 
-// event reports e to the observers, stamped with the time.
+// event reports e to the server's observer, stamped with the time.
 func (ss *session) event(e Event) {
-	e.Time = ss.srv.now()
-	for _, o := range ss.observers {
+	if o := ss.srv.Observer; o != nil {
+		e.Time = ss.srv.now()
 		o.SessionEvent(e)
 	}
 }

@@ -67,7 +67,7 @@ func Decode(b []byte) (pop3.Summary, error) {
 	n := binary.BigEndian.Uint64(b[14:])
 	d := binary.BigEndian.Uint64(b[22:])
 	u := binary.BigEndian.Uint64(b[30:])
-	if flags&^flagAuthenticated != 0 || failure.String() == "unknown" || n > 1<<62 || d > 1<<62 || u > d {
+	if flags&^flagAuthenticated != 0 || int(failure) >= pop3.NumFailures || n > 1<<62 || d > 1<<62 || u > d {
 		return pop3.Summary{}, ErrBadRecord
 	}
 	s.BytesSent, s.Duration, s.UpdateTime = int64(n), time.Duration(d), time.Duration(u)

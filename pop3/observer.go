@@ -104,15 +104,10 @@ func (f Failure) String() string {
 	return "unknown"
 }
 
-// summaryLog is the observer that writes popa3d's session summary line to
-// the server's Logger. Every session served by Serve or ServeLogin has it,
-// before Server.Observer.
-type summaryLog struct{ log *slog.Logger }
-
-func (summaryLog) SessionEvent(Event) {}
-
-func (l summaryLog) SessionEnded(s Summary) {
-	l.log.Info("Session summary", "user", s.User, "from", s.RemoteAddr, "retrieved", s.Retrieved,
+// logSummary writes popa3d's session summary line. Every session served by
+// Serve or ServeLogin ends with it, before Server.Observer hears of it.
+func logSummary(log *slog.Logger, s Summary) {
+	log.Info("Session summary", "user", s.User, "from", s.RemoteAddr, "retrieved", s.Retrieved,
 		"deleted", s.Deleted, "bytes_sent", s.BytesSent,
 		"duration", s.Duration.Round(time.Millisecond).String())
 }

@@ -191,7 +191,7 @@ func (ss *session) finish() Summary {
 	ss.closeMailbox()
 	ss.summary.BytesSent = ss.wire.n
 	ss.summary.Duration = ss.srv.now().Sub(ss.start)
-	summaryLog{ss.log}.SessionEnded(ss.summary)
+	logSummary(ss.log, ss.summary)
 	if o := ss.srv.Observer; o != nil {
 		o.SessionEnded(ss.summary)
 	}

@@ -210,7 +210,7 @@ var refusals = map[C.int]bool{
 // cannot be interrupted.
 func (a *Authenticator) Authenticate(ctx context.Context, user, password string) (auth.Identity, error) {
 	if err := ctx.Err(); err != nil {
-		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: err.Error()}
+		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Err: err}
 	}
 	// Only for the log: PAM does not tell an unknown user from a wrong
 	// password.
@@ -231,7 +231,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string)
 	select {
 	case a.turn <- struct{}{}:
 	case <-ctx.Done():
-		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: ctx.Err().Error()}
+		return auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Err: ctx.Err()}
 	}
 	final, rc, step := a.login(user, password, remoteHost(ctx))
 	<-a.turn

@@ -59,8 +59,8 @@ func TestGateBound(t *testing.T) {
 			if got := peak(t, g, 20, tc.mem); got != tc.want {
 				t.Errorf("%d checks at once, want %d", got, tc.want)
 			}
-			if g.running != 0 || g.used != 0 || g.waiters.Len() != 0 {
-				t.Errorf("after: %d running, %d bytes, %d waiting; want none", g.running, g.used, g.waiters.Len())
+			if !g.idle() {
+				t.Error("after: slots or memory still held, or checks waiting; want none")
 			}
 		})
 	}
@@ -124,8 +124,8 @@ func TestGateCancel(t *testing.T) {
 		t.Errorf("next waiter: %v", err)
 	}
 	g.leave(60)
-	if g.running != 0 || g.used != 0 || g.waiting() != 0 {
-		t.Errorf("after: %d running, %d bytes, %d waiting; want none", g.running, g.used, g.waiting())
+	if !g.idle() {
+		t.Error("after: slots or memory still held, or checks waiting; want none")
 	}
 }
 
@@ -157,10 +157,12 @@ func TestGateCancelFront(t *testing.T) {
 	g.leave(50)
 }
 
-func (g *gate) waiting() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.waiters.Len()
+func (g *gate) waiting() int { return int(g.queued.Load()) }
+
+// idle reports whether nothing is waiting and everything was given back:
+// the whole of both bounds can be taken (and is, so g is spent).
+func (g *gate) idle() bool {
+	return g.waiting() == 0 && g.slots.TryAcquire(g.nslots) && g.memory.TryAcquire(g.budget)
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -242,8 +244,8 @@ func TestAuthenticateBounded(t *testing.T) {
 	if most != 2 || calls != 6 {
 		t.Errorf("%d verifications at once, %d in all; want 2 and 6", most, calls)
 	}
-	if f.gate.running != 0 || f.gate.waiting() != 0 {
-		t.Errorf("gate after: %d running, %d waiting", f.gate.running, f.gate.waiting())
+	if !f.gate.idle() {
+		t.Error("gate after: checks still running or waiting")
 	}
 }
 

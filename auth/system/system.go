@@ -92,7 +92,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, password string)
 
 func (a *Authenticator) authenticate(ctx context.Context, user, password string) (auth.Identity, cost, error) {
 	if err := ctx.Err(); err != nil {
-		return auth.Identity{}, costNone, &auth.Failure{Cause: auth.ErrFailed, Detail: err.Error()}
+		return auth.Identity{}, costNone, &auth.Failure{Cause: auth.ErrFailed, Err: err}
 	}
 	acct, err := lookupAccount(user)
 	if err != nil {

@@ -20,7 +20,8 @@
 #       socat the way inetd would.
 #   bench/peers.sh stop NAME
 #       Stops a peer started above; NAME is dovecot-mbox, dovecot-maildir or
-#       popa3d-PORT. Returns once the process is gone.
+#       popa3d-PORT. Waits up to 5 s for the process to exit (says so if it
+#       has not), then forgets it.
 #
 # A start prints the peer's PID once its port accepts connections. All state
 # (configurations, logs, PID files, a self-signed certificate) lives under
@@ -43,11 +44,16 @@ check_port() {
 	fi
 }
 
+# answers PORT: whether something on 127.0.0.1 takes a connection on PORT.
+answers() {
+	{ : <>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null
+}
+
 # port_free PORT: fails if something on 127.0.0.1 already answers on PORT (the
 # readiness check below could not tell it from the peer).
 port_free() {
 	[ "$1" -ne 0 ] || return 0
-	if { : <>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null; then
+	if answers "$1"; then
 		die "127.0.0.1:$1 is already in use"
 	fi
 }
@@ -78,7 +84,7 @@ await() {
 	local port=$1 pid=$2 i log
 	shift 2
 	for ((i = 0; i < 100; i++)); do
-		if { : <>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
+		if answers "$port"; then
 			echo "$pid"
 			return 0
 		fi

@@ -23,7 +23,7 @@ func jail(cfg config.Config, prepare bool) (privsep.Jail, error) {
 	if a.UID == 0 || a.GID == 0 {
 		return privsep.Jail{}, fmt.Errorf("preauth_user %q: not an unprivileged account (uid %d, gid %d)", cfg.PreauthUser, a.UID, a.GID)
 	}
-	j := privsep.Jail{Account: cfg.PreauthUser, UID: a.UID, GID: a.GID, Dir: cfg.Chroot}
+	j := privsep.Jail{UID: a.UID, GID: a.GID, Dir: cfg.Chroot}
 	if prepare {
 		if err := j.PrepareDir(); err != nil {
 			return privsep.Jail{}, err

@@ -287,8 +287,8 @@ func (a *acceptor) closeAll() {
 // lingerBytes and lingerTime bound how much unread client input CloseGently
 // drains, and for how long.
 const (
-	lingerBytes = 64 << 10
-	lingerTime  = 500 * time.Millisecond
+	lingerBytes = limits.LingerBytes
+	lingerTime  = limits.LingerTime
 )
 
 // CloseGently closes a session's connection so that the client receives

@@ -79,6 +79,15 @@ const (
 	// 10 s, hard-coded next to MIN_DELAY).
 	LimitNoticeEvery = 10 * time.Second
 
+	// LingerTime and LingerBytes bound how long, and how much of, what a
+	// client still sends once its session has ended is read and dropped
+	// before the connection closes (daemon.CloseGently, and the pre-auth
+	// process's relay), so that a reply still in flight is not destroyed by
+	// the reset that closing a socket with unread input sends (a client that
+	// pipelined past a QUIT or a failed login).
+	LingerTime  = 500 * time.Millisecond
+	LingerBytes = 64 << 10
+
 	// VerifyMemory is the memory, in bytes, that the password file's
 	// verifications may use at once; they also run at most one per CPU at
 	// once. An argon2id check allocates its m KiB, so without a bound a burst

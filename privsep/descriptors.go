@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 
@@ -16,9 +17,8 @@ const (
 	// credentialsFD is the write end of the pipe that carries the record.
 	credentialsFD = 3
 	// relayFD, handed only with Runner.Relay, is the pre-auth process's end
-	// of the socket pair it relays the session over. Since fd 4 is free for
-	// the runtime's own use otherwise, the offer is announced in the
-	// environment (relayEnv), as systemd announces LISTEN_FDS.
+	// of the socket pair it relays the session over, announced as
+	// relayEnv=4 (announce).
 	relayFD = 4
 )
 
@@ -26,14 +26,64 @@ const (
 // the pre-auth process.
 const relayEnv = "POPA3D_RELAY_FD"
 
-// relayOffered reports whether this process, in the pre-auth role, was
-// handed a relay channel.
-func relayOffered() bool { return os.Getenv(relayEnv) == strconv.Itoa(relayFD) }
+// A descriptor handed to a child besides its 0, 1 and 2 is announced in its
+// environment (env=fd), as systemd announces LISTEN_FDS: without that, the
+// number is merely the next free descriptor. The relay channel and the
+// report pipe are handed this way.
+
+// announce hands cmd's child f as descriptor fd, the next one after those
+// already in cmd.ExtraFiles, and announces it as env=fd in the child's
+// environment (this process's, if cmd.Env is empty).
+func announce(cmd *exec.Cmd, f *os.File, fd int, env string) {
+	if n := 3 + len(cmd.ExtraFiles); n != fd {
+		panic(fmt.Sprintf("privsep: %s is announced as fd %d but would be fd %d", env, fd, n))
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, env+"="+strconv.Itoa(fd))
+}
+
+// announced reports whether this process was handed descriptor fd,
+// announced as env=fd.
+func announced(env string, fd int) bool { return os.Getenv(env) == strconv.Itoa(fd) }
+
+// fdKind is what an announced descriptor must be.
+type fdKind struct {
+	name string // for messages
+	is   func(fd int) bool
+}
+
+var (
+	unixStream = fdKind{"Unix stream socket", func(fd int) bool {
+		domain, err1 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+		typ, err2 := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+		return err1 == nil && err2 == nil && domain == unix.AF_UNIX && typ == unix.SOCK_STREAM
+	}}
+	pipe = fdKind{"pipe", func(fd int) bool {
+		var st unix.Stat_t
+		return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO
+	}}
+)
+
+// handedFile returns descriptor fd as a file called name if this process was
+// handed it (announced as env=fd), or nil if it was not. An announced
+// descriptor that is not of kind is an error, and is left as it is.
+func handedFile(env string, fd int, kind fdKind, name string) (*os.File, error) {
+	if !announced(env, fd) {
+		return nil, nil
+	}
+	if !kind.is(fd) {
+		return nil, fmt.Errorf("%s: fd %d is not a %s", name, fd, kind.name)
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
 
 // PreauthDescriptors lists the descriptors above 2 the pre-auth role is
 // handed, for CloseInherited.
 func PreauthDescriptors() []int {
-	if relayOffered() {
+	if announced(relayEnv, relayFD) {
 		return []int{credentialsFD, relayFD}
 	}
 	return []int{credentialsFD}

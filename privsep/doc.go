@@ -25,24 +25,24 @@
 //
 // # The hand-off and the relay
 //
-// The record also says which connection the session goes on on (Mode):
+// The record also says which connection the session goes on on (its mode):
 //
-//   - Direct, the default and the only mode for plaintext today: the
+//   - direct, the default and the only mode for plaintext today: the
 //     pre-auth process exits after writing the record, and root's session
 //     process serves the rest of the session on the client's socket, which
 //     it holds as well. Nothing is copied.
-//   - Relayed (Runner.Relay; TLS will need it, since TLS state cannot be
+//   - relayed (Runner.Relay; TLS will need it, since TLS state cannot be
 //     handed over): before it starts the pre-auth process, root creates a
 //     socket pair (AF_UNIX, stream) and passes one end to it as fd 4, the
 //     relay channel, announced as POPA3D_RELAY_FD=4 in its environment
 //     (without that, fd 4 is just the next free descriptor). The pre-auth
-//     process writes a record marked Relayed, closes fd 3 (root reads to its
+//     process writes a record marked relayed, closes fd 3 (root reads to its
 //     end) and stays, chrooted and unprivileged, copying bytes between the
 //     client and the channel. Root points its standard input and output (the
 //     client) at /dev/null, never makes a connection of them, and serves the
 //     session on its end of the channel: root never reads or writes a byte
-//     of the client's connection. A Relayed record without a channel is
-//     refused; a Direct record when a channel was offered means the pre-auth
+//     of the client's connection. A relayed record without a channel is
+//     refused; a direct record when a channel was offered means the pre-auth
 //     process chose the client's socket (a plaintext session once TLS is
 //     optional), and root closes its end.
 //
@@ -51,7 +51,7 @@
 // end of input, as it would on the socket); the end of the session (root
 // closes its end) is passed on as a half-close of the client's connection,
 // after which the relay reads what the client still sends for at most
-// relayLinger, as daemon.CloseGently does. Any error ends both directions.
+// limits.LingerTime, as daemon.CloseGently does. Any error ends both directions.
 //
 // Its deadlines: each write, to the client or to the channel, must complete
 // within the session's write timeout; and the relay ends when no byte has
@@ -60,12 +60,13 @@
 // in it can block for ever.
 //
 // Its shutdown: SIGTERM (the context) ends both directions at once. When
-// the session is over, root's session process closes its end of the channel
-// and waits up to exitWait for the relay to exit; one that has not is killed
-// if root still can (a session that failed its login runs as the jail's
-// account), or else by its parent-death signal when the session process
-// exits a moment later (a logged-in session runs as the user, who may not
-// signal the jail's account).
+// the session is over, or root is shut down just after a relayed record,
+// root's session process closes its end of the channel and waits up to
+// exitWait for the relay to exit; one that has not is killed if root still
+// can (a session that failed its login runs as the jail's account), or else
+// by its parent-death signal when the session process exits a moment later
+// (a logged-in session runs as the user, who may not signal the jail's
+// account).
 //
 // # The report pipe
 //

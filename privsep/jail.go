@@ -16,7 +16,6 @@ import (
 // Jail is where the pre-auth process runs: a dedicated unprivileged account
 // (popa3d's pseudo-user) chrooted into an empty directory that root owns.
 type Jail struct {
-	Account  string // for messages
 	UID, GID int
 	Dir      string // the chroot: empty, owned by root, writable by nobody else
 }

@@ -14,6 +14,7 @@ var testRoles = map[string]func() int{
 	"descriptors": descriptorsRole,
 	"session":     sessionRole,
 	"preauth":     preauthRole,
+	"relayrecord": relayRecordRole,
 }
 
 func TestMain(m *testing.M) {

@@ -13,15 +13,15 @@ import (
 
 // The credentials record is all that crosses from the pre-auth process to
 // root: a magic, three lengths and three byte strings (user, password,
-// pipelined input). The magic also says where the session goes on (Mode).
+// pipelined input). The magic also says where the session goes on (mode).
 // Root reads at most MaxRecord bytes and checks every length against the
 // bound the pre-auth process itself enforces, so a compromised pre-auth
 // process can make root read no more than that and can only present a user
 // name and password, as any client can (popa3d: a buffer-sized record and
 // 256 bytes of credentials, section 2).
 const (
-	recordMagic = "P3C1" // Direct
-	relayMagic  = "P3R1" // Relayed
+	recordMagic = "P3C1" // direct
+	relayMagic  = "P3R1" // relayed
 	headerSize  = len(recordMagic) + 3*2
 
 	// MaxUser is the longest user name a record may carry: a USER argument
@@ -39,21 +39,21 @@ const (
 // errRecord is wrapped by every rejection of a record.
 var errRecord = errors.New("bad credentials record")
 
-// Mode says which connection a session goes on on after the hand-off.
-type Mode int
+// mode says which connection a session goes on on after the hand-off.
+type mode int
 
 const (
-	// Direct: the client's own socket, which the session process holds
+	// direct: the client's own socket, which the session process holds
 	// too; the pre-auth process has exited (plaintext: nothing is copied).
-	Direct Mode = iota
-	// Relayed: the relay channel; the pre-auth process stays and relays
+	direct mode = iota
+	// relayed: the relay channel; the pre-auth process stays and relays
 	// the session between it and the client (TLS, whose state cannot be
 	// handed over). See the package documentation.
-	Relayed
+	relayed
 )
 
-func (m Mode) magic() string {
-	if m == Relayed {
+func (m mode) magic() string {
+	if m == relayed {
 		return relayMagic
 	}
 	return recordMagic
@@ -61,7 +61,7 @@ func (m Mode) magic() string {
 
 // EncodeRecord returns the record for c and m, or an error if a field is
 // over its bound (the pre-auth process then ends the session instead).
-func EncodeRecord(c pop3.Credentials, m Mode) ([]byte, error) {
+func EncodeRecord(c pop3.Credentials, m mode) ([]byte, error) {
 	if err := checkFields(len(c.User), len(c.Password), len(c.Pending)); err != nil {
 		return nil, err
 	}
@@ -78,44 +78,42 @@ func EncodeRecord(c pop3.Credentials, m Mode) ([]byte, error) {
 
 // DecodeRecord parses a record from untrusted bytes. It accepts exactly one
 // whole record; a user name or password that is empty or holds a NUL (which
-// C interfaces would cut short) is refused.
-func DecodeRecord(b []byte) (pop3.Credentials, Mode, error) {
-	c, err := decodeRecord(b)
-	if err != nil {
-		return pop3.Credentials{}, Direct, err
+// C interfaces would cut short) is refused. The magic gives the mode.
+func DecodeRecord(b []byte) (pop3.Credentials, mode, error) {
+	if len(b) < headerSize {
+		return pop3.Credentials{}, direct, fmt.Errorf("%w: no header", errRecord)
 	}
-	if string(b[:len(relayMagic)]) == relayMagic {
-		return c, Relayed, nil
-	}
-	return c, Direct, nil
-}
-
-func decodeRecord(b []byte) (pop3.Credentials, error) {
-	if len(b) < headerSize || string(b[:len(recordMagic)]) != recordMagic && string(b[:len(relayMagic)]) != relayMagic {
-		return pop3.Credentials{}, fmt.Errorf("%w: no header", errRecord)
+	var m mode
+	switch string(b[:len(recordMagic)]) {
+	case recordMagic:
+		m = direct
+	case relayMagic:
+		m = relayed
+	default:
+		return pop3.Credentials{}, direct, fmt.Errorf("%w: no header", errRecord)
 	}
 	nu := int(binary.BigEndian.Uint16(b[4:]))
 	np := int(binary.BigEndian.Uint16(b[6:]))
 	nb := int(binary.BigEndian.Uint16(b[8:]))
 	if err := checkFields(nu, np, nb); err != nil {
-		return pop3.Credentials{}, err
+		return pop3.Credentials{}, direct, err
 	}
 	if len(b) != headerSize+nu+np+nb {
-		return pop3.Credentials{}, fmt.Errorf("%w: %d bytes for lengths %d+%d+%d", errRecord, len(b), nu, np, nb)
+		return pop3.Credentials{}, direct, fmt.Errorf("%w: %d bytes for lengths %d+%d+%d", errRecord, len(b), nu, np, nb)
 	}
 	body := b[headerSize:]
 	user, pass, pending := body[:nu], body[nu:nu+np], body[nu+np:]
 	if nu == 0 || np == 0 {
-		return pop3.Credentials{}, fmt.Errorf("%w: empty user name or password", errRecord)
+		return pop3.Credentials{}, direct, fmt.Errorf("%w: empty user name or password", errRecord)
 	}
 	if bytes.IndexByte(user, 0) >= 0 || bytes.IndexByte(pass, 0) >= 0 {
-		return pop3.Credentials{}, fmt.Errorf("%w: NUL in user name or password", errRecord)
+		return pop3.Credentials{}, direct, fmt.Errorf("%w: NUL in user name or password", errRecord)
 	}
 	c := pop3.Credentials{User: string(user), Password: string(pass)}
 	if nb > 0 {
 		c.Pending = bytes.Clone(pending)
 	}
-	return c, nil
+	return c, m, nil
 }
 
 func checkFields(nu, np, nb int) error {
@@ -129,17 +127,17 @@ func checkFields(nu, np, nb int) error {
 // readRecord reads one record from r, which the pre-auth process closes
 // after writing (by exiting, or before it relays): at most MaxRecord bytes, then EOF. An empty read means the client
 // never logged in (errNoRecord).
-func readRecord(r io.Reader) (pop3.Credentials, Mode, error) {
+func readRecord(r io.Reader) (pop3.Credentials, mode, error) {
 	buf := make([]byte, MaxRecord+1)
 	n, err := io.ReadFull(r, buf)
 	switch {
 	case err == io.EOF:
-		return pop3.Credentials{}, Direct, errNoRecord
+		return pop3.Credentials{}, direct, errNoRecord
 	case err == io.ErrUnexpectedEOF:
 	case err != nil:
-		return pop3.Credentials{}, Direct, fmt.Errorf("read credentials: %w", err)
+		return pop3.Credentials{}, direct, fmt.Errorf("read credentials: %w", err)
 	default:
-		return pop3.Credentials{}, Direct, fmt.Errorf("%w: over %d bytes", errRecord, MaxRecord)
+		return pop3.Credentials{}, direct, fmt.Errorf("%w: over %d bytes", errRecord, MaxRecord)
 	}
 	c, m, err := DecodeRecord(buf[:n])
 	clear(buf)

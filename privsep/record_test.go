@@ -17,7 +17,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		{User: "bob", Password: "p w", Pending: []byte("STAT\r\nLIST\r\n")},
 		{User: strings.Repeat("u", MaxUser), Password: strings.Repeat("p", MaxPassword), Pending: bytes.Repeat([]byte{'x'}, MaxPending)},
 	} {
-		for _, m := range []Mode{Direct, Relayed} {
+		for _, m := range []mode{direct, relayed} {
 			b, err := EncodeRecord(c, m)
 			if err != nil {
 				t.Fatal(err)
@@ -34,7 +34,7 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestRecordRejects(t *testing.T) {
-	good, _ := EncodeRecord(pop3.Credentials{User: "alice", Password: "pw", Pending: []byte("STAT\r\n")}, Direct)
+	good, _ := EncodeRecord(pop3.Credentials{User: "alice", Password: "pw", Pending: []byte("STAT\r\n")}, direct)
 	header := func(nu, np, nb int) []byte {
 		b := []byte(recordMagic)
 		b = binary.BigEndian.AppendUint16(b, uint16(nu))
@@ -66,7 +66,7 @@ func TestRecordRejects(t *testing.T) {
 	if _, _, err := readRecord(bytes.NewReader(make([]byte, MaxRecord+1))); !errors.Is(err, errRecord) {
 		t.Errorf("over MaxRecord: %v, want a rejection", err)
 	}
-	if _, err := EncodeRecord(pop3.Credentials{User: "u", Password: strings.Repeat("p", MaxPassword+1)}, Direct); err == nil {
+	if _, err := EncodeRecord(pop3.Credentials{User: "u", Password: strings.Repeat("p", MaxPassword+1)}, direct); err == nil {
 		t.Error("EncodeRecord accepted a password over the bound")
 	}
 }
@@ -79,9 +79,9 @@ func FuzzDecodeRecord(f *testing.F) {
 		{User: "alice", Password: "wonderland"},
 		{User: "bob", Password: "x", Pending: []byte("STAT\r\nLIST\r\nQUIT\r\n")},
 	} {
-		b, _ := EncodeRecord(c, Direct)
+		b, _ := EncodeRecord(c, direct)
 		f.Add(b)
-		b, _ = EncodeRecord(c, Relayed)
+		b, _ = EncodeRecord(c, relayed)
 		f.Add(b)
 	}
 	f.Add([]byte("P3C1\x00\x00\x00\x00\x00\x00"))
@@ -141,7 +141,7 @@ func TestRecordBounds(t *testing.T) {
 		{"pending one over", 1, 1, MaxPending + 1, false},
 	} {
 		c := creds(tc.nu, tc.np, tc.nb)
-		b, err := EncodeRecord(c, Direct)
+		b, err := EncodeRecord(c, direct)
 		if tc.ok != (err == nil) {
 			t.Errorf("%s: EncodeRecord: %v", tc.name, err)
 		}

@@ -11,16 +11,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/popa3d/popa3d/limits"
 	"github.com/popa3d/popa3d/pop3"
 )
 
-// The relay's bounds besides the session's own timeouts (see the package
-// documentation).
+// The relay's bounds besides the session's own timeouts and
+// limits.LingerTime, how long it goes on reading (and dropping) what the
+// client sends once the session has ended (see the package documentation).
 const (
-	// relayLinger is how long the relay goes on reading (and passing on)
-	// what the client sends once the session has ended, so that a reply
-	// still in flight is not lost to a reset (daemon.CloseGently's linger).
-	relayLinger = 500 * time.Millisecond
 	// relaySlack is how much longer than the session's idle timeout the
 	// relay waits with no byte moving either way: the session times out
 	// first and ends the relay by closing its end, as it ends a direct
@@ -71,13 +69,13 @@ func relay(ctx context.Context, client relayConn, channel *net.UnixConn, lim pop
 	}()
 	go func() {
 		// Session to client: the session's end becomes the client's; the
-		// client gets relayLinger to stop sending.
+		// client gets limits.LingerTime to stop sending.
 		errs <- r.copy(client, channel, func() {
 			r.ended.Store(true)
 			if cw, ok := client.(interface{ CloseWrite() error }); ok {
 				_ = cw.CloseWrite()
 			}
-			linger = time.AfterFunc(relayLinger, r.stop)
+			linger = time.AfterFunc(limits.LingerTime, r.stop)
 			close(lingered)
 		})
 	}()

@@ -83,7 +83,7 @@ func sessionRole() int {
 			return cmd
 		},
 		Auth:      testAuth{uid: cfg.UserUID, gid: cfg.UserGID},
-		Jail:      Jail{Account: "test jail", UID: cfg.JailUID, GID: cfg.JailGID, Dir: cfg.JailDir},
+		Jail:      Jail{UID: cfg.JailUID, GID: cfg.JailGID, Dir: cfg.JailDir},
 		MailGroup: -1,
 		Server:    &pop3.Server{Limits: cfg.limits(), Logger: log},
 		Relay:     cfg.Relay,
@@ -109,7 +109,7 @@ func preauthRole() int {
 	cfg := loadTestConfig()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	jail := Jail{Account: "test jail", UID: cfg.JailUID, GID: cfg.JailGID, Dir: cfg.JailDir}
+	jail := Jail{UID: cfg.JailUID, GID: cfg.JailGID, Dir: cfg.JailDir}
 	srv := &pop3.Server{Limits: cfg.limits(), Logger: log}
 	connect := func() (io.ReadWriter, pop3.ConnInfo, error) {
 		c, err := net.FileConn(os.Stdin)

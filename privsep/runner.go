@@ -56,7 +56,7 @@ type Runner struct {
 	// Relay offers each pre-auth process a relay channel, over which it
 	// relays the session instead of handing the client's socket over (see
 	// the package documentation). TLS will set it; today only tests do, and
-	// every session is plaintext and Direct.
+	// every session is plaintext and direct.
 	Relay bool
 }
 
@@ -76,7 +76,7 @@ func (r *Runner) Serve(ctx context.Context, in, out *os.File, connect func() (io
 		return err
 	}
 	var conn io.ReadWriter
-	if h.mode == Relayed {
+	if h.relayed() {
 		defer h.finish()
 		if err := releaseClient(in, out); err != nil {
 			return err
@@ -137,27 +137,60 @@ func (r *Runner) Serve(ctx context.Context, in, out *os.File, connect func() (io
 // handoff is what Serve gets from the pre-auth process.
 type handoff struct {
 	creds pop3.Credentials
-	mode  Mode
-	// With Relayed: root's end of the relay channel, and the relay process.
+	// Relayed sessions only: root's end of the relay channel, and the
+	// relay process.
 	channel *net.UnixConn
-	exited  <-chan error
-	kill    func()
+	relay   *preauthProcess
 }
+
+// relayed reports whether the session goes on over the relay channel rather
+// than on the client's socket.
+func (h *handoff) relayed() bool { return h.channel != nil }
 
 // finish ends a relayed session: it closes root's end of the channel, which
 // ends the relay, and waits a bounded time for the relay process to exit.
 func (h *handoff) finish() {
 	h.channel.Close()
+	_ = h.relay.waitOrKill()
+}
+
+// preauthProcess is a running pre-auth process.
+type preauthProcess struct {
+	cmd    *exec.Cmd
+	exited <-chan error // gets cmd.Wait's result
+	killed bool         // by kill
+}
+
+// kill sends the process SIGKILL, once.
+func (p *preauthProcess) kill() error {
+	if p.killed {
+		return nil
+	}
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	p.killed = true
+	return nil
+}
+
+// waitOrKill waits up to exitWait for the process to exit, kills it if it
+// has not, and returns cmd.Wait's result. If the kill is refused, it returns
+// that error without waiting: this process may signal the relay only while
+// it is root or runs as the jail's account; as the user, it leaves the relay
+// to the parent-death signal, which ends it when this process exits, which
+// it is about to.
+func (p *preauthProcess) waitOrKill() error {
 	t := time.NewTimer(exitWait)
 	defer t.Stop()
 	select {
-	case <-h.exited:
+	case err := <-p.exited:
+		return err
 	case <-t.C:
-		// Permitted only while this process runs as the jail's account;
-		// otherwise the parent-death signal ends the relay when this
-		// process exits, which it is about to.
-		h.kill()
 	}
+	if err := p.kill(); err != nil {
+		return err
+	}
+	return <-p.exited
 }
 
 // releaseClient points in and out at /dev/null: the relay alone holds the
@@ -177,8 +210,8 @@ func releaseClient(in, out *os.File) error {
 }
 
 // preauth runs the pre-auth process and returns the record it handed over,
-// or errNoRecord if the client never logged in. With Direct, the pre-auth
-// process has exited; with Relayed it relays.
+// or errNoRecord if the client never logged in. A direct session's pre-auth
+// process has exited; a relayed one's relays.
 func (r *Runner) preauth(ctx context.Context, in, out *os.File) (*handoff, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -202,11 +235,7 @@ func (r *Runner) preauth(ctx context.Context, in, out *os.File) (*handoff, error
 				channel.Close()
 			}
 		}()
-		cmd.ExtraFiles = append(cmd.ExtraFiles, theirs)
-		if cmd.Env == nil {
-			cmd.Env = os.Environ()
-		}
-		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", relayEnv, relayFD))
+		announce(cmd, theirs, relayFD, relayEnv)
 	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
@@ -222,13 +251,7 @@ func (r *Runner) preauth(ctx context.Context, in, out *os.File) (*handoff, error
 	if err != nil {
 		return nil, fmt.Errorf("start the pre-auth process: %w", err)
 	}
-	killed := false
-	kill := func() {
-		if !killed {
-			killed = true
-			_ = cmd.Process.Kill()
-		}
-	}
+	p := &preauthProcess{cmd: cmd, exited: exited}
 	stop := context.AfterFunc(ctx, func() { _ = pr.SetReadDeadline(time.Now()) })
 	defer stop()
 	limit := r.Server.Limits.PreAuthTime
@@ -236,30 +259,29 @@ func (r *Runner) preauth(ctx context.Context, in, out *os.File) (*handoff, error
 		limit = pop3.DefaultLimits().PreAuthTime
 	}
 	_ = pr.SetReadDeadline(time.Now().Add(limit + preauthSlack))
-	creds, mode, rerr := readRecord(pr)
+	creds, m, rerr := readRecord(pr)
 	// The failure delay is measured from here, by root's clock: nothing the
 	// pre-auth process says about time is used.
 	creds.Received = time.Now()
-	if rerr == nil && mode == Relayed && channel == nil {
+	if rerr == nil && m == relayed && channel == nil {
 		rerr = fmt.Errorf("%w: relayed, but no relay channel was offered", errRecord)
 	}
 	if rerr != nil && !errors.Is(rerr, errNoRecord) {
-		kill()
+		_ = p.kill()
 	}
-	if rerr == nil && mode == Relayed && ctx.Err() == nil {
-		h := &handoff{creds: creds, mode: mode, channel: channel, exited: exited, kill: kill}
+	if rerr == nil && m == relayed && ctx.Err() == nil {
+		h := &handoff{creds: creds, channel: channel, relay: p}
 		channel = nil // the session's now
 		return h, nil
 	}
-	t := time.NewTimer(exitWait)
-	defer t.Stop()
-	var werr error
-	select {
-	case werr = <-exited:
-	case <-t.C:
-		kill()
-		werr = <-exited
+	if channel != nil {
+		// Closed before the wait: a pre-auth process that has started to
+		// relay (shut down just after a relayed record) ends its relay on
+		// that, and exits.
+		channel.Close()
+		channel = nil
 	}
+	werr := p.waitOrKill()
 	switch {
 	case ctx.Err() != nil:
 		// Shut down (SIGTERM) while the client was still logging in: the
@@ -267,13 +289,13 @@ func (r *Runner) preauth(ctx context.Context, in, out *os.File) (*handoff, error
 		return nil, errNoRecord
 	case rerr != nil && !errors.Is(rerr, errNoRecord):
 		return nil, fmt.Errorf("pre-auth process: %w", rerr)
-	case werr != nil && !killed:
+	case werr != nil && !p.killed:
 		// It handed over credentials or nothing, then failed: trust neither.
 		return nil, fmt.Errorf("pre-auth process: %w", werr)
 	case rerr != nil:
 		return nil, rerr
 	}
-	return &handoff{creds: creds, mode: Direct}, nil
+	return &handoff{creds: creds}, nil
 }
 
 // relayPair returns a connected pair of stream sockets, both close-on-exec:
@@ -336,11 +358,11 @@ func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (i
 	if err != nil {
 		return err
 	}
-	mode := Direct
+	m := direct
 	if channel != nil {
-		mode = Relayed
+		m = relayed
 	}
-	rec, err := EncodeRecord(creds, mode)
+	rec, err := EncodeRecord(creds, m)
 	if err != nil {
 		return err
 	}
@@ -365,15 +387,10 @@ func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (i
 // offeredChannel returns the relay channel root passed as fd 4, or nil if
 // it offered none; the channel must be a Unix stream socket.
 func offeredChannel() (*net.UnixConn, error) {
-	if !relayOffered() {
-		return nil, nil
+	f, err := handedFile(relayEnv, relayFD, unixStream, "relay channel")
+	if f == nil {
+		return nil, err
 	}
-	domain, err1 := unix.GetsockoptInt(relayFD, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	typ, err2 := unix.GetsockoptInt(relayFD, unix.SOL_SOCKET, unix.SO_TYPE)
-	if err1 != nil || err2 != nil || domain != unix.AF_UNIX || typ != unix.SOCK_STREAM {
-		return nil, fmt.Errorf("relay channel: fd %d is not a Unix stream socket", relayFD)
-	}
-	f := os.NewFile(relayFD, "relay channel")
 	defer f.Close()
 	c, err := net.FileConn(f)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -17,9 +16,7 @@ import (
 
 // The report pipe: the one descriptor a -D daemon hands a session process
 // besides the connection on 0 and 1 (and stderr on 2), when it wants the
-// session's summary. Like the relay channel it is announced in the
-// environment, since without the announcement fd 3 is merely the next free
-// descriptor.
+// session's summary, announced like the relay channel (announce).
 const (
 	reportFD  = 3
 	reportEnv = "POPA3D_REPORT_FD"
@@ -42,8 +39,6 @@ type Spawn struct {
 	// Grace is how long after SIGTERM (sent when the daemon's ctx is done) a
 	// session process still running gets SIGKILL.
 	Grace time.Duration
-	// Started, if not nil, is called with the process id once it runs.
-	Started func(pid int)
 	// Reported, if not nil, gives each session process the write end of a
 	// pipe as fd 3, announced as POPA3D_REPORT_FD=3 (SessionDescriptors,
 	// ReportPipe), over which it reports its summary (package report). Once
@@ -81,11 +76,7 @@ func (s Spawn) Session(ctx context.Context, c net.Conn) error {
 		}
 		defer pr.Close()
 		defer pw.Close()
-		cmd.ExtraFiles = []*os.File{pw}
-		if cmd.Env == nil {
-			cmd.Env = os.Environ()
-		}
-		cmd.Env = append(cmd.Env, reportEnv+"="+strconv.Itoa(reportFD))
+		announce(cmd, pw, reportFD, reportEnv)
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start a session process: %w", err)
@@ -95,9 +86,6 @@ func (s Spawn) Session(ctx context.Context, c net.Conn) error {
 	f.Close()
 	if pw != nil {
 		pw.Close()
-	}
-	if s.Started != nil {
-		s.Started(cmd.Process.Pid)
 	}
 	err = cmd.Wait()
 	if pr != nil {
@@ -118,14 +106,10 @@ func (s Spawn) Session(ctx context.Context, c net.Conn) error {
 	return err
 }
 
-// reportAnnounced reports whether this process, a session process, was
-// handed a report pipe.
-func reportAnnounced() bool { return os.Getenv(reportEnv) == strconv.Itoa(reportFD) }
-
 // SessionDescriptors lists the descriptors above 2 a session process is
 // handed, for CloseInherited: the report pipe when one is announced.
 func SessionDescriptors() []int {
-	if reportAnnounced() {
+	if announced(reportEnv, reportFD) {
 		return []int{reportFD}
 	}
 	return nil
@@ -135,12 +119,6 @@ func SessionDescriptors() []int {
 // process, or nil if none was announced or fd 3 is not a pipe. CloseInherited
 // has made it close-on-exec, so the pre-auth process never gets it.
 func ReportPipe() *os.File {
-	if !reportAnnounced() {
-		return nil
-	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(reportFD, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
-		return nil
-	}
-	return os.NewFile(reportFD, "report pipe")
+	f, _ := handedFile(reportEnv, reportFD, pipe, "report pipe")
+	return f
 }

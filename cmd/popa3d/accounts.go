@@ -23,7 +23,7 @@ func jail(cfg config.Config, prepare bool) (privsep.Jail, error) {
 	if a.UID == 0 || a.GID == 0 {
 		return privsep.Jail{}, fmt.Errorf("preauth_user %q: not an unprivileged account (uid %d, gid %d)", cfg.PreauthUser, a.UID, a.GID)
 	}
-	j := privsep.Jail{Account: cfg.PreauthUser, UID: a.UID, GID: a.GID, Dir: cfg.Chroot}
+	j := privsep.Jail{UID: a.UID, GID: a.GID, Dir: cfg.Chroot}
 	if prepare {
 		if err := j.PrepareDir(); err != nil {
 			return privsep.Jail{}, err
@@ -47,6 +47,21 @@ func mailGroup(cfg config.Config) (int, error) {
 	return gid, nil
 }
 
+// privsepAccounts returns what privilege separation needs of the
+// configuration: the jail (jail; prepare as there) and mail_group's gid
+// (mailGroup: -1 for none).
+func privsepAccounts(cfg config.Config, prepare bool) (privsep.Jail, int, error) {
+	j, err := jail(cfg, prepare)
+	if err != nil {
+		return privsep.Jail{}, -1, err
+	}
+	gid, err := mailGroup(cfg)
+	if err != nil {
+		return privsep.Jail{}, -1, err
+	}
+	return j, gid, nil
+}
+
 // runAsAccount returns the account single-account mode switches to when
 // started as root: run_as, which must be an unprivileged account. errRoot
 // without run_as.
@@ -64,21 +79,19 @@ func runAsAccount(cfg config.Config) (account.Account, error) {
 	return a, nil
 }
 
-// servingHome is the home directory of the account that serves virtual
-// users: run_as when started as root, else the account the program runs as;
-// "" if it cannot be found.
-func servingHome(cfg config.Config) string {
-	var a account.Account
-	var err error
-	if os.Geteuid() == 0 && cfg.RunAs != "" {
-		a, err = runAsAccount(cfg)
-	} else {
-		a, err = account.LookupID(os.Geteuid())
+// servingAccount returns the account that serves virtual users, looked up
+// once at start-up: started as root, run_as (runAsAccount), which the
+// process switches to (becomeServingUser); otherwise the account the program
+// runs as, which it stays, and whose home only state_dir's "~/" needs: one
+// that cannot be found has none (stateDir says what that costs).
+func servingAccount(cfg config.Config) (account.Account, error) {
+	if os.Geteuid() == 0 {
+		return runAsAccount(cfg)
 	}
-	if err != nil {
-		return ""
+	if a, err := account.LookupID(os.Geteuid()); err == nil {
+		return a, nil
 	}
-	return a.Home
+	return account.Account{UID: os.Geteuid(), GID: os.Getegid()}, nil
 }
 
 // stateDir expands the state_dir setting for an account with home directory

@@ -59,7 +59,7 @@ func TestConfiguredAccounts(t *testing.T) {
 		cfg.PreauthUser = tc.user
 		j, err := jail(cfg, false)
 		switch {
-		case tc.err == "" && (err != nil || j.UID != nobody.UID || j.GID != nobody.GID || j.Dir != cfg.Chroot || j.Account != "nobody"):
+		case tc.err == "" && (err != nil || j.UID != nobody.UID || j.GID != nobody.GID || j.Dir != cfg.Chroot):
 			t.Errorf("jail %s: %+v, %v", tc.user, j, err)
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("jail %s: %v, want %q", tc.user, err, tc.err)
@@ -101,31 +101,41 @@ func TestConfiguredAccounts(t *testing.T) {
 	}
 }
 
-// TestServingHome: the home that state_dir's "~/" means in single-account
-// mode is run_as's when root has it set, else the running account's.
-func TestServingHome(t *testing.T) {
+// TestServingAccount: the account that serves virtual users (and whose
+// home state_dir's "~/" means) is run_as when root has it set, else the
+// running account; root without a usable run_as serves as no one.
+func TestServingAccount(t *testing.T) {
 	me, err := account.LookupID(os.Geteuid())
 	if err != nil {
 		t.Skip(err)
 	}
+	root := os.Geteuid() == 0
 	cfg := config.Default()
-	if got := servingHome(cfg); got != me.Home {
-		t.Errorf("without run_as: %q, want %q", got, me.Home)
+	got, err := servingAccount(cfg)
+	switch {
+	case root && !errors.Is(err, errRoot):
+		t.Errorf("root without run_as: %+v, %v; want errRoot", got, err)
+	case !root && (err != nil || got.Home != me.Home):
+		t.Errorf("without run_as: %+v, %v; want home %q", got, err, me.Home)
 	}
 	cfg.RunAs = "nobody"
 	nobody, err := account.Lookup("nobody")
 	if err != nil {
 		t.Skip(err)
 	}
-	want := me.Home
-	if os.Geteuid() == 0 {
-		want = nobody.Home
+	want := me
+	if root {
+		want = nobody
 	}
-	if got := servingHome(cfg); got != want {
-		t.Errorf("run_as nobody, euid %d: %q, want %q", os.Geteuid(), got, want)
+	if got, err := servingAccount(cfg); err != nil || got != want {
+		t.Errorf("run_as nobody, euid %d: %+v, %v; want %+v", os.Geteuid(), got, err, want)
 	}
 	cfg.RunAs = "p3cnosuchuser"
-	if got := servingHome(cfg); os.Geteuid() == 0 && got != "" {
-		t.Errorf("run_as unknown: %q, want none", got)
+	got, err = servingAccount(cfg)
+	switch {
+	case root && (err == nil || got.Home != ""):
+		t.Errorf("root, run_as unknown: %+v, %v; want none and an error", got, err)
+	case !root && (err != nil || got.Home != me.Home):
+		t.Errorf("run_as unknown, euid %d: %+v, %v; want home %q", os.Geteuid(), got, err, me.Home)
 	}
 }

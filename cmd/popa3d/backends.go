@@ -12,7 +12,7 @@ import (
 // without it (CGO_ENABLED=0, or no C compiler) serves virtual users only.
 // Other settings of auth are newAuthenticator's to refuse.
 func backendBuilt(cfg config.Config) error {
-	if cgoBuild || (cfg.Auth != "system" && cfg.Auth != "pam") {
+	if cgoBuild || cfg.Mode() != config.ModePrivsep {
 		return nil
 	}
 	return fmt.Errorf("auth = %q: this popa3d was built without cgo: system accounts and PAM are unavailable; "+

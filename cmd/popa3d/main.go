@@ -135,7 +135,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signalContext(*daemonMode, log)
 	defer stop()
 	if cfg.Mode() == config.ModeSingleAccount {
-		store, serr := newStore(cfg, log, servingHome(cfg), nil, false)
+		serving, aerr := servingAccount(cfg)
+		if aerr != nil {
+			log.Error(aerr.Error())
+			return 1
+		}
+		store, serr := newStore(cfg, log, serving.Home, nil, false)
 		if serr != nil {
 			fmt.Fprintf(stderr, "popa3d: %v\n", serr)
 			return 1
@@ -147,9 +152,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			Logger: log,
 		}
 		if *daemonMode {
-			err = serveDaemon(ctx, cfg, srv, log)
+			err = serveDaemon(ctx, cfg, serving, srv, log)
 		} else {
-			err = serveInetd(ctx, cfg, srv, log)
+			err = serveInetd(ctx, cfg, serving, srv, log)
 		}
 	} else {
 		var re reexec
@@ -240,10 +245,7 @@ func checkRunnable(cfg config.Config) error {
 		_, err := runAsAccount(cfg)
 		return err
 	}
-	if _, err := jail(cfg, false); err != nil {
-		return err
-	}
-	_, err := mailGroup(cfg)
+	_, _, err := privsepAccounts(cfg, false)
 	return err
 }
 

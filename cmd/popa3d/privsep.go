@@ -100,11 +100,7 @@ func runPreauth(args []string, stderr io.Writer) int {
 // privsepRunner wires a privilege-separated session for system accounts;
 // obs, if not nil, observes the session once the login is decided.
 func privsepRunner(cfg config.Config, re reexec, a auth.Authenticator, log *slog.Logger, obs pop3.Observer) (*privsep.Runner, error) {
-	j, err := jail(cfg, true)
-	if err != nil {
-		return nil, err
-	}
-	mailGID, err := mailGroup(cfg)
+	j, mailGID, err := privsepAccounts(cfg, true)
 	if err != nil {
 		return nil, err
 	}
@@ -147,15 +143,13 @@ func servePrivsepInetd(ctx context.Context, r *privsep.Runner) error {
 	// pam_access, pam_faillock and its logs; other backends ignore it.
 	err = r.Serve(pam.WithRemoteHost(ctx, info.RemoteAddr), os.Stdin, os.Stdout, connect, info)
 	if conn != nil {
-		if c, ok := conn.in.(net.Conn); ok {
-			daemon.CloseGently(c)
-		}
+		conn.closeGently()
 	}
 	return err
 }
 
-// stdioInfo describes the connection on stdin without keeping a descriptor
-// of it.
+// stdioInfo describes the connection on stdin, as stdioConn does, without
+// making a connection of it: a relayed session's root process never does.
 func stdioInfo() (pop3.ConnInfo, error) {
 	var st syscall.Stat_t
 	if err := syscall.Fstat(0, &st); err != nil {
@@ -164,24 +158,7 @@ func stdioInfo() (pop3.ConnInfo, error) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
 		return pop3.ConnInfo{}, nil
 	}
-	c, info, err := stdioConn()
-	if err != nil {
-		return pop3.ConnInfo{}, err
-	}
-	c.in.(net.Conn).Close() // a duplicate of fd 0
-	return info, nil
-}
-
-// CloseWrite ends the output half of the connection: the relay passes the
-// end of a session on to the client this way.
-func (s stdio) CloseWrite() error {
-	if cw, ok := s.out.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	if c, ok := s.out.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
+	return pop3.ConnInfo{RemoteAddr: peerHost(0)}, nil
 }
 
 // servePrivsepDaemon listens and starts one root session process per
@@ -191,10 +168,7 @@ func (s stdio) CloseWrite() error {
 // pipe, as a fixed-size record the daemon checks (package report).
 func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *slog.Logger) error {
 	// Fail at start, not at the first connection, on a bad jail or group.
-	if _, err := jail(cfg, true); err != nil {
-		return err
-	}
-	if _, err := mailGroup(cfg); err != nil {
+	if _, _, err := privsepAccounts(cfg, true); err != nil {
 		return err
 	}
 	lns, err := daemon.Listen(ctx, cfg.Listen, log)

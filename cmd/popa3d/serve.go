@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -12,17 +13,21 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/popa3d/popa3d/config"
 	"github.com/popa3d/popa3d/daemon"
+	"github.com/popa3d/popa3d/internal/account"
 	"github.com/popa3d/popa3d/metrics"
 	"github.com/popa3d/popa3d/pop3"
 	"github.com/popa3d/popa3d/privsep"
 )
 
 // serveInetd serves the one session on stdin and stdout, as popa3d does when
-// started by inetd (or by a test through a pipe or a socket pair).
-func serveInetd(ctx context.Context, cfg config.Config, srv *pop3.Server, log *slog.Logger) error {
-	if err := becomeServingUser(cfg, log); err != nil {
+// started by inetd (or by a test through a pipe or a socket pair), as
+// serving (servingAccount's).
+func serveInetd(ctx context.Context, cfg config.Config, serving account.Account, srv *pop3.Server, log *slog.Logger) error {
+	if err := becomeServingUser(cfg, serving, log); err != nil {
 		return err
 	}
 	conn, info, err := stdioConn()
@@ -30,19 +35,18 @@ func serveInetd(ctx context.Context, cfg config.Config, srv *pop3.Server, log *s
 		return err
 	}
 	srv.Serve(ctx, conn, info)
-	if c, ok := conn.in.(net.Conn); ok {
-		daemon.CloseGently(c)
-	}
+	conn.closeGently()
 	return nil
 }
 
-// serveDaemon listens, gives up root if it had it, and serves until a signal.
-func serveDaemon(ctx context.Context, cfg config.Config, srv *pop3.Server, log *slog.Logger) error {
+// serveDaemon listens, gives up root if it had it (for serving,
+// servingAccount's), and serves until a signal.
+func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account, srv *pop3.Server, log *slog.Logger) error {
 	lns, err := daemon.Listen(ctx, cfg.Listen, log)
 	if err != nil {
 		return err
 	}
-	if err := becomeServingUser(cfg, log); err != nil {
+	if err := becomeServingUser(cfg, serving, log); err != nil {
 		return err
 	}
 	for _, ln := range lns {
@@ -84,15 +88,12 @@ func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, counters
 // becomeServingUser makes sure no session runs as root. Single-account mode
 // (virtual users) runs as the account that owns the mailboxes: started as
 // root, the process switches to run_as for good, with no supplementary
-// groups; started as that account, it stays as it is.
-func becomeServingUser(cfg config.Config, log *slog.Logger) error {
+// groups; started as that account, it stays as it is. a is servingAccount's:
+// run_as when root.
+func becomeServingUser(cfg config.Config, a account.Account, log *slog.Logger) error {
 	if os.Geteuid() != 0 {
 		log.Info(fmt.Sprintf("Single-account mode as uid %d", os.Geteuid()))
 		return nil
-	}
-	a, err := runAsAccount(cfg)
-	if err != nil {
-		return err
 	}
 	if err := makeLockDir(cfg.LockDir, a.UID, a.GID); err != nil {
 		return err
@@ -142,14 +143,29 @@ func stdioConn() (stdio, pop3.ConnInfo, error) {
 			// Replies leave whole; do not let Nagle hold the last piece.
 			_ = tc.SetNoDelay(true)
 		}
-		info := pop3.ConnInfo{}
-		if ra := c.RemoteAddr(); ra != nil && ra.String() != "" {
-			info.RemoteAddr = daemon.Host(ra)
-		}
-		return stdio{in: c, out: c}, info, nil
+		return stdio{in: c, out: c}, pop3.ConnInfo{RemoteAddr: peerHost(0)}, nil
 	}
 	in, out := pollable(0, "stdin"), pollable(1, "stdout")
 	return stdio{in: in, out: out}, pop3.ConnInfo{}, nil
+}
+
+// peerHost returns the host of the peer of socket fd as popa3d logs it
+// (daemon.Host of the connection's remote address: an IP address without
+// the port, or a Unix socket's name), or "" if it has none.
+func peerHost(fd int) string {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return ""
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return net.IP(a.Addr[:]).String()
+	case *unix.SockaddrInet6:
+		return net.IP(a.Addr[:]).String()
+	case *unix.SockaddrUnix:
+		return a.Name
+	}
+	return ""
 }
 
 // pollable returns fd as an *os.File whose deadlines work if fd is a pipe or
@@ -180,6 +196,26 @@ func (s stdio) Read(p []byte) (int, error)         { return s.in.Read(p) }
 func (s stdio) Write(p []byte) (int, error)        { return s.out.Write(p) }
 func (s stdio) SetReadDeadline(t time.Time) error  { return s.in.SetReadDeadline(t) }
 func (s stdio) SetWriteDeadline(t time.Time) error { return s.out.SetWriteDeadline(t) }
+
+// CloseWrite ends the output half of the connection: the relay passes the
+// end of a session on to the client this way.
+func (s stdio) CloseWrite() error {
+	if cw, ok := s.out.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	if c, ok := s.out.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// closeGently closes a socket connection with daemon.CloseGently, so that
+// the client receives every reply; pipes are left to the process's exit.
+func (s stdio) closeGently() {
+	if c, ok := s.in.(net.Conn); ok {
+		daemon.CloseGently(c)
+	}
+}
 
 // holdOrNone maps a configured duration of 0 ("0s": none) to the daemon's
 // "none" (negative), since the daemon takes 0 as "the default".

@@ -15,9 +15,8 @@ import (
 	"strings"
 )
 
-// Account is a local account: its name, ids and home directory.
+// Account is a local account: its ids and home directory.
 type Account struct {
-	Name     string
 	UID, GID int
 	Home     string
 }
@@ -46,7 +45,7 @@ func fromUser(u *user.User) (Account, error) {
 	if err1 != nil || err2 != nil {
 		return Account{}, fmt.Errorf("account %s: ids %q and %q are not numbers", u.Username, u.Uid, u.Gid)
 	}
-	return Account{Name: u.Username, UID: uid, GID: gid, Home: u.HomeDir}, nil
+	return Account{UID: uid, GID: gid, Home: u.HomeDir}, nil
 }
 
 // LookupGroup returns the id of the group called name.

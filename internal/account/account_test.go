@@ -33,7 +33,7 @@ func TestExpandHome(t *testing.T) {
 
 func TestLookup(t *testing.T) {
 	root, err := Lookup("root")
-	if err != nil || root.UID != 0 || root.GID != 0 || root.Name != "root" || root.Home == "" {
+	if err != nil || root.UID != 0 || root.GID != 0 || root.Home == "" {
 		t.Errorf("Lookup(root) = %+v, %v", root, err)
 	}
 	if byID, err := LookupID(0); err != nil || byID != root {

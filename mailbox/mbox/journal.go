@@ -130,7 +130,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/popa3d/popa3d/mailbox"
 	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
@@ -138,6 +137,8 @@ import (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 const (
+	// journalExt ends the journal's name, after the mailbox's StateKey.
+	journalExt = ".journal"
 	// journalMagic starts every PLAN record: the format and its version.
 	journalMagic = "popa3d mbox journal 1\n"
 	// journalInterval is the smallest interval between checkpoints.
@@ -260,27 +261,10 @@ type update struct {
 	warn     func(msg string, args ...any)
 }
 
-// journalName returns the name of the journal of the mailbox at path in the
-// state directory.
-func journalName(path string) (string, error) {
-	key, err := mailbox.StateKey(path)
-	if err != nil {
-		return "", err
-	}
-	return key + ".journal", nil
-}
-
-// hasJournal reports whether the mailbox at path may have a journal in dir
-// (nil: no state directory): an empty mailbox is not even opened otherwise.
-func (s *Store) hasJournal(dir *statedir.Dir, path string) bool {
-	if dir == nil {
-		return false
-	}
-	name, err := journalName(path)
-	if err != nil {
-		return true // let the recovery report it
-	}
-	return dir.Exists(name)
+// hasJournal reports whether dir (nil: no state directory) may hold the
+// journal name: an empty mailbox is not even opened otherwise.
+func hasJournal(dir *statedir.Dir, name string) bool {
+	return dir != nil && dir.Exists(name)
 }
 
 func (s *Store) newUpdate(f, j *os.File, dir *statedir.Dir, jname string) *update {
@@ -317,10 +301,7 @@ func (m *mbox) compactJournaled(deleted []int) (err error) {
 			p.segs = append(p.segs, segment{e.Offset, e.RawSize})
 		}
 	}
-	jname, err := journalName(m.path)
-	if err != nil {
-		return err
-	}
+	jname := m.journalFile
 	dir, err := m.openState(true)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errNoJournal, err)
@@ -640,15 +621,11 @@ func readJournal(j *os.File) (*journalState, error) {
 var errJournalUnusable = errors.New("journal unusable for this mailbox")
 
 // recoverUpdate completes an UPDATE that a crash interrupted, from the
-// mailbox's journal in dir (nil: no state directory), before the mailbox f
-// (opened from path) is indexed.
-func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), dir *statedir.Dir, f *os.File, path string) (err error) {
+// mailbox's journal jname in dir (nil: no state directory), before the
+// mailbox f (opened from path) is indexed.
+func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), dir *statedir.Dir, jname string, f *os.File, path string) (err error) {
 	if dir == nil {
 		return nil
-	}
-	jname, err := journalName(path)
-	if err != nil {
-		return err
 	}
 	j, err := dir.OpenFile(jname, unix.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {

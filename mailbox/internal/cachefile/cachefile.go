@@ -46,15 +46,13 @@ func (f Format) Corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w %s: %s", ErrCorrupt, f.Name, fmt.Sprintf(format, args...))
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // Sum returns the checksum that ends a cache file whose content before it is
 // b: its CRC-32C. It guards against corruption, not forgery: only a file
 // owned by the session's account is read, an account that can write the
 // mailbox anyway, and the format checks what it decodes. CRC-32C runs at
 // memory speed with SSE 4.2 or ARMv8 CRC, where SHA-256 would cost a
 // millisecond per 100,000 messages of mbox's index.
-func Sum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+func Sum(b []byte) uint32 { return crc32.Checksum(b, statedir.Castagnoli) }
 
 // checkHeader returns why head, the first bytes of a file, is not the header
 // of a file of f, or nil if it is.
@@ -122,7 +120,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 // flush writes the buffer out, unless a write failed before: the error
 // stays, for Write and Close to return.
 func (w *Writer) flush() {
-	w.crc = crc32.Update(w.crc, castagnoli, w.buf)
+	w.crc = crc32.Update(w.crc, statedir.Castagnoli, w.buf)
 	if w.err == nil {
 		_, w.err = w.dst.Write(w.buf)
 	}
@@ -132,7 +130,7 @@ func (w *Writer) flush() {
 // Close writes what is buffered and the checksum, or returns the first
 // write error. It does not close dst.
 func (w *Writer) Close() error {
-	w.crc = crc32.Update(w.crc, castagnoli, w.buf)
+	w.crc = crc32.Update(w.crc, statedir.Castagnoli, w.buf)
 	w.buf = binary.LittleEndian.AppendUint32(w.buf, w.crc)
 	if w.err == nil {
 		_, w.err = w.dst.Write(w.buf)
@@ -197,7 +195,7 @@ func (rd *Reader) fill() ([]byte, error) {
 	n := copy(rd.buf, rd.d)
 	want := int(min(int64(len(rd.buf)-n), rd.left))
 	m, err := io.ReadFull(rd.r, rd.buf[n:n+want])
-	rd.crc = crc32.Update(rd.crc, castagnoli, rd.buf[n:n+m])
+	rd.crc = crc32.Update(rd.crc, statedir.Castagnoli, rd.buf[n:n+m])
 	rd.left -= int64(m)
 	rd.d = rd.buf[:n+m]
 	if err != nil {

@@ -7,12 +7,10 @@ package mbox
 // compare it with the file.
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"unsafe"
 
 	"github.com/popa3d/popa3d/mailbox"
@@ -41,15 +39,13 @@ const (
 	indexVersion = 1
 	indexExt     = ".index"
 
-	maxIndexPath   = 4096
-	maxUIDSuffix   = 70 - 16 // RFC 1939 section 7: a UID is at most 70 characters
-	minFromLine    = len("From \n")
-	minMessage     = minFromLine + 1
-	minIndexEntry  = 1 + 1 + 1 + 1 + 8 + 1
-	maxIndexEntry  = 3*binary.MaxVarintLen64 + 1 + 8 + 1 + maxUIDSuffix
-	indexFixedLen  = 5 * 8 // dev, ino, size, mtime, count
-	indexHeaderLen = len(indexMagic) + 4 + 4 + indexFixedLen
-	indexSumLen    = cachefile.SumLen
+	maxIndexPath  = 4096
+	maxUIDSuffix  = 70 - 16 // RFC 1939 section 7: a UID is at most 70 characters
+	minFromLine   = len("From \n")
+	minMessage    = minFromLine + 1
+	minIndexEntry = 1 + 1 + 1 + 1 + 8 + 1
+	maxIndexEntry = 3*binary.MaxVarintLen64 + 1 + 8 + 1 + maxUIDSuffix
+	indexFixedLen = 5 * 8 // dev, ino, size, mtime, count
 )
 
 // indexFormat is the index cache's container.
@@ -62,12 +58,9 @@ const (
 )
 
 // indexChunk is the read and write size: the cache file is decoded as it is
-// read, so memory holds the decoded index only. minIndexChunk is the least
-// the decoder works with: room for one entry, or the header's fixed part.
-const (
-	indexChunk    = 64 << 10
-	minIndexChunk = maxIndexEntry
-)
+// read, so memory holds the decoded index only. It must hold an entry
+// (maxIndexEntry) and the header's fixed part.
+const indexChunk = 64 << 10
 
 // cachedIndex is the content of an index cache file.
 type cachedIndex struct {
@@ -93,27 +86,9 @@ type storedEntry struct {
 
 // Encoding.
 
-// encodeIndex serialises c into memory.
-func encodeIndex(c *cachedIndex) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := writeIndexTo(&buf, c); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// writeIndexTo serialises c to w, a whole cache file. It fails for entries
+// encodeIndexBody writes c's header and entries to w. It fails for entries
 // that are not a popa3d parse of state.size contiguous bytes from offset 0,
-// so that only what decodeIndexFrom accepts is ever written.
-func writeIndexTo(w io.Writer, c *cachedIndex) error {
-	cw := cachefile.NewWriter(w, indexFormat, indexChunk)
-	if err := encodeIndexBody(cw, c); err != nil {
-		return err
-	}
-	return cw.Close()
-}
-
-// encodeIndexBody writes c's header and entries to w.
+// so that only what decodeIndexBody accepts is ever written.
 func encodeIndexBody(w *cachefile.Writer, c *cachedIndex) error {
 	n := len(c.entries)
 	if len(c.msgs) != n || n == 0 {
@@ -189,30 +164,11 @@ func (s *storedEntry) append(b []byte) []byte {
 
 // Decoding.
 
-// decodeIndex parses and validates an index cache file held in b.
-func decodeIndex(b []byte) (*cachedIndex, error) {
-	return decodeIndexFrom(bytes.NewReader(b), int64(len(b)), indexChunk, math.MaxInt)
-}
-
-// decodeIndexFrom parses and validates an index cache file of size bytes
-// read from r in chunks of the given size (at least minIndexChunk), of at
-// most maxCount messages.
-// Anything it returns is internally consistent: contiguous messages from
-// offset 0 covering state.size bytes, sizes that a popa3d parse can give,
-// and UIDs made of the entry's UIDL and a printable suffix.
-func decodeIndexFrom(r io.Reader, size int64, chunk, maxCount int) (*cachedIndex, error) {
-	var c *cachedIndex
-	err := cachefile.Decode(r, size, indexFormat, max(chunk, minIndexChunk), func(rd *cachefile.Reader) (err error) {
-		c, err = decodeIndexBody(rd, maxCount)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// decodeIndexBody decodes the body of an index cache from rd, all of it.
+// decodeIndexBody decodes the body of an index cache from rd, all of it, of
+// at most maxCount messages. Anything it returns is internally consistent:
+// contiguous messages from offset 0 covering state.size bytes, sizes that a
+// popa3d parse can give, and UIDs made of the entry's UIDL and a printable
+// suffix.
 func decodeIndexBody(rd *cachefile.Reader, maxCount int) (*cachedIndex, error) {
 	c, n, err := decodeIndexHeader(rd, maxCount)
 	if err != nil {

@@ -29,7 +29,12 @@ type Format struct {
 // little-endian uint32.
 func (f Format) headerLen() int { return len(f.Magic) + 4 }
 
-// SumLen is the length of the checksum that ends every cache file.
+// SumLen is the length of the checksum that ends every cache file: the
+// CRC-32C of all before it, little-endian. It guards against corruption, not
+// forgery: only a file owned by the session's account is read, an account
+// that can write the mailbox anyway, and the format checks what it decodes.
+// CRC-32C runs at memory speed with SSE 4.2 or ARMv8 CRC, where SHA-256
+// would cost a millisecond per 100,000 messages of mbox's index.
 const SumLen = 4
 
 var (
@@ -45,14 +50,6 @@ var (
 func (f Format) Corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w %s: %s", ErrCorrupt, f.Name, fmt.Sprintf(format, args...))
 }
-
-// Sum returns the checksum that ends a cache file whose content before it is
-// b: its CRC-32C. It guards against corruption, not forgery: only a file
-// owned by the session's account is read, an account that can write the
-// mailbox anyway, and the format checks what it decodes. CRC-32C runs at
-// memory speed with SSE 4.2 or ARMv8 CRC, where SHA-256 would cost a
-// millisecond per 100,000 messages of mbox's index.
-func Sum(b []byte) uint32 { return crc32.Checksum(b, statedir.Castagnoli) }
 
 // checkHeader returns why head, the first bytes of a file, is not the header
 // of a file of f, or nil if it is.
@@ -151,10 +148,10 @@ type Reader struct {
 	crc  uint32
 }
 
-// NewReader checks the header of a file of f of size bytes read from r, and
+// newReader checks the header of a file of f of size bytes read from r, and
 // returns a Reader on its body that reads chunks of the given size: a
 // decoder's Next may ask for up to that many bytes at once.
-func NewReader(r io.Reader, size int64, f Format, chunk int) (*Reader, error) {
+func newReader(r io.Reader, size int64, f Format, chunk int) (*Reader, error) {
 	head := f.headerLen()
 	if size < int64(head+SumLen) {
 		b := make([]byte, min(size, int64(head)))
@@ -248,7 +245,7 @@ func (rd *Reader) verify() error {
 // it checks the header, has decode consume the whole body, then checks the
 // checksum. What decode builds must not be used unless Decode returns nil.
 func Decode(r io.Reader, size int64, f Format, chunk int, decode func(*Reader) error) error {
-	rd, err := NewReader(r, size, f, chunk)
+	rd, err := newReader(r, size, f, chunk)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +15,10 @@ import (
 )
 
 var testFormat = Format{Name: "test cache", Magic: "P3DTEST", Version: 3}
+
+// Sum returns the checksum that ends a cache file whose content before it is
+// b (SumLen).
+func Sum(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
 
 // encodeWords writes words as a count then length-prefixed strings, a body
 // small enough to check by hand, through Append, Commit and Write as a real

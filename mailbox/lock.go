@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/popa3d/popa3d/mailbox/internal/flock"
 )
 
 // Locker takes the session lock of the mailbox at location: one session per
@@ -52,7 +54,7 @@ func (d LockDir) Lock(location string) (io.Closer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session lock: %w", err)
 	}
-	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flock.Do(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, ErrInUse
@@ -71,26 +73,8 @@ type heldLock struct{ f *os.File }
 
 func (h heldLock) Close() error {
 	var uerr error
-	if err := flock(h.f, unix.LOCK_UN); err != nil {
+	if err := flock.Do(h.f, unix.LOCK_UN); err != nil {
 		uerr = fmt.Errorf("session unlock %s: %w", h.f.Name(), os.NewSyscallError("flock", err))
 	}
 	return errors.Join(uerr, h.f.Close())
-}
-
-func flock(f *os.File, how int) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			if lerr = unix.Flock(int(fd), how); lerr != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
-		return err
-	}
-	return lerr
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
 // When the index cache is trusted: the policy. The format is cachecodec.go's,
@@ -62,12 +63,13 @@ const (
 // snapshot indexes f, whose state under the caller's shared lock is st: from
 // the index cache if it is valid for the file as it is, by parsing only the
 // mail appended since it was written, or in full. When the cache should be
-// rewritten, it is left in m.pendingIndex for flushIndex.
-func (m *mbox) snapshot(f *os.File, st fileState) ([]Entry, []mailbox.Message, error) {
+// rewritten, it is left in m.pendingIndex for flushIndex. sdir is the state
+// directory, nil if there is none (yet).
+func (m *mbox) snapshot(f *os.File, st fileState, sdir *statedir.Dir) ([]Entry, []mailbox.Message, error) {
 	s := m.store
 	var c *cachedIndex
-	if s.stateDir != "" {
-		c = m.readCache(st)
+	if sdir != nil {
+		c = m.readCache(sdir)
 	}
 	entries, msgs, how := m.fromCache(f, st, c)
 	if entries == nil {

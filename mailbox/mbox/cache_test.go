@@ -367,7 +367,7 @@ func TestIndexCacheBadFile(t *testing.T) {
 		{"older version", func(t *testing.T, b, _ []byte) []byte {
 			b = slices.Clone(b[:len(b)-indexSumLen])
 			binary.LittleEndian.PutUint32(b[len(indexMagic):], indexVersion-1)
-			return binary.LittleEndian.AppendUint32(b, cachefile.Sum(b))
+			return binary.LittleEndian.AppendUint32(b, indexSum(b))
 		}, cachefile.ErrVersion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,13 +7,10 @@ package mbox
 // compare it with the file.
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"slices"
 	"unsafe"
 
 	"github.com/popa3d/popa3d/mailbox"
@@ -42,15 +39,13 @@ const (
 	indexVersion = 1
 	indexExt     = ".index"
 
-	maxIndexPath   = 4096
-	maxUIDSuffix   = 70 - 16 // RFC 1939 section 7: a UID is at most 70 characters
-	minFromLine    = len("From \n")
-	minMessage     = minFromLine + 1
-	minIndexEntry  = 1 + 1 + 1 + 1 + 8 + 1
-	maxIndexEntry  = 3*binary.MaxVarintLen64 + 1 + 8 + 1 + maxUIDSuffix
-	indexFixedLen  = 5 * 8 // dev, ino, size, mtime, count
-	indexHeaderLen = len(indexMagic) + 4 + 4 + indexFixedLen
-	indexSumLen    = cachefile.SumLen
+	maxIndexPath  = 4096
+	maxUIDSuffix  = 70 - 16 // RFC 1939 section 7: a UID is at most 70 characters
+	minFromLine   = len("From \n")
+	minMessage    = minFromLine + 1
+	minIndexEntry = 1 + 1 + 1 + 1 + 8 + 1
+	maxIndexEntry = 3*binary.MaxVarintLen64 + 1 + 8 + 1 + maxUIDSuffix
+	indexFixedLen = 5 * 8 // dev, ino, size, mtime, count
 )
 
 // indexFormat is the index cache's container.
@@ -63,12 +58,9 @@ const (
 )
 
 // indexChunk is the read and write size: the cache file is decoded as it is
-// read, so memory holds the decoded index only. minIndexChunk is the least
-// the decoder works with: room for one entry, or the header's fixed part.
-const (
-	indexChunk    = 64 << 10
-	minIndexChunk = maxIndexEntry
-)
+// read, so memory holds the decoded index only. It must hold an entry
+// (maxIndexEntry) and the header's fixed part.
+const indexChunk = 64 << 10
 
 // cachedIndex is the content of an index cache file.
 type cachedIndex struct {
@@ -89,32 +81,14 @@ type storedEntry struct {
 	lfs    uint64 // LFs counted in Size
 	flags  byte
 	hash   [8]byte
-	suffix []byte // the UID past its UIDL
+	suffix string // the UID past its UIDL
 }
 
 // Encoding.
 
-// encodeIndex serialises c into memory.
-func encodeIndex(c *cachedIndex) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := writeIndexTo(&buf, c); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// writeIndexTo serialises c to w, a whole cache file. It fails for entries
+// encodeIndexBody writes c's header and entries to w. It fails for entries
 // that are not a popa3d parse of state.size contiguous bytes from offset 0,
-// so that only what decodeIndexFrom accepts is ever written.
-func writeIndexTo(w io.Writer, c *cachedIndex) error {
-	cw := cachefile.NewWriter(w, indexFormat, indexChunk)
-	if err := encodeIndexBody(cw, c); err != nil {
-		return err
-	}
-	return cw.Close()
-}
-
-// encodeIndexBody writes c's header and entries to w.
+// so that only what decodeIndexBody accepts is ever written.
 func encodeIndexBody(w *cachefile.Writer, c *cachedIndex) error {
 	n := len(c.entries)
 	if len(c.msgs) != n || n == 0 {
@@ -124,25 +98,24 @@ func encodeIndexBody(w *cachefile.Writer, c *cachedIndex) error {
 		return fmt.Errorf("index cache: path of %d bytes", len(c.path))
 	}
 	le := binary.LittleEndian
-	w.Write(le.AppendUint32(w.Room(4), uint32(len(c.path))))
+	w.Commit(le.AppendUint32(w.Append(4), uint32(len(c.path))))
 	io.WriteString(w, c.path)
-	b := w.Room(indexFixedLen)
+	b := w.Append(indexFixedLen)
 	b = le.AppendUint64(b, c.state.dev)
 	b = le.AppendUint64(b, c.state.ino)
 	b = le.AppendUint64(b, uint64(c.state.size))
 	b = le.AppendUint64(b, uint64(c.state.mtime))
 	b = le.AppendUint64(b, uint64(n))
-	w.Write(b)
+	w.Commit(b)
 	var off int64
+	var s storedEntry
 	for i := range c.entries {
-		s, err := storedOf(&c.entries[i], c.msgs[i], off, i == n-1)
-		if err != nil {
+		e := &c.entries[i]
+		if err := storedOf(&s, e, &c.msgs[i], off, i == n-1); err != nil {
 			return fmt.Errorf("index cache: message %d: %w", i, err)
 		}
-		if _, err := w.Write(s.append(w.Room(maxIndexEntry))); err != nil {
-			return err
-		}
-		off += c.entries[i].RawSize
+		w.Commit(s.append(w.Append(maxIndexEntry)))
+		off += e.RawSize
 	}
 	if off != c.state.size {
 		return fmt.Errorf("index cache: messages end at %d, size %d", off, c.state.size)
@@ -150,10 +123,10 @@ func encodeIndexBody(w *cachefile.Writer, c *cachedIndex) error {
 	return nil
 }
 
-// storedOf returns what the format stores of e, the message at offset off,
-// and msg, its snapshot, or why it cannot: entries that decodeEntry would
-// refuse.
-func storedOf(e *Entry, msg mailbox.Message, off int64, last bool) (storedEntry, error) {
+// storedOf sets s to what the format stores of e, the message at offset
+// off, and msg, its snapshot, or says why it cannot: entries that
+// decodeEntry would refuse.
+func storedOf(s *storedEntry, e *Entry, msg *mailbox.Message, off int64, last bool) error {
 	from := e.DataOffset - e.Offset
 	removed := e.RawSize - from - e.DataSize
 	unterm := e.Size - e.Popa3dSize
@@ -161,22 +134,21 @@ func storedOf(e *Entry, msg mailbox.Message, off int64, last bool) (storedEntry,
 	if e.Offset != off || from < int64(minFromLine) || from >= e.RawSize || removed < 0 || removed > 1 ||
 		unterm < 0 || unterm > 1 || lfs < 0 || lfs > e.DataSize || e.DataSize < 1 ||
 		(unterm == 1 && (removed == 1 || !last)) {
-		return storedEntry{}, fmt.Errorf("not encodable: %+v", *e)
+		return fmt.Errorf("not encodable: %+v", *e)
 	}
 	var uidl [16]byte
 	putUIDL(uidl[:], &e.Hash)
 	uid := msg.UID
 	if msg.Size != e.Size || len(uid) < len(uidl) || uid[:len(uidl)] != string(uidl[:]) || len(uid)-len(uidl) > maxUIDSuffix {
-		return storedEntry{}, fmt.Errorf("UID %q does not match its hash", uid)
+		return fmt.Errorf("UID %q does not match its hash", uid)
 	}
-	return storedEntry{
-		raw:    uint64(e.RawSize),
-		from:   uint64(from),
-		lfs:    uint64(lfs),
-		flags:  byte(removed)*flagRemoved | byte(unterm)*flagUnterminated,
-		hash:   e.Hash,
-		suffix: []byte(uid[len(uidl):]),
-	}, nil
+	s.raw = uint64(e.RawSize)
+	s.from = uint64(from)
+	s.lfs = uint64(lfs)
+	s.flags = byte(removed)*flagRemoved | byte(unterm)*flagUnterminated
+	s.hash = e.Hash
+	s.suffix = uid[len(uidl):]
+	return nil
 }
 
 // append appends s's encoding, at most maxIndexEntry bytes, to b.
@@ -192,30 +164,11 @@ func (s *storedEntry) append(b []byte) []byte {
 
 // Decoding.
 
-// decodeIndex parses and validates an index cache file held in b.
-func decodeIndex(b []byte) (*cachedIndex, error) {
-	return decodeIndexFrom(bytes.NewReader(b), int64(len(b)), indexChunk, math.MaxInt)
-}
-
-// decodeIndexFrom parses and validates an index cache file of size bytes
-// read from r in chunks of the given size (at least minIndexChunk), of at
-// most maxCount messages.
-// Anything it returns is internally consistent: contiguous messages from
-// offset 0 covering state.size bytes, sizes that a popa3d parse can give,
-// and UIDs made of the entry's UIDL and a printable suffix.
-func decodeIndexFrom(r io.Reader, size int64, chunk, maxCount int) (*cachedIndex, error) {
-	var c *cachedIndex
-	err := cachefile.Decode(r, size, indexFormat, max(chunk, minIndexChunk), func(rd *cachefile.Reader) (err error) {
-		c, err = decodeIndexBody(rd, maxCount)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// decodeIndexBody decodes the body of an index cache from rd, all of it.
+// decodeIndexBody decodes the body of an index cache from rd, all of it, of
+// at most maxCount messages. Anything it returns is internally consistent:
+// contiguous messages from offset 0 covering state.size bytes, sizes that a
+// popa3d parse can give, and UIDs made of the entry's UIDL and a printable
+// suffix.
 func decodeIndexBody(rd *cachefile.Reader, maxCount int) (*cachedIndex, error) {
 	c, n, err := decodeIndexHeader(rd, maxCount)
 	if err != nil {
@@ -223,24 +176,19 @@ func decodeIndexBody(rd *cachefile.Reader, maxCount int) (*cachedIndex, error) {
 	}
 	c.entries = make([]Entry, n)
 	u := newUIDTable(n, rd.Left())
+	size := c.state.size
 	var off int64
-	var s storedEntry
 	for i := range c.entries {
 		b, err := rd.Next(maxIndexEntry)
 		if err != nil {
 			return nil, err
 		}
-		k, err := decodeEntry(b, &s)
 		e := &c.entries[i]
-		if err == nil {
-			err = entryOf(e, &s, off, c.state.size)
-		}
-		if err == nil {
-			err = u.add(e, s.suffix)
-		}
+		k, suffix, err := decodeEntry(e, b, off, size)
 		if err != nil {
 			return nil, corruptIndex("message %d: %v", i, err)
 		}
+		u.add(&e.Hash, suffix)
 		rd.Skip(k)
 		off += e.RawSize
 	}
@@ -293,10 +241,11 @@ func decodeIndexHeader(rd *cachefile.Reader, maxCount int) (*cachedIndex, int, e
 	return c, int(count), nil
 }
 
-// decodeEntry splits the entry at the start of b into its fields, s, and
-// returns its length; s.suffix aliases b. It checks only that the entry is
-// complete, not what it says (entryOf).
-func decodeEntry(b []byte, s *storedEntry) (n int, err error) {
+// decodeEntry sets e to the message that the entry at the start of b
+// describes at offset off of a file of size bytes, and returns the entry's
+// length and its UID suffix, which aliases b; or it says why no popa3d parse
+// gives such a message: the counterpart of storedOf.
+func decodeEntry(e *Entry, b []byte, off, size int64) (n int, suffix []byte, err error) {
 	var v [3]uint64
 	for i := range v {
 		if n < len(b) && b[n] < 0x80 { // most numbers but RawSize, inline
@@ -305,49 +254,46 @@ func decodeEntry(b []byte, s *storedEntry) (n int, err error) {
 		}
 		x, k := binary.Uvarint(b[n:])
 		if k <= 0 {
-			return 0, errors.New("bad number")
+			return 0, nil, errors.New("bad number")
 		}
 		v[i], n = x, n+k
 	}
-	s.raw, s.from, s.lfs = v[0], v[1], v[2]
+	raw, from, lfs := v[0], v[1], v[2]
 	if len(b)-n < 1+8+1 {
-		return 0, errors.New("truncated")
+		return 0, nil, errors.New("truncated")
 	}
-	s.flags = b[n]
-	s.hash = [8]byte(b[n+1 : n+9])
-	k := int(b[n+9])
-	n += 10
-	if k > maxUIDSuffix || k > len(b)-n {
-		return 0, fmt.Errorf("UID suffix of %d bytes", k)
+	flags := b[n]
+	removed, unterm := uint64(flags&flagRemoved), uint64(flags&flagUnterminated)>>1
+	if flags&^(flagRemoved|flagUnterminated) != 0 || raw > uint64(size-off) ||
+		from < uint64(minFromLine) || from >= raw || raw-from <= removed {
+		return 0, nil, errors.New("bad extent")
 	}
-	s.suffix = b[n : n+k]
-	return n + k, nil
-}
-
-// entryOf sets e to the message s describes at offset off of a file of
-// size bytes, or says why no popa3d parse gives such a message: the
-// counterpart of storedOf.
-func entryOf(e *Entry, s *storedEntry, off, size int64) error {
-	removed, unterm := uint64(s.flags&flagRemoved), uint64(s.flags&flagUnterminated)>>1
-	if s.flags&^(flagRemoved|flagUnterminated) != 0 || s.raw > uint64(size-off) ||
-		s.from < uint64(minFromLine) || s.from >= s.raw || s.raw-s.from <= removed {
-		return errors.New("bad extent")
-	}
-	data := s.raw - s.from - removed
-	last := off+int64(s.raw) == size
-	if s.lfs > data || (unterm == 1 && (removed == 1 || !last)) {
-		return errors.New("bad sizes")
+	data := raw - from - removed
+	last := off+int64(raw) == size
+	if lfs > data || (unterm == 1 && (removed == 1 || !last)) {
+		return 0, nil, errors.New("bad sizes")
 	}
 	*e = Entry{
 		Offset:     off,
-		RawSize:    int64(s.raw),
-		DataOffset: off + int64(s.from),
+		RawSize:    int64(raw),
+		DataOffset: off + int64(from),
 		DataSize:   int64(data),
-		Popa3dSize: int64(data + s.lfs + unterm),
-		Size:       int64(data + s.lfs + 2*unterm),
-		Hash:       s.hash,
+		Popa3dSize: int64(data + lfs + unterm),
+		Size:       int64(data + lfs + 2*unterm),
+		Hash:       [8]byte(b[n+1 : n+9]),
 	}
-	return nil
+	k := int(b[n+9])
+	n += 10
+	if k > maxUIDSuffix || k > len(b)-n {
+		return 0, nil, fmt.Errorf("UID suffix of %d bytes", k)
+	}
+	suffix = b[n : n+k]
+	for _, ch := range suffix {
+		if ch < 0x21 || ch > 0x7e {
+			return 0, nil, fmt.Errorf("UID byte %#x", ch)
+		}
+	}
+	return n + k, suffix, nil
 }
 
 // uidTable collects a decoded index's UIDs into one string, each a
@@ -368,24 +314,18 @@ func newUIDTable(n int, left int64) *uidTable {
 	return &uidTable{all: make([]byte, 0, 16*n+max(0, int(left)-n*minIndexEntry))}
 }
 
-// add appends the UID of e, the next message, with its suffix.
-func (u *uidTable) add(e *Entry, suffix []byte) error {
-	for _, ch := range suffix {
-		if ch < 0x21 || ch > 0x7e {
-			return fmt.Errorf("UID byte %#x", ch)
-		}
-	}
-	if cap(u.all)-len(u.all) < 16 {
-		u.all = slices.Grow(u.all, 16) // only if newUIDTable's bound were wrong
-	}
-	at := len(u.all)
-	u.all = u.all[:at+16]
-	putUIDL(u.all[at:], &e.Hash)
+// add appends the UID of the next message, its UIDL for hash h and suffix.
+func (u *uidTable) add(h *[8]byte, suffix []byte) {
+	u.all = appendUIDL(u.all, h)
 	if len(suffix) > 0 {
-		u.suffixed = append(u.suffixed, suffixed{at: len(u.all), n: len(suffix)})
-		u.all = append(u.all, suffix...)
+		u.addSuffix(suffix)
 	}
-	return nil
+}
+
+// addSuffix appends the suffix of the UID that add began.
+func (u *uidTable) addSuffix(suffix []byte) {
+	u.suffixed = append(u.suffixed, suffixed{at: len(u.all), n: len(suffix)})
+	u.all = append(u.all, suffix...)
 }
 
 // messages returns the snapshot of entries with the UIDs added, in order.

@@ -9,9 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 
-	"github.com/popa3d/popa3d/mailbox"
 	"github.com/popa3d/popa3d/mailbox/internal/cachefile"
 	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
@@ -48,33 +46,17 @@ func writeIndex(dir *statedir.Dir, name string, c *cachedIndex) error {
 	})
 }
 
-// readCache finds and reads the mailbox's index cache, setting m.abs and
-// m.indexFile. Failures are reported, never returned.
-func (m *mbox) readCache(st fileState) *cachedIndex {
+// readCache reads the mailbox's index cache from dir. Failures are
+// reported, never returned.
+func (m *mbox) readCache(dir *statedir.Dir) *cachedIndex {
 	s := m.store
-	abs, err := filepath.Abs(m.path)
-	if err != nil {
-		s.cacheFailed(fmt.Errorf("index cache for %s: %w", m.path, err))
-		return nil
-	}
-	key, err := mailbox.StateKey(abs)
-	if err != nil {
-		s.cacheFailed(err)
-		return nil
-	}
-	m.abs, m.indexFile = abs, key+indexExt
-	dir, err := m.openState(false)
-	if err != nil {
-		m.stateUnusable(err) // a missing one is created when the cache is written
-		return nil
-	}
 	c, err := readIndex(dir, m.indexFile, s.lim.MaxMessages)
 	if err != nil {
 		s.cacheFailed(err)
 		return nil
 	}
-	if c != nil && c.path != abs {
-		s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", dir.Join(m.indexFile), c.path, abs))
+	if c != nil && c.path != m.abs {
+		s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", dir.Join(m.indexFile), c.path, m.abs))
 		return nil
 	}
 	return c
@@ -91,8 +73,7 @@ func (m *mbox) flushIndex() {
 	}
 	dir, err := m.openState(true)
 	if err != nil {
-		m.stateUnusable(err)
-		return
+		return // openState reported it
 	}
 	if err := writeIndex(dir, m.indexFile, c); err != nil {
 		m.store.cacheFailed(err)
@@ -108,8 +89,7 @@ func (m *mbox) dropIndex(cause error) {
 	}
 	dir, err := m.openState(false)
 	if err != nil {
-		m.stateUnusable(err)
-		return
+		return // none, or openState reported why
 	}
 	if err := dir.Remove(m.indexFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		m.store.cacheFailed(fmt.Errorf("index cache after update of %s: %w", m.path, err))

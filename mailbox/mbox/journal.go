@@ -130,14 +130,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/popa3d/popa3d/mailbox"
 	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
-// castagnoli is the CRC-32C table of the journal's record checksums.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 const (
+	// journalExt ends the journal's name, after the mailbox's StateKey.
+	journalExt = ".journal"
 	// journalMagic starts every PLAN record: the format and its version.
 	journalMagic = "popa3d mbox journal 1\n"
 	// journalInterval is the smallest interval between checkpoints.
@@ -260,27 +258,10 @@ type update struct {
 	warn     func(msg string, args ...any)
 }
 
-// journalName returns the name of the journal of the mailbox at path in the
-// state directory.
-func journalName(path string) (string, error) {
-	key, err := mailbox.StateKey(path)
-	if err != nil {
-		return "", err
-	}
-	return key + ".journal", nil
-}
-
-// hasJournal reports whether the mailbox at path may have a journal in dir
-// (nil: no state directory): an empty mailbox is not even opened otherwise.
-func (s *Store) hasJournal(dir *statedir.Dir, path string) bool {
-	if dir == nil {
-		return false
-	}
-	name, err := journalName(path)
-	if err != nil {
-		return true // let the recovery report it
-	}
-	return dir.Exists(name)
+// hasJournal reports whether dir (nil: no state directory) may hold the
+// journal name: an empty mailbox is not even opened otherwise.
+func hasJournal(dir *statedir.Dir, name string) bool {
+	return dir != nil && dir.Exists(name)
 }
 
 func (s *Store) newUpdate(f, j *os.File, dir *statedir.Dir, jname string) *update {
@@ -317,10 +298,7 @@ func (m *mbox) compactJournaled(deleted []int) (err error) {
 			p.segs = append(p.segs, segment{e.Offset, e.RawSize})
 		}
 	}
-	jname, err := journalName(m.path)
-	if err != nil {
-		return err
-	}
+	jname := m.journalFile
 	dir, err := m.openState(true)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errNoJournal, err)
@@ -458,7 +436,7 @@ func (u *update) appendStep(w, w2, r int64) error {
 	hdr = binary.BigEndian.AppendUint64(hdr, uint64(w))
 	hdr = binary.BigEndian.AppendUint64(hdr, uint64(w2))
 	hdr = binary.BigEndian.AppendUint64(hdr, uint64(r))
-	crc := crc32.Checksum(hdr, castagnoli)
+	crc := crc32.Checksum(hdr, statedir.Castagnoli)
 	off := u.joff
 	if err := u.io.writeAt(u.j, hdr, off); err != nil {
 		return fmt.Errorf("write journal: %w", err)
@@ -469,7 +447,7 @@ func (u *update) appendStep(w, w2, r int64) error {
 		if err := readFull(u.f, u.buf[:c], src); err != nil {
 			return fmt.Errorf("save source bytes: %w", err)
 		}
-		crc = crc32.Update(crc, castagnoli, u.buf[:c])
+		crc = crc32.Update(crc, statedir.Castagnoli, u.buf[:c])
 		if err := u.io.writeAt(u.j, u.buf[:c], off); err != nil {
 			return fmt.Errorf("write journal: %w", err)
 		}
@@ -488,7 +466,7 @@ func (u *update) append(typ byte, payload []byte) error {
 	binary.BigEndian.PutUint32(rec, uint32(1+len(payload)))
 	rec[4] = typ
 	rec = append(rec, payload...)
-	rec = binary.BigEndian.AppendUint32(rec, crc32.Checksum(rec, castagnoli))
+	rec = binary.BigEndian.AppendUint32(rec, crc32.Checksum(rec, statedir.Castagnoli))
 	if err := u.io.writeAt(u.j, rec, u.joff); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
@@ -575,7 +553,7 @@ func readJournal(j *os.File) (*journalState, error) {
 		// Check the CRC streaming: STEP records may be large. Only the first
 		// 24 bytes of a STEP's payload are kept; its saved bytes stay in the
 		// file.
-		crc := crc32.Checksum(hdr[:], castagnoli)
+		crc := crc32.Checksum(hdr[:], statedir.Castagnoli)
 		keep := n - 1
 		if typ == recStep {
 			keep = min(keep, 24)
@@ -590,7 +568,7 @@ func readJournal(j *os.File) (*journalState, error) {
 			if pos < keep {
 				copy(small[pos:], buf[:k])
 			}
-			crc = crc32.Update(crc, castagnoli, buf[:k])
+			crc = crc32.Update(crc, statedir.Castagnoli, buf[:k])
 			pos += int64(k)
 		}
 		var tail [4]byte
@@ -640,15 +618,11 @@ func readJournal(j *os.File) (*journalState, error) {
 var errJournalUnusable = errors.New("journal unusable for this mailbox")
 
 // recoverUpdate completes an UPDATE that a crash interrupted, from the
-// mailbox's journal in dir (nil: no state directory), before the mailbox f
-// (opened from path) is indexed.
-func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), dir *statedir.Dir, f *os.File, path string) (err error) {
+// mailbox's journal jname in dir (nil: no state directory), before the
+// mailbox f (opened from path) is indexed.
+func (s *Store) recoverUpdate(lock func() (unlock func() error, err error), dir *statedir.Dir, jname string, f *os.File, path string) (err error) {
 	if dir == nil {
 		return nil
-	}
-	jname, err := journalName(path)
-	if err != nil {
-		return err
 	}
 	j, err := dir.OpenFile(jname, unix.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/popa3d/popa3d/mailbox/internal/flock"
 )
 
 // The lock methods Options.Locking may list.
@@ -255,7 +257,7 @@ func fcntlLock(f *os.File, lk *unix.Flock_t) error {
 // tryFlock takes a flock(2) lock (unix.LOCK_SH or unix.LOCK_EX) on f without
 // waiting.
 func tryFlock(f *os.File, how int) error {
-	err := flock(f, how|unix.LOCK_NB)
+	err := flock.Do(f, how|unix.LOCK_NB)
 	switch {
 	case err == nil:
 		return nil
@@ -267,28 +269,8 @@ func tryFlock(f *os.File, how int) error {
 
 // unlockFlock releases the lock tryFlock took.
 func unlockFlock(f *os.File) error {
-	if err := flock(f, unix.LOCK_UN); err != nil {
+	if err := flock.Do(f, unix.LOCK_UN); err != nil {
 		return fmt.Errorf("flock unlock %s: %w", f.Name(), os.NewSyscallError("flock", err))
 	}
 	return nil
-}
-
-func flock(f *os.File, how int) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	cerr := rc.Control(func(fd uintptr) {
-		for {
-			lerr = unix.Flock(int(fd), how)
-			if lerr != unix.EINTR {
-				return
-			}
-		}
-	})
-	if cerr != nil {
-		return cerr
-	}
-	return lerr
 }

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -227,60 +228,71 @@ type mbox struct {
 	committed bool
 	closed    bool
 
-	// The index cache (cache.go): the mailbox's absolute path and cache
-	// file, both empty without a StateDir; how the open indexed; and a
-	// cache waiting to be written once no fcntl lock is held.
-	abs, indexFile string
-	indexedBy      string
-	pendingIndex   *cachedIndex
+	// The mailbox's files in the state directory, named once per open
+	// after the mailbox.StateKey of abs, its absolute path (stateDir);
+	// all empty without a StateDir. How the open indexed, and an index
+	// cache (cache.go) waiting to be written once no fcntl lock is held.
+	abs, indexFile, journalFile string
+	indexedBy                   string
+	pendingIndex                *cachedIndex
 
 	// The state directory, once opened (openState); nil before, or
-	// without one. sdirErr is why it cannot be used, once known;
-	// sdirReported says that was reported.
-	sdir         *statedir.Dir
-	sdirErr      error
-	sdirReported bool
+	// without one. sdirErr is why it cannot be used, once known:
+	// statedir.ErrNone if it did not exist when last looked for.
+	sdir    *statedir.Dir
+	sdirErr error
+}
+
+// stateDir names the mailbox's files in the state directory and returns the
+// directory if it exists and may be used; nil without one.
+func (m *mbox) stateDir() *statedir.Dir {
+	if m.store.stateDir == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(m.path)
+	var key string
+	if err == nil {
+		key, err = mailbox.StateKey(abs)
+	}
+	if err != nil {
+		// No name, no state: as a state directory that cannot be used.
+		m.sdirErr = fmt.Errorf("index cache for %s: %w", m.path, err)
+		m.store.cacheFailed(m.sdirErr)
+		return nil
+	}
+	m.abs, m.indexFile, m.journalFile = abs, key+indexExt, key+journalExt
+	sdir, _ := m.openState(false)
+	return sdir
 }
 
 // openState returns the session's state directory, opened on first use and
 // created first if create is set. statedir.ErrNone means there is none: no
-// StateDir, or (without create) none was created yet. Any other failure is
-// final for the session.
+// StateDir, or (without create) none was created yet; without create, that
+// is looked for once. Any other failure is final for the session, and
+// reported once: the session goes on without an index cache and without a
+// journal, as with no StateDir.
 func (m *mbox) openState(create bool) (*statedir.Dir, error) {
 	switch {
 	case m.sdir != nil:
 		return m.sdir, nil
-	case m.sdirErr != nil:
-		return nil, m.sdirErr
 	case m.store.stateDir == "":
 		return nil, statedir.ErrNone
+	case m.sdirErr != nil && (!create || !errors.Is(m.sdirErr, statedir.ErrNone)):
+		return nil, m.sdirErr
 	}
 	d, err := statedir.Open(m.store.stateDir, create)
-	if errors.Is(err, statedir.ErrNone) {
-		return nil, err
-	}
 	if err != nil {
 		m.sdirErr = err
+		if !errors.Is(err, statedir.ErrNone) {
+			m.store.cacheFailed(err)
+		}
 		return nil, err
 	}
 	m.sdir = d
 	return d, nil
 }
 
-// stateUnusable reports, once per session, why the state directory cannot
-// be used: the session goes on without an index cache and without a
-// journal, as with no StateDir.
-func (m *mbox) stateUnusable(err error) {
-	if err == nil || errors.Is(err, statedir.ErrNone) || m.sdirReported {
-		return
-	}
-	m.sdirReported = true
-	m.store.cacheFailed(err)
-}
-
 func (m *mbox) load(ctx context.Context) error {
-	sdir, err := m.openState(false)
-	m.stateUnusable(err)
 	// popa3d: lstat; a missing file is an empty mailbox, a non-regular one
 	// (a symlink included) is refused, a 0-byte one is empty and not opened.
 	fi, err := os.Lstat(m.path)
@@ -291,7 +303,9 @@ func (m *mbox) load(ctx context.Context) error {
 		return err
 	case !fi.Mode().IsRegular():
 		return refuse("not a regular file but %s", kindOf(fi.Mode()))
-	case fi.Size() == 0 && !m.store.hasJournal(sdir, m.path):
+	}
+	sdir := m.stateDir()
+	if fi.Size() == 0 && !hasJournal(sdir, m.journalFile) {
 		return nil
 	}
 	// popa3d opens the mailbox read-write even for a client that only reads,
@@ -317,11 +331,11 @@ func (m *mbox) load(ctx context.Context) error {
 		f.Close()
 		return err
 	}
-	if err := m.store.recoverUpdate(m.store.exclusiveLock(ctx, f, m.path), sdir, f, m.path); err != nil {
+	if err := m.store.recoverUpdate(m.store.exclusiveLock(ctx, f, m.path), sdir, m.journalFile, f, m.path); err != nil {
 		f.Close()
 		return fmt.Errorf("complete an interrupted update: %w", err)
 	}
-	if err := m.index(ctx, f); err != nil {
+	if err := m.index(ctx, f, sdir); err != nil {
 		f.Close()
 		return err
 	}
@@ -371,8 +385,9 @@ func kindOf(mode fs.FileMode) string {
 	return "of type " + mode.Type().String()
 }
 
-// index parses f under a shared lock and fills the snapshot in.
-func (m *mbox) index(ctx context.Context, f *os.File) (err error) {
+// index parses f under a shared lock and fills the snapshot in, with the
+// index cache in sdir if it is not nil.
+func (m *mbox) index(ctx context.Context, f *os.File, sdir *statedir.Dir) (err error) {
 	unlock, err := m.store.lockMailbox(ctx, f, m.path, false)
 	if err != nil {
 		return fmt.Errorf("lock: %w", err)
@@ -393,7 +408,7 @@ func (m *mbox) index(ctx context.Context, f *os.File) (err error) {
 	if st.size == 0 {
 		return nil
 	}
-	entries, msgs, err := m.snapshot(f, st)
+	entries, msgs, err := m.snapshot(f, st, sdir)
 	if err != nil {
 		return err
 	}

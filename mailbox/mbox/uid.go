@@ -7,7 +7,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
+	"unsafe"
 )
 
 // UIDs returns the unique-id of each entry, indexed like entries. Every UID is
@@ -37,78 +37,123 @@ func UIDs(r io.ReaderAt, entries []Entry) ([]string, error) {
 func uidsFrom(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
 	n := len(entries)
 	key := func(i int) uint64 { return binary.BigEndian.Uint64(entries[i].Hash[:]) }
-	// The UIDLs of entries[p:], ascending, each once: sorting is quicker
-	// than a map over all messages.
+	// The UIDLs of entries[p:], ascending: sorting is quicker than a map
+	// over all messages.
 	keys := make([]uint64, 0, n-p)
 	for i := p; i < n; i++ {
 		keys = append(keys, key(i))
 	}
 	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	// For each of those UIDLs: whether a message had it yet, one bit
-	// each, and for the few that repeat, how many repeats of it had each
-	// raw hash. The first message in file order with a UIDL keeps it,
-	// each later one gets its raw hash, then "-2", "-3", … for
-	// byte-identical copies.
-	seen := make([]uint64, (len(keys)+63)/64)
+	// Which of them entries[:p] has too, one bit each.
+	var early []uint64
+	if p > 0 {
+		early = make([]uint64, (len(keys)+63)/64)
+		for i := range p {
+			if k, ok := slices.BinarySearch(keys, key(i)); ok {
+				early[k/64] |= 1 << (k % 64)
+			}
+		}
+	}
+	// The repeated UIDLs, ascending, each once, in place of keys: those
+	// that two of entries[p:] share, or one of them with an earlier
+	// message. suffixed counts the messages of entries[p:] that repeat one.
+	repeated := keys[:0]
+	suffixed := 0
+	for lo := 0; lo < len(keys); {
+		hi := lo + 1
+		for hi < len(keys) && keys[hi] == keys[lo] {
+			hi++
+		}
+		if hi-lo > 1 || early != nil && early[lo/64]&(1<<(lo%64)) != 0 {
+			repeated = append(repeated, keys[lo])
+			suffixed += hi - lo
+			if early == nil || early[lo/64]&(1<<(lo%64)) == 0 {
+				suffixed--
+			}
+		}
+		lo = hi
+	}
+	if len(repeated) == 0 {
+		return plainUIDs(entries[p:]), nil
+	}
+	return repeatedUIDs(r, entries, p, repeated, suffixed)
+}
+
+// plainUIDs returns the UIDLs of entries, all in one string.
+func plainUIDs(entries []Entry) []string {
+	b := make([]byte, 16*len(entries))
+	for i := range entries {
+		putUIDL(b[16*i:16*i+16], &entries[i].Hash)
+	}
+	// b is not written again, so it can back the string without a copy,
+	// as in strings.Builder.
+	all := unsafe.String(unsafe.SliceData(b), len(b))
+	uids := make([]string, len(entries))
+	for i := range uids {
+		uids[i] = all[16*i : 16*i+16]
+	}
+	return uids
+}
+
+// repeatedUIDs returns the UIDs of entries[p:] where repeated, ascending, are
+// the UIDLs they repeat (uidsFrom), suffixed of those messages.
+func repeatedUIDs(r io.ReaderAt, entries []Entry, p int, repeated []uint64, suffixed int) ([]string, error) {
+	n := len(entries)
+	key := func(i int) uint64 { return binary.BigEndian.Uint64(entries[i].Hash[:]) }
+	// For each repeated UIDL: whether a message had it yet, one bit each,
+	// and how many repeats of it had each raw hash. The first message in
+	// file order with a UIDL keeps it, each later one gets its raw hash,
+	// then "-2", "-3", … for byte-identical copies.
+	seen := make([]uint64, (len(repeated)+63)/64)
 	type repeat struct {
-		key int // index in keys
+		key int // index in repeated
 		raw uint32
 	}
-	var repeats map[repeat]int
-	var buf []byte
+	repeats := make(map[repeat]int)
+	buf := make([]byte, 64<<10)
 	note := func(k, i int) (raw uint32, nth int, err error) {
 		if bit := uint64(1) << (k % 64); seen[k/64]&bit == 0 {
 			seen[k/64] |= bit
 			return 0, 0, nil
 		}
-		if buf == nil {
-			buf = make([]byte, 64<<10)
-		}
 		if raw, err = rawHash(r, &entries[i], buf); err != nil {
 			return 0, 0, err
-		}
-		if repeats == nil {
-			repeats = make(map[repeat]int)
 		}
 		rep := repeat{key: k, raw: raw}
 		repeats[rep]++
 		return raw, repeats[rep], nil
 	}
 	for i := range p {
-		if k, ok := slices.BinarySearch(keys, key(i)); ok {
+		if k, ok := slices.BinarySearch(repeated, key(i)); ok {
 			if _, _, err := note(k, i); err != nil {
 				return nil, err
 			}
 		}
 	}
 
-	// One string holds all UIDs; each UID is a substring of it.
-	var sb strings.Builder
-	sb.Grow(16 * (n - p))
+	// One string holds all UIDs; each UID is a substring of it. A suffix
+	// is "." and 8 hex digits, then "-" and a number for a copy.
+	b := make([]byte, 0, 16*(n-p)+len(".01234567-99")*suffixed)
 	ends := make([]int, n-p)
-	var uidl [16]byte
-	var tail []byte
 	for i := p; i < n; i++ {
-		k, _ := slices.BinarySearch(keys, key(i))
-		raw, nth, err := note(k, i)
-		if err != nil {
-			return nil, err
-		}
-		putUIDL(uidl[:], &entries[i].Hash)
-		sb.Write(uidl[:])
-		if nth > 0 {
-			tail = append(tail[:0], '.')
-			tail = fmt.Appendf(tail, "%08x", raw)
-			if nth > 1 {
-				tail = append(tail, '-')
-				tail = strconv.AppendInt(tail, int64(nth), 10)
+		b = appendUIDL(b, &entries[i].Hash)
+		if k, ok := slices.BinarySearch(repeated, key(i)); ok {
+			raw, nth, err := note(k, i)
+			if err != nil {
+				return nil, err
 			}
-			sb.Write(tail)
+			if nth > 0 {
+				b = append(b, '.')
+				b = binary.BigEndian.AppendUint64(b, hex8(raw))
+				if nth > 1 {
+					b = append(b, '-')
+					b = strconv.AppendInt(b, int64(nth), 10)
+				}
+			}
 		}
-		ends[i-p] = sb.Len()
+		ends[i-p] = len(b)
 	}
-	all := sb.String()
+	all := unsafe.String(unsafe.SliceData(b), len(b))
 	uids := make([]string, n-p)
 	start := 0
 	for i, end := range ends {
@@ -116,6 +161,12 @@ func uidsFrom(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
 		start = end
 	}
 	return uids, nil
+}
+
+// appendUIDL appends the 16 hex digits of popa3d's UIDL for h to b.
+func appendUIDL(b []byte, h *[8]byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, hex8(binary.LittleEndian.Uint32(h[0:4])))
+	return binary.BigEndian.AppendUint64(b, hex8(binary.LittleEndian.Uint32(h[4:8])))
 }
 
 // rawHash returns the first 4 bytes of the MD5 of e's raw extent, read from r

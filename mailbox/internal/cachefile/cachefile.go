@@ -6,11 +6,9 @@
 package cachefile
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -27,11 +25,16 @@ type Format struct {
 	Version uint32 // the body's layout; any other is ErrVersion
 }
 
-// HeaderLen is the length of f's header: the magic, then the version as a
+// headerLen is the length of f's header: the magic, then the version as a
 // little-endian uint32.
-func (f Format) HeaderLen() int { return len(f.Magic) + 4 }
+func (f Format) headerLen() int { return len(f.Magic) + 4 }
 
-// SumLen is the length of the checksum that ends every cache file.
+// SumLen is the length of the checksum that ends every cache file: the
+// CRC-32C of all before it, little-endian. It guards against corruption, not
+// forgery: only a file owned by the session's account is read, an account
+// that can write the mailbox anyway, and the format checks what it decodes.
+// CRC-32C runs at memory speed with SSE 4.2 or ARMv8 CRC, where SHA-256
+// would cost a millisecond per 100,000 messages of mbox's index.
 const SumLen = 4
 
 var (
@@ -48,20 +51,10 @@ func (f Format) Corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w %s: %s", ErrCorrupt, f.Name, fmt.Sprintf(format, args...))
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// Sum returns the checksum that ends a cache file whose content before it is
-// b: its CRC-32C. It guards against corruption, not forgery: only a file
-// owned by the session's account is read, an account that can write the
-// mailbox anyway, and the format checks what it decodes. CRC-32C runs at
-// memory speed with SSE 4.2 or ARMv8 CRC, where SHA-256 would cost a
-// millisecond per 100,000 messages of mbox's index.
-func Sum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
-
 // checkHeader returns why head, the first bytes of a file, is not the header
 // of a file of f, or nil if it is.
 func (f Format) checkHeader(head []byte) error {
-	if len(head) < f.HeaderLen() || string(head[:len(f.Magic)]) != f.Magic {
+	if len(head) < f.headerLen() || string(head[:len(f.Magic)]) != f.Magic {
 		return f.Corrupt("not an %s file", f.Name)
 	}
 	if v := binary.LittleEndian.Uint32(head[len(f.Magic):]); v != f.Version {
@@ -70,47 +63,77 @@ func (f Format) checkHeader(head []byte) error {
 	return nil
 }
 
-// Writer writes a cache file: the header, then the body through Write, then
-// the checksum on Close. It buffers in chunks. An encoder appends small
-// pieces without copying through Room:
+// Writer writes a cache file: the header, then the body, then the checksum
+// on Close. It buffers a chunk at a time and updates the checksum as it
+// writes each out. An encoder appends small pieces to the buffer itself,
+// without a copy:
 //
-//	b := w.Room(maxEntry)
+//	b := w.Append(maxEntry)
 //	b = appendEntry(b, e)
-//	w.Write(b)
+//	w.Commit(b)
 type Writer struct {
-	bw  *bufio.Writer
 	dst io.Writer
-	crc hash.Hash32
+	buf []byte // not written out yet; its capacity is the chunk size
+	crc uint32 // of what was written out
+	err error  // the first write error
 }
 
 // NewWriter starts a file of f on dst, written in chunks of the given size.
 func NewWriter(dst io.Writer, f Format, chunk int) *Writer {
-	w := &Writer{dst: dst, crc: crc32.New(castagnoli)}
-	w.bw = bufio.NewWriterSize(io.MultiWriter(dst, w.crc), max(chunk, f.HeaderLen()))
-	w.bw.WriteString(f.Magic)
-	w.bw.Write(binary.LittleEndian.AppendUint32(nil, f.Version))
+	w := &Writer{dst: dst, buf: make([]byte, 0, max(chunk, f.headerLen()))}
+	w.buf = append(w.buf, f.Magic...)
+	w.buf = binary.LittleEndian.AppendUint32(w.buf, f.Version)
 	return w
 }
 
-// Room returns an empty slice with room for at least k bytes, k no more than
-// the chunk size, to append to and pass to Write.
-func (w *Writer) Room(k int) []byte {
-	if w.bw.Available() < k {
-		w.bw.Flush() // an error stays, for Write and Close to return
+// Append returns the buffered bytes with room after them for at least k
+// more, k no more than the chunk size, writing the buffer out first if need
+// be. The caller appends to it and hands the result to Commit.
+func (w *Writer) Append(k int) []byte {
+	if cap(w.buf)-len(w.buf) < k {
+		w.flush()
 	}
-	return w.bw.AvailableBuffer()
+	return w.buf
 }
 
-// Write appends p to the body.
-func (w *Writer) Write(p []byte) (int, error) { return w.bw.Write(p) }
+// Commit takes b, what Append returned with bytes appended to it, as the
+// buffered bytes.
+func (w *Writer) Commit(b []byte) { w.buf = b }
 
-// Close writes what is buffered and the checksum. It does not close dst.
-func (w *Writer) Close() error {
-	if err := w.bw.Flush(); err != nil {
-		return err
+// Write appends p to the body, however long.
+func (w *Writer) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if len(w.buf) == cap(w.buf) {
+			w.flush()
+		}
+		k := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		w.buf = w.buf[:len(w.buf)+k]
+		p = p[k:]
 	}
-	_, err := w.dst.Write(binary.LittleEndian.AppendUint32(nil, w.crc.Sum32()))
-	return err
+	return n, w.err
+}
+
+// flush writes the buffer out, unless a write failed before: the error
+// stays, for Write and Close to return.
+func (w *Writer) flush() {
+	w.crc = crc32.Update(w.crc, statedir.Castagnoli, w.buf)
+	if w.err == nil {
+		_, w.err = w.dst.Write(w.buf)
+	}
+	w.buf = w.buf[:0]
+}
+
+// Close writes what is buffered and the checksum, or returns the first
+// write error. It does not close dst.
+func (w *Writer) Close() error {
+	w.crc = crc32.Update(w.crc, statedir.Castagnoli, w.buf)
+	w.buf = binary.LittleEndian.AppendUint32(w.buf, w.crc)
+	if w.err == nil {
+		_, w.err = w.dst.Write(w.buf)
+	}
+	w.buf = w.buf[:0]
+	return w.err
 }
 
 // Reader is a decoder's window on a cache file's body (all but the header
@@ -125,11 +148,11 @@ type Reader struct {
 	crc  uint32
 }
 
-// NewReader checks the header of a file of f of size bytes read from r, and
+// newReader checks the header of a file of f of size bytes read from r, and
 // returns a Reader on its body that reads chunks of the given size: a
 // decoder's Next may ask for up to that many bytes at once.
-func NewReader(r io.Reader, size int64, f Format, chunk int) (*Reader, error) {
-	head := f.HeaderLen()
+func newReader(r io.Reader, size int64, f Format, chunk int) (*Reader, error) {
+	head := f.headerLen()
 	if size < int64(head+SumLen) {
 		b := make([]byte, min(size, int64(head)))
 		k, _ := io.ReadFull(r, b)
@@ -153,27 +176,29 @@ func NewReader(r io.Reader, size int64, f Format, chunk int) (*Reader, error) {
 // Next returns the unread part of the body, at least k bytes of it (k no more
 // than the chunk size) unless fewer are left. Skip consumes it.
 func (rd *Reader) Next(k int) ([]byte, error) {
-	if len(rd.d) < k && rd.left > 0 {
-		if err := rd.fill(); err != nil {
-			return nil, err
-		}
+	if len(rd.d) >= k {
+		return rd.d, nil
 	}
-	return rd.d, nil
+	return rd.fill()
 }
 
 // fill moves the unread bytes to the start of buf and reads what follows
-// them, as much as buf holds.
-func (rd *Reader) fill() error {
+// them, as much as buf holds, unless all was read; it returns the unread
+// bytes.
+func (rd *Reader) fill() ([]byte, error) {
+	if rd.left == 0 {
+		return rd.d, nil
+	}
 	n := copy(rd.buf, rd.d)
 	want := int(min(int64(len(rd.buf)-n), rd.left))
 	m, err := io.ReadFull(rd.r, rd.buf[n:n+want])
-	rd.crc = crc32.Update(rd.crc, castagnoli, rd.buf[n:n+m])
+	rd.crc = crc32.Update(rd.crc, statedir.Castagnoli, rd.buf[n:n+m])
 	rd.left -= int64(m)
 	rd.d = rd.buf[:n+m]
 	if err != nil {
-		return fmt.Errorf("read %s: %w", rd.f.Name, err)
+		return nil, fmt.Errorf("read %s: %w", rd.f.Name, err)
 	}
-	return nil
+	return rd.d, nil
 }
 
 // Skip consumes the first n bytes that Next returned.
@@ -220,7 +245,7 @@ func (rd *Reader) verify() error {
 // it checks the header, has decode consume the whole body, then checks the
 // checksum. What decode builds must not be used unless Decode returns nil.
 func Decode(r io.Reader, size int64, f Format, chunk int, decode func(*Reader) error) error {
-	rd, err := NewReader(r, size, f, chunk)
+	rd, err := newReader(r, size, f, chunk)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,17 +16,22 @@ import (
 
 var testFormat = Format{Name: "test cache", Magic: "P3DTEST", Version: 3}
 
+// Sum returns the checksum that ends a cache file whose content before it is
+// b (SumLen).
+func Sum(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
+
 // encodeWords writes words as a count then length-prefixed strings, a body
-// small enough to check by hand, through Room and Write as a real encoder.
+// small enough to check by hand, through Append, Commit and Write as a real
+// encoder.
 func encodeWords(w *Writer, words []string) error {
-	w.Write(binary.AppendUvarint(w.Room(binary.MaxVarintLen64), uint64(len(words))))
+	w.Commit(binary.AppendUvarint(w.Append(binary.MaxVarintLen64), uint64(len(words))))
 	for _, s := range words {
-		b := w.Room(binary.MaxVarintLen64)
+		b := w.Append(binary.MaxVarintLen64)
 		b = binary.AppendUvarint(b, uint64(len(s)))
-		if _, err := w.Write(b); err != nil {
+		w.Commit(b)
+		if _, err := w.Write([]byte(s)); err != nil {
 			return err
 		}
-		w.Write([]byte(s))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -34,6 +35,11 @@ type Dir struct {
 	path string // for messages
 	f    *os.File
 }
+
+// Castagnoli is the CRC-32C table of the checksums that the files in a
+// state directory carry against torn writes: a cache file's, each record of
+// an UPDATE journal.
+var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrNone means the state directory does not exist (yet).
 var ErrNone = errors.New("no state directory")
@@ -70,7 +76,7 @@ func Open(path string, create bool) (*Dir, error) {
 	}
 	// The walk holds the directory without reading rights (O_PATH):
 	// open it again through its own descriptor, as nothing can swap it.
-	dfd, err := openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY)
+	dfd, err := openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	unix.Close(fd)
 	if err != nil {
 		return nil, fmt.Errorf("state directory: %w", &fs.PathError{Op: "open", Path: abs, Err: err})
@@ -98,8 +104,8 @@ type walk struct {
 // run returns a descriptor (O_PATH where there is one) of the directory
 // at w.path.
 func (w *walk) run() (fd int, err error) {
-	if fd, err = openat(unix.AT_FDCWD, "/", walkFlags|unix.O_DIRECTORY); err != nil {
-		return -1, fmt.Errorf("state directory: %w", &fs.PathError{Op: "open", Path: "/", Err: err})
+	if fd, err = openRoot(); err != nil {
+		return -1, err
 	}
 	defer func() {
 		if err != nil {
@@ -128,12 +134,21 @@ func (w *walk) run() (fd int, err error) {
 		}
 		if filepath.IsAbs(target) {
 			unix.Close(fd)
-			if fd, err = openat(unix.AT_FDCWD, "/", walkFlags|unix.O_DIRECTORY); err != nil {
-				return -1, fmt.Errorf("state directory: %w", &fs.PathError{Op: "open", Path: "/", Err: err})
+			if fd, err = openRoot(); err != nil {
+				return -1, err
 			}
 			w.at = "/"
 		}
 		todo = append(components(target), todo...)
+	}
+	return fd, nil
+}
+
+// openRoot opens "/", where a walk starts.
+func openRoot() (int, error) {
+	fd, err := openat(unix.AT_FDCWD, "/", walkFlags|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return -1, fmt.Errorf("state directory: %w", &fs.PathError{Op: "open", Path: "/", Err: err})
 	}
 	return fd, nil
 }
@@ -144,10 +159,10 @@ func (w *walk) run() (fd int, err error) {
 // root's alone.
 func (w *walk) step(fd int, name string, last bool) (int, error) {
 	flags := walkFlags | unix.O_DIRECTORY | unix.O_NOFOLLOW
-	next, err := openat(fd, name, flags)
+	next, err := openat(fd, name, flags, 0)
 	if err == unix.ENOENT && last && w.create {
 		if err = unix.Mkdirat(fd, name, 0o700); err == nil || err == unix.EEXIST {
-			next, err = openat(fd, name, flags)
+			next, err = openat(fd, name, flags, 0)
 		}
 	}
 	switch {
@@ -210,9 +225,9 @@ func components(path string) []string {
 }
 
 // openat is openat(2) with O_CLOEXEC, retried on EINTR.
-func openat(dirfd int, name string, flags int) (int, error) {
+func openat(dirfd int, name string, flags int, perm uint32) (int, error) {
 	for {
-		fd, err := unix.Openat(dirfd, name, flags|unix.O_CLOEXEC, 0)
+		fd, err := unix.Openat(dirfd, name, flags|unix.O_CLOEXEC, perm)
 		if err != unix.EINTR {
 			return fd, err
 		}
@@ -227,14 +242,7 @@ func (d *Dir) Join(name string) string { return filepath.Join(d.path, name) }
 // OpenFile opens the file name in the directory with open(2)'s flag and
 // perm, never following a symbolic link.
 func (d *Dir) OpenFile(name string, flag int, perm uint32) (*os.File, error) {
-	var fd int
-	var err error
-	for {
-		fd, err = unix.Openat(d.fd(), name, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	fd, err := openat(d.fd(), name, flag|unix.O_NOFOLLOW, perm)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: d.Join(name), Err: err}
 	}

@@ -76,6 +76,16 @@ type Config struct {
 	LimitLogEvery    Duration `toml:"limit_log_every"`
 	ShutdownGrace    Duration `toml:"shutdown_grace"`
 
+	// Each later feature keeps its settings in an embedded struct of its
+	// own file (tls.go, sasl.go, maildir.go, guard.go, proxy.go,
+	// metrics.go): TOML reads their keys as if they were written here.
+	TLSSettings
+	SASLSettings
+	MaildirSettings
+	GuardSettings
+	ProxySettings
+	MetricsSettings
+
 	dir string // the config file's directory, for relative paths
 }
 
@@ -162,6 +172,13 @@ func Default() Config {
 		ShutdownGrace:    Duration{10 * time.Second},
 
 		VerifyMemoryBytes: limits.VerifyMemory,
+
+		TLSSettings:     defaultTLS(),
+		SASLSettings:    defaultSASL(),
+		MaildirSettings: defaultMaildir(),
+		GuardSettings:   defaultGuard(),
+		ProxySettings:   defaultProxy(),
+		MetricsSettings: defaultMetrics(),
 	}
 }
 
@@ -189,6 +206,11 @@ func Load(path string) (Config, error) {
 	if !account.InHome(c.StateDir) {
 		c.StateDir = c.resolve(c.StateDir)
 	}
+	c.TLSSettings.resolvePaths(c.resolve)
+	c.MaildirSettings.resolvePaths(c.resolve)
+	c.GuardSettings.resolvePaths(c.resolve)
+	c.ProxySettings.resolvePaths(c.resolve)
+	c.MetricsSettings.resolvePaths(c.resolve)
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -240,6 +262,14 @@ func (c Config) Validate() error {
 	if c.MaxMessages > limits.Messages {
 		errs = append(errs, fmt.Errorf("max_messages: at most %d", limits.Messages))
 	}
+	errs = append(errs,
+		c.TLSSettings.validate(c),
+		c.SASLSettings.validate(c),
+		c.MaildirSettings.validate(c),
+		c.GuardSettings.validate(c),
+		c.ProxySettings.validate(c),
+		c.MetricsSettings.validate(c),
+	)
 	return errors.Join(errs...)
 }
 

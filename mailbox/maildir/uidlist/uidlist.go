@@ -55,10 +55,31 @@ type Entry struct {
 	// name). It must not be empty or hold '/' or ':'. Dovecot ignores
 	// files whose names hold CR or LF, and so does Sync (they are left
 	// out of its result).
-	//
-	// Nothing else decides Dovecot's numbering: new/ or cur/, the flags
-	// and the file times do not matter, only the name (see order.go).
 	Base string
+	// Name is the whole file name, Base and any info part (":2,S");
+	// "" means Base.
+	Name string
+	// New says the file is in new/.
+	New bool
+	// Name and New matter for one case only: where one new file's base
+	// name is a prefix of another's, Dovecot's order depends on whether
+	// an info part follows (see sortKey). File times, sizes and flags
+	// never matter.
+}
+
+// sortKey is the name Dovecot's POP3 server compares when it orders new
+// files: it moves files from new/ to cur/ as it numbers them (its default,
+// pop3_no_flag_updates = no), appending ":2," to a name without an info
+// part, and compares the names it moved them to.
+func (e Entry) sortKey() string {
+	name := e.Name
+	if name == "" {
+		name = e.Base
+	}
+	if e.New && !strings.Contains(name, ":") {
+		return name + ":2,"
+	}
+	return name
 }
 
 // Assigned is an entry with its IMAP UID and POP3 UIDL.
@@ -190,14 +211,21 @@ func cmp(s, def string) string {
 	return s
 }
 
-// baseNames checks the entries and returns their distinct base names.
-func baseNames(entries []Entry, o *Options) ([]string, error) {
-	names := make([]string, 0, len(entries))
+// newFile is a file not yet listed: its base name and the name Dovecot
+// would order it by.
+type newFile struct{ base, key string }
+
+// baseNames checks the entries and returns them with distinct base names.
+func baseNames(entries []Entry, o *Options) ([]Entry, error) {
+	names := make([]Entry, 0, len(entries))
 	seen := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		b := e.Base
 		if b == "" || strings.ContainsAny(b, "/:\x00") {
 			return nil, fmt.Errorf("uidlist: bad base name %q", b)
+		}
+		if e.Name != "" && baseName(e.Name) != b {
+			return nil, fmt.Errorf("uidlist: name %q does not start with base %q", e.Name, b)
 		}
 		if strings.ContainsAny(b, "\r\n") {
 			if o.Logf != nil {
@@ -209,12 +237,12 @@ func baseNames(entries []Entry, o *Options) ([]string, error) {
 			continue // the same message in new/ and cur/
 		}
 		seen[b] = true
-		names = append(names, b)
+		names = append(names, e)
 	}
 	return names, nil
 }
 
-func syncLocked(dir, path string, names []string, format uidlFormat, lock *dotlock, o *Options) ([]Assigned, error) {
+func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotlock, o *Options) ([]Assigned, error) {
 	f, ino, err := readFile(path)
 	var corrupt *CorruptError
 	if errors.As(err, &corrupt) {
@@ -229,8 +257,8 @@ func syncLocked(dir, path string, names []string, format uidlFormat, lock *dotlo
 		}
 		var out []Assigned
 		for _, n := range names {
-			if r, ok := listed[n]; ok {
-				out = append(out, assign(r, n, f.UIDValidity, format))
+			if r, ok := listed[n.Base]; ok {
+				out = append(out, assign(r, n.Base, f.UIDValidity, format))
 			}
 		}
 		slices.SortFunc(out, func(a, b Assigned) int { return compareUID(a.UID, b.UID) })
@@ -249,14 +277,14 @@ func syncLocked(dir, path string, names []string, format uidlFormat, lock *dotlo
 		byBase[r.Base()] = i
 	}
 	kept := make([]Record, 0, len(names))
-	var newNames []string
+	var newFiles []newFile
 	for _, n := range names {
-		if i, ok := byBase[n]; ok {
+		if i, ok := byBase[n.Base]; ok {
 			r := f.Records[i]
-			r.Name = n // Dovecot writes the current base name
+			r.Name = n.Base // Dovecot writes the current base name
 			kept = append(kept, r)
 		} else {
-			newNames = append(newNames, n)
+			newFiles = append(newFiles, newFile{base: n.Base, key: n.sortKey()})
 		}
 	}
 	slices.SortFunc(kept, func(a, b Record) int { return compareUID(a.UID, b.UID) })
@@ -273,13 +301,13 @@ func syncLocked(dir, path string, names []string, format uidlFormat, lock *dotlo
 		f.HaveGUID = true
 	}
 
-	sortNew(newNames)
-	added := make([]Record, 0, len(newNames))
-	for _, n := range newNames {
+	sortNew(newFiles)
+	added := make([]Record, 0, len(newFiles))
+	for _, n := range newFiles {
 		if f.NextUID >= ^uint32(0) {
 			return nil, fmt.Errorf("uidlist: %s: out of UIDs (next %d)", path, f.NextUID)
 		}
-		added = append(added, Record{UID: f.NextUID, Name: n})
+		added = append(added, Record{UID: f.NextUID, Name: n.base})
 		f.NextUID++
 	}
 	all := append(kept, added...)

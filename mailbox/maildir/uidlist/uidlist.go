@@ -312,18 +312,33 @@ func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotloc
 	}
 	all := append(kept, added...)
 
+	// Dovecot rewrites the file (dropping the records of files that are
+	// gone) when it is new, of version 1, lacks a GUID, had a field it
+	// dropped or a name listed twice, or when 25% or more of its records
+	// are of files that are gone; else it appends the new records.
+	// Dovecot scans the Maildir under the lock; our entries were scanned
+	// before it, so a file delivered (and numbered by another session)
+	// since is missing from them. A record is therefore dropped only if
+	// its file is missing from a listing of new/ and cur/ taken now.
+	mustRewrite := fresh || f.Version != 3 || f.Dirty || !f.HaveGUIDRead || (len(added) > 0 && f.Partial)
 	compress := f.Lines*compressPercentage/100 >= len(all)
-	switch {
-	case fresh, f.Version != 3, f.Dirty, !f.HaveGUIDRead, len(added) > 0 && (compress || f.Partial):
-		if err := recreate(dir, path, f, all, lock, o); err != nil {
+	if mustRewrite || compress {
+		live, err := liveRecords(dir, f, kept)
+		if err != nil {
 			return nil, err
 		}
-	case len(added) > 0:
+		recs := slices.SortedFunc(slices.Values(append(live, all...)), func(a, b Record) int { return compareUID(a.UID, b.UID) })
+		if mustRewrite || f.Lines*compressPercentage/100 >= len(recs) {
+			if err := recreate(dir, path, f, recs, lock, o); err != nil {
+				return nil, err
+			}
+		} else if len(added) > 0 {
+			if err := appendRecords(path, ino, added, lock); err != nil {
+				return nil, err
+			}
+		}
+	} else if len(added) > 0 {
 		if err := appendRecords(path, ino, added, lock); err != nil {
-			return nil, err
-		}
-	case compress:
-		if err := recreate(dir, path, f, all, lock, o); err != nil {
 			return nil, err
 		}
 	}
@@ -333,6 +348,44 @@ func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotloc
 		out = append(out, assign(r, r.Name, f.UIDValidity, format))
 	}
 	return out, nil
+}
+
+// liveRecords returns the records of f whose files are in new/ or cur/ now
+// but not among kept (the caller's entries).
+func liveRecords(dir string, f *File, kept []Record) ([]Record, error) {
+	if len(f.Records) == len(kept) {
+		return nil, nil
+	}
+	present := make(map[string]bool)
+	for _, sub := range []string{"new", "cur"} {
+		d, err := os.Open(filepath.Join(dir, sub))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("uidlist: %w", err)
+		}
+		names, err := d.Readdirnames(-1)
+		d.Close()
+		if err != nil {
+			return nil, fmt.Errorf("uidlist: list %s: %w", sub, err)
+		}
+		for _, n := range names {
+			present[baseName(n)] = true
+		}
+	}
+	inKept := make(map[string]bool, len(kept))
+	for _, r := range kept {
+		inKept[r.Name] = true
+	}
+	var live []Record
+	for _, r := range f.Records {
+		if b := r.Base(); present[b] && !inKept[b] {
+			r.Name = b
+			live = append(live, r)
+		}
+	}
+	return live, nil
 }
 
 func compareUID(a, b uint32) int {

@@ -380,7 +380,7 @@ func liveRecords(dir string, f *File, kept []Record) ([]Record, error) {
 	}
 	var live []Record
 	for _, r := range f.Records {
-		if b := r.Base(); present[b] && !inKept[b] {
+		if b := r.Base(); present[b] && !inKept[b] && writable(b) {
 			r.Name = b
 			live = append(live, r)
 		}
@@ -461,11 +461,18 @@ func newGUID(now time.Time) [16]byte {
 	return g
 }
 
-// Encode writes f's header and the records as Dovecot's version 3 file.
+// Encode writes f's header and the records as Dovecot's version 3 file. It
+// refuses a record whose base name the format cannot hold (see writable).
 func Encode(w io.Writer, f *File, recs []Record) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "3 V%d N%d G%s", f.UIDValidity, f.NextUID, hex.EncodeToString(f.GUID[:]))
 	for _, e := range f.HeaderExt {
+		if e[0] == ' ' {
+			// A field read from a double space: written back, it would
+			// be read as the next key (Dovecot would write it, and then
+			// reject its own file if that key were N or V).
+			continue
+		}
 		b.WriteByte(' ')
 		b.WriteString(e)
 	}
@@ -476,9 +483,19 @@ func Encode(w io.Writer, f *File, recs []Record) error {
 	return writeRecords(w, recs)
 }
 
+// writable says whether a base name survives the file format: not empty,
+// no LF (which ends the line), CR (Dovecot ignores such files and strips a
+// CR before the LF), '/' or NUL.
+func writable(base string) bool {
+	return base != "" && !strings.ContainsAny(base, "\r\n/\x00")
+}
+
 func writeRecords(w io.Writer, recs []Record) error {
 	buf := make([]byte, 0, 64<<10)
 	for _, r := range recs {
+		if !writable(baseName(r.Name)) {
+			return fmt.Errorf("uidlist: cannot write a record for %q", r.Name)
+		}
 		buf = strconv.AppendUint(buf, uint64(r.UID), 10)
 		for _, e := range r.Ext {
 			buf = append(buf, ' ')

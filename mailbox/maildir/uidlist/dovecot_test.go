@@ -528,3 +528,115 @@ func TestDovecotCompatOrder(t *testing.T) {
 	}
 	s.CheckLog(t)
 }
+
+// Side by side: deliveries, Dovecot sessions (some deleting) and our syncs
+// (some deleting) at once on one Maildir. No message ever gets a second
+// UIDL, every UIDL either server listed is still listed at the end unless
+// its message was deleted, and at the end both list the same. Dovecot logs
+// no error (it never met a file it rejects or a lock it had to break).
+func TestDovecotSideBySide(t *testing.T) {
+	dovecottest.Require(t)
+	systemtest.RequireRoot(t)
+	s := dovecottest.Start(t, "")
+	a := newAccount(t, fmt.Sprintf("udl%ds", os.Getpid()%1000))
+	g := newNameGen(14)
+	var (
+		mu      sync.Mutex
+		seen    = map[string]bool{}   // every UIDL either listed
+		deleted = map[string]bool{}   // UIDLs deleted through either
+		byBase  = map[string]string{} // our base -> UIDL
+	)
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Errorf(format, args...)
+	}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { // the delivery agent
+		defer wg.Done()
+		for _, n := range g.names(40) {
+			a.deliver(t, n)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	go func() { // Dovecot's clients
+		defer wg.Done()
+		for i := range 12 {
+			c, err := dovecottest.Dial(s.Addr, a.Name, a.pass, 60*time.Second)
+			if err != nil {
+				fail("dovecot login: %v", err)
+				return
+			}
+			lines, err := c.UIDL()
+			if err != nil {
+				fail("dovecot UIDL: %v", err)
+				c.Close()
+				return
+			}
+			mu.Lock()
+			for _, l := range lines {
+				seen[strings.Fields(l)[1]] = true
+			}
+			if i%3 == 1 && len(lines) > 0 {
+				if _, err := c.Cmd("DELE 1"); err != nil {
+					fail("DELE: %v", err)
+				}
+				deleted[strings.Fields(lines[0])[1]] = true
+			}
+			mu.Unlock()
+			if err := c.Quit(); err != nil {
+				fail("QUIT: %v", err)
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+	}()
+	go func() { // our sessions
+		defer wg.Done()
+		for i := range 12 {
+			_, got := a.ours(t)
+			mu.Lock()
+			for _, x := range got {
+				if u, ok := byBase[x.Base]; ok && u != x.UIDL {
+					fail("%s: UIDL %s, then %s", x.Base, u, x.UIDL)
+				}
+				byBase[x.Base] = x.UIDL
+				seen[x.UIDL] = true
+			}
+			if i%3 == 2 && len(got) > 1 {
+				victim := got[len(got)/2]
+				if p, ok := a.files(t)[victim.Base]; ok {
+					if err := os.Remove(p); err == nil {
+						deleted[victim.UIDL] = true
+					}
+				}
+			}
+			mu.Unlock()
+			time.Sleep(30 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	ours, _ := a.ours(t)
+	theirs := a.dovecot(t, s)
+	sameListing(t, "at the end", ours, theirs)
+	final := map[string]bool{}
+	for _, l := range ours {
+		final[strings.Fields(l)[1]] = true
+	}
+	for u := range seen {
+		if !final[u] && !deleted[u] {
+			t.Errorf("UIDL %s was listed, its message not deleted, and it is gone", u)
+		}
+	}
+	for u := range deleted {
+		if final[u] {
+			t.Errorf("deleted UIDL %s still listed", u)
+		}
+	}
+	if len(final) < 20 {
+		t.Errorf("only %d messages at the end", len(final))
+	}
+	s.CheckLog(t)
+}

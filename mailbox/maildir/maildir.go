@@ -255,43 +255,62 @@ func (m *maildir) checkOwner(f *os.File, what string) error {
 // from the file, which is then cached.
 func (m *maildir) scan(ctx context.Context) error {
 	s := m.store
-	cache := m.readCache()
-	var msgs []message
-	changed := false
+	type listed struct {
+		dir  uint8
+		name string
+	}
+	var all []listed
 	for d := range m.dirs {
 		if m.dirs[d] == nil {
 			continue
 		}
-		names, err := listDir(m.dirs[d], s.lim.MaxMessages-len(msgs)+1)
+		names, err := listDir(m.dirs[d], s.lim.MaxMessages-len(all)+1)
 		if err != nil {
 			return err
 		}
-		for _, name := range names {
-			if err := ctx.Err(); err != nil {
+		for _, n := range names {
+			all = append(all, listed{uint8(d), n})
+		}
+	}
+	cache := m.readCache()
+	if len(cache) > 0 {
+		var known []listed
+		for _, l := range all {
+			if _, ok := cache[parseName(l.name).base]; ok {
+				known = append(known, l)
+			}
+		}
+		if !m.spotCheck(cache, len(known), func(i int) (uint8, string) { return known[i].dir, known[i].name }) {
+			cache = nil
+		}
+	}
+	var msgs []message
+	changed := false
+	for _, l := range all {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fn := parseName(l.name)
+		msg := message{dir: l.dir, name: l.name, base: fn.base, time: fn.time}
+		if c, ok := cache[fn.base]; ok {
+			msg.size, msg.disk = c.size, c.disk
+			if msg.time < 0 {
+				msg.time = c.time
+			}
+			c.used = true
+			cache[fn.base] = c
+		} else {
+			s.measured.Add(1)
+			ok, err := m.measure(&msg, fn)
+			if err != nil {
 				return err
 			}
-			fn := parseName(name)
-			msg := message{dir: uint8(d), name: name, base: fn.base, time: fn.time}
-			if c, ok := cache[fn.base]; ok {
-				msg.size, msg.disk = c.size, c.disk
-				if msg.time < 0 {
-					msg.time = c.time
-				}
-				c.used = true
-				cache[fn.base] = c
-			} else {
-				s.measured.Add(1)
-				ok, err := m.measure(&msg, fn)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					continue // gone since the listing
-				}
-				changed = true
+			if !ok {
+				continue // gone since the listing, or left out
 			}
-			msgs = append(msgs, msg)
+			changed = true
 		}
+		msgs = append(msgs, msg)
 	}
 	if len(msgs) > s.lim.MaxMessages {
 		return fmt.Errorf("%d messages or more, over max_messages %d: %w", len(msgs), s.lim.MaxMessages, mailbox.ErrFormat)
@@ -318,6 +337,32 @@ func (m *maildir) scan(ctx context.Context) error {
 		m.writeCache()
 	}
 	return nil
+}
+
+// spotChecks is how many cached messages an open stats to check the cache.
+const spotChecks = 16
+
+// spotCheck stats up to spotChecks of the n listed files the cache knows
+// (the first, the last and evenly spaced between them): each must have the
+// size on disk the cache recorded. A file gone since the listing is no
+// evidence either way.
+func (m *maildir) spotCheck(cache map[string]cached, n int, at func(int) (uint8, string)) bool {
+	for k := 0; k < min(n, spotChecks); k++ {
+		i := 0
+		if n > 1 {
+			i = k * (n - 1) / (min(n, spotChecks) - 1)
+		}
+		d, name := at(i)
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(m.dirs[d].Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			continue
+		}
+		if c := cache[parseName(name).base]; st.Size != c.disk {
+			m.store.log.Warn(fmt.Sprintf("Index cache: %s/%s is %d bytes, the cache says %d: cache dropped", dirNames[d], name, st.Size, c.disk))
+			return false
+		}
+	}
+	return true
 }
 
 // number orders msgs and gives them UIDLs by the store's scheme.

@@ -28,7 +28,7 @@ func TestSnapshot(t *testing.T) {
 	dovecotW := fmt.Sprintf("1700000002.M2P2.host,S=%d,W=%d", len(lfMsg), wireSize(lfMsg))
 	f.put("cur", courier, lfMsg)
 	f.put("new", dovecotW, lfMsg)
-	f.put("new", "1700000003.M3P3.host", crlfMsg)  // no ,S=
+	f.put("new", "1700000003.M3P3.host", crlfMsg)   // no ,S=
 	f.put("cur", wrongS, noEnd)                     // a wrong ,S=
 	f.put("cur", "1700000005.odd name é:2,", lfMsg) // not a valid UIDL
 	f.put("new", ".hidden", lfMsg)

@@ -119,14 +119,15 @@ func NewStore(opts Options) (*Store, error) {
 	if opts.Scheme != SchemeFilename {
 		s.assign = opts.Dovecot
 		if s.assign == nil {
-			s.assign = builtinDovecot
+			s.assign = builtinDovecot(s.log)
 		}
 	}
 	return s, nil
 }
 
-// builtinDovecot is the dovecot scheme of this build (dovecot.go), or nil.
-var builtinDovecot Assigner
+// builtinDovecot makes the dovecot scheme of this build (dovecot.go), or is
+// nil.
+var builtinDovecot func(*slog.Logger) Assigner
 
 // The subdirectories messages are served from, by message.dir.
 const (
@@ -325,7 +326,8 @@ func (m *maildir) scan(ctx context.Context) error {
 	if len(cache) != countUsed(cache) {
 		changed = true
 	}
-	if err := m.number(ctx, msgs); err != nil {
+	msgs, err := m.number(ctx, msgs)
+	if err != nil {
 		return err
 	}
 	m.msgs = msgs
@@ -366,11 +368,11 @@ func (m *maildir) spotCheck(cache map[string]cached, n int, at func(int) (uint8,
 }
 
 // number orders msgs and gives them UIDLs by the store's scheme.
-func (m *maildir) number(ctx context.Context, msgs []message) error {
+func (m *maildir) number(ctx context.Context, msgs []message) ([]message, error) {
 	orderByName(msgs)
 	if m.store.assign == nil {
 		filenameUIDLs(msgs)
-		return nil
+		return msgs, nil
 	}
 	entries := make([]Entry, len(msgs))
 	for i, msg := range msgs {
@@ -378,9 +380,16 @@ func (m *maildir) number(ctx context.Context, msgs []message) error {
 	}
 	as, err := m.store.assign(ctx, m.path, entries)
 	if err != nil {
-		return fmt.Errorf("dovecot UIDs: %w", err)
+		return nil, fmt.Errorf("dovecot UIDs: %w", err)
 	}
-	return applyAssigned(msgs, as)
+	out, err := applyAssigned(msgs, as, func(msg string) { m.store.log.Warn(fmt.Sprintf("Maildir %s: %s", m.path, msg)) })
+	if err != nil {
+		return nil, err
+	}
+	if left := len(msgs) - len(out); left > 0 {
+		m.store.log.Warn(fmt.Sprintf("Maildir %s: %d files not served (no UID assigned to them)", m.path, left))
+	}
+	return out, nil
 }
 
 // listDir returns the names of the message files in dir: every entry but

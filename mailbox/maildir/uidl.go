@@ -34,8 +34,9 @@ type Assigned struct {
 }
 
 // Assigner gives the messages of the Maildir at dir, named by their bases,
-// UIDs and UIDLs: the dovecot scheme, wired in dovecot.go. It returns every
-// base given, sorted by UID.
+// UIDs and UIDLs: the dovecot scheme, wired in dovecot.go. It returns the
+// messages to serve in the order to number them; a message it leaves out is
+// not served.
 type Assigner func(ctx context.Context, dir string, msgs []Entry) ([]Assigned, error)
 
 // Entry is a message file the Maildir holds, as an Assigner sees it.
@@ -115,39 +116,41 @@ func filenameUIDLs(msgs []message) {
 	}
 }
 
-// applyAssigned orders msgs by the UIDs an Assigner gave and sets their
-// UIDLs. Every message must have been assigned, each once, with a valid and
-// unique UIDL.
-func applyAssigned(msgs []message, as []Assigned) error {
-	if len(as) != len(msgs) {
-		return fmt.Errorf("UID assignment: %d messages, %d assigned", len(msgs), len(as))
-	}
+// applyAssigned returns msgs in the order an Assigner gave, with its UIDLs.
+// Messages it did not assign (Dovecot leaves out a name with CR or LF, a
+// second file of one message, or everything after a corrupt line of
+// dovecot-uidlist) are left out; a base assigned twice, one not given, or
+// an invalid or repeated UIDL is left out too and reported through warn
+// (a P field of migrated mail is served as it is when it is a valid UIDL).
+// An assigned base not given, or given twice, is an error. Of two files with
+// one base, the one in cur/ is served.
+func applyAssigned(msgs []message, as []Assigned, warn func(string)) ([]message, error) {
 	byBase := make(map[string]int, len(msgs))
 	for i := range msgs {
-		if _, dup := byBase[msgs[i].base]; dup {
-			return fmt.Errorf("UID assignment: two files with the base name %q", msgs[i].base)
+		if j, dup := byBase[msgs[i].base]; !dup || msgs[j].dir != dirCur {
+			byBase[msgs[i].base] = i
 		}
-		byBase[msgs[i].base] = i
 	}
-	out := make([]message, 0, len(msgs))
-	seen := make(map[string]struct{}, len(msgs))
+	out := make([]message, 0, len(as))
+	seen := make(map[string]struct{}, len(as))
 	for _, a := range as {
 		i, ok := byBase[a.Base]
 		if !ok {
-			return fmt.Errorf("UID assignment: unknown or repeated base %q", a.Base)
+			return nil, fmt.Errorf("UID assignment: unknown or repeated base %q", a.Base)
 		}
 		delete(byBase, a.Base)
 		if !validUIDL(a.UIDL) {
-			return fmt.Errorf("UID assignment: invalid UIDL %q for %q", a.UIDL, a.Base)
+			warn(fmt.Sprintf("%s not served: its UIDL %q is not 1-70 characters of 0x21-0x7E", a.Base, a.UIDL))
+			continue
 		}
 		if _, dup := seen[a.UIDL]; dup {
-			return fmt.Errorf("UID assignment: UIDL %q repeated", a.UIDL)
+			warn(fmt.Sprintf("%s not served: its UIDL %q is another message's", a.Base, a.UIDL))
+			continue
 		}
 		seen[a.UIDL] = struct{}{}
 		m := msgs[i]
 		m.uidl = a.UIDL
 		out = append(out, m)
 	}
-	copy(msgs, out)
-	return nil
+	return out, nil
 }

@@ -101,3 +101,10 @@ func sizes(t testing.TB, b []byte) map[int]int {
 	}
 	return out
 }
+
+func removeFile(t testing.TB, p string) {
+	t.Helper()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+}

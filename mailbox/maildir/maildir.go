@@ -259,6 +259,7 @@ func (m *maildir) scan(ctx context.Context) error {
 	type listed struct {
 		dir  uint8
 		name string
+		fn   fileName
 	}
 	var all []listed
 	for d := range m.dirs {
@@ -269,37 +270,42 @@ func (m *maildir) scan(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if all == nil {
+			all = make([]listed, 0, 2*len(names)+16)
+		}
 		for _, n := range names {
-			all = append(all, listed{uint8(d), n})
+			all = append(all, listed{uint8(d), n, parseName(n)})
 		}
 	}
 	cache := m.readCache()
 	if len(cache) > 0 {
-		var known []listed
-		for _, l := range all {
-			if _, ok := cache[parseName(l.name).base]; ok {
-				known = append(known, l)
+		var known []int
+		for i := range all {
+			if _, ok := cache[all[i].fn.base]; ok {
+				known = append(known, i)
 			}
 		}
-		if !m.spotCheck(cache, len(known), func(i int) (uint8, string) { return known[i].dir, known[i].name }) {
+		if !m.spotCheck(cache, len(known), func(i int) (uint8, string) { return all[known[i]].dir, all[known[i]].name }) {
 			cache = nil
 		}
 	}
-	var msgs []message
+	msgs := make([]message, 0, len(all))
 	changed := false
 	for _, l := range all {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		fn := parseName(l.name)
+		fn := l.fn
 		msg := message{dir: l.dir, name: l.name, base: fn.base, time: fn.time}
 		if c, ok := cache[fn.base]; ok {
 			msg.size, msg.disk = c.size, c.disk
 			if msg.time < 0 {
 				msg.time = c.time
 			}
-			c.used = true
-			cache[fn.base] = c
+			if !c.used {
+				c.used = true
+				cache[fn.base] = c
+			}
 		} else {
 			s.measured.Add(1)
 			ok, err := m.measure(&msg, fn)

@@ -458,9 +458,9 @@ func (m *maildir) measure(msg *message, fn fileName) (bool, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	if errors.Is(err, mailbox.ErrNotOwned) || errors.Is(err, mailbox.ErrFormat) {
+	if errors.Is(err, mailbox.ErrNotOwned) || errors.Is(err, mailbox.ErrFormat) || errors.Is(err, fs.ErrPermission) {
 		// Left out rather than refusing the whole Maildir for a file
-		// someone else put there.
+		// someone else put there, or one the user may not read.
 		m.store.log.Warn(fmt.Sprintf("Maildir %s: left out: %v", m.path, err))
 		return false, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/popa3d/popa3d/auth/system/systemtest"
+	"github.com/popa3d/popa3d/mailbox/maildir/uidlist"
 	"github.com/popa3d/popa3d/mailbox/maildir/uidlist/dovecottest"
 )
 
@@ -62,6 +63,24 @@ func (d *dovecotUser) deliver(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	return name
+}
+
+// uidOrder returns the Maildir's dovecot-uidlist as "<uid> <base>" lines.
+func (d *dovecotUser) uidOrder(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(d.maildir, uidlist.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := uidlist.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range f.Records {
+		out = append(out, fmt.Sprintf("%d %s", r.UID, r.Base()))
+	}
+	return out
 }
 
 // session logs in at addr (either server, through the same client), lists

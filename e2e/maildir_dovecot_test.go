@@ -108,5 +108,25 @@ func TestMaildirDovecot(t *testing.T) {
 	if !slices.Equal(vOurs, vTheirs) || !slices.Equal(vOurSubj, vTheirSubj) {
 		t.Fatalf("new Maildir: popa3d %q %q, dovecot %q %q", vOurs, vOurSubj, vTheirs, vTheirSubj)
 	}
+
+	// (e) Side by side the first to list numbers new mail and the other
+	// reads its numbers, so the order is only seen apart: the same mail
+	// delivered to two Maildirs, one numbered by Dovecot and one by
+	// popa3d, gets the same UIDs.
+	x := newDovecotUser(t, fmt.Sprintf("udl%dg", os.Getpid()%1000))
+	y := newDovecotUser(t, fmt.Sprintf("udl%dh", os.Getpid()%1000))
+	for round := 5; round < 7; round++ {
+		for _, n := range names(round) {
+			y.seq = x.seq
+			if a, b := x.deliver(t, n), y.deliver(t, n); a != b {
+				t.Fatalf("names %q, %q", a, b)
+			}
+		}
+		x.session(t, dc.Addr)
+		y.session(t, d.addr)
+		if xo, yo := x.uidOrder(t), y.uidOrder(t); !slices.Equal(xo, yo) {
+			t.Fatalf("round %d: Dovecot numbered\n%q\npopa3d numbered\n%q", round, xo, yo)
+		}
+	}
 	dc.CheckLog(t)
 }

@@ -373,8 +373,9 @@ func TestDovecotCompatMigrated(t *testing.T) {
 	s := dovecottest.Start(t, "")
 	g := newNameGen(12)
 
-	for _, v := range []int{1, 3} {
-		a := newAccount(t, fmt.Sprintf("udl%dv%d", os.Getpid()%1000, v))
+	for i, v := range []int{1, 3, 1, 3} {
+		oursFirst := i >= 2 // we convert or extend the file, Dovecot reads ours
+		a := newAccount(t, fmt.Sprintf("udl%dv%d", os.Getpid()%1000, i))
 		var ns []string
 		for _, n := range g.names(12) {
 			ns = append(ns, a.deliver(t, n))
@@ -405,9 +406,16 @@ func TestDovecotCompatMigrated(t *testing.T) {
 		if err := os.Chown(p, a.UID, a.GID); err != nil {
 			t.Fatal(err)
 		}
-		theirs := a.dovecot(t, s)
-		ours, got := a.ours(t)
-		sameListing(t, fmt.Sprintf("v%d", v), ours, theirs)
+		var ours, theirs []string
+		var got []uidlist.Assigned
+		if oursFirst {
+			ours, got = a.ours(t)
+			theirs = a.dovecot(t, s)
+		} else {
+			theirs = a.dovecot(t, s)
+			ours, got = a.ours(t)
+		}
+		sameListing(t, fmt.Sprintf("v%d, ours first %v", v, oursFirst), ours, theirs)
 		if got[0].UID != 2 || (v == 3 && got[0].UIDL != "old-uidl-0") {
 			t.Errorf("v%d: first %+v", v, got[0])
 		}

@@ -169,8 +169,9 @@ func (o *Options) fileMode() fs.FileMode { return o.mode }
 // entries (including new mail) are left out, as giving them UIDs could
 // change a UIDL the broken part assigns. With a broken header it returns no
 // entries and the *CorruptError. Either way the caller logs the error; the
-// file stays as it is for an administrator to mend (Dovecot itself would
-// delete it and renumber every message).
+// file stays as it is for an administrator to mend (Dovecot itself unlinks
+// it and gives the messages it can no longer place new UIDs, so their UIDLs
+// change).
 func Sync(ctx context.Context, dir string, entries []Entry, opts Options) ([]Assigned, error) {
 	format, err := parseFormat(cmp(opts.Format, DefaultFormat))
 	if err != nil {

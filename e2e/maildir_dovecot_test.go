@@ -3,10 +3,12 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/popa3d/popa3d/mailbox/maildir/uidlist"
 	"github.com/popa3d/popa3d/mailbox/maildir/uidlist/dovecottest"
 )
 
@@ -127,6 +129,52 @@ func TestMaildirDovecot(t *testing.T) {
 		if xo, yo := x.uidOrder(t), y.uidOrder(t); !slices.Equal(xo, yo) {
 			t.Fatalf("round %d: Dovecot numbered\n%q\npopa3d numbered\n%q", round, xo, yo)
 		}
+	}
+
+	// (f) Mail migrated into Dovecot: a dovecot-uidlist with P (old POP3
+	// UIDL; empty for the base name) and O (POP3 order) fields. Both
+	// servers list the old UIDLs in the old order.
+	m := newDovecotUser(t, fmt.Sprintf("udl%di", os.Getpid()%1000))
+	var ms []string
+	for _, n := range names(7) {
+		ms = append(ms, m.deliver(t, n))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "3 V1500000000 N%d G00112233445566778899aabbccddeeff\n", len(ms)+1)
+	for i, n := range ms {
+		ascii := !strings.ContainsFunc(n, func(r rune) bool { return r > 0x7e })
+		switch {
+		case i%4 == 2 && !ascii:
+			// An empty P makes the base name the UIDL; popa3d leaves out
+			// a message whose UIDL would break RFC 1939 (Dovecot serves
+			// it), so only ASCII names get one here.
+			fmt.Fprintf(&b, "%d :%s\n", i+1, n)
+		case i%4 == 0:
+			fmt.Fprintf(&b, "%d P%s O%d :%s\n", i+1, fmt.Sprintf("UID%d-legacy", 1000+i), len(ms)-i, n)
+		case i%4 == 1:
+			fmt.Fprintf(&b, "%d O%d :%s\n", i+1, len(ms)-i, n)
+		case i%4 == 2:
+			fmt.Fprintf(&b, "%d P :%s\n", i+1, n)
+		default:
+			fmt.Fprintf(&b, "%d :%s\n", i+1, n)
+		}
+	}
+	p := filepath.Join(m.maildir, uidlist.FileName)
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(p, m.UID, m.GID); err != nil {
+		t.Fatal(err)
+	}
+	mOurs, mOurSubj := m.session(t, d.addr)
+	mTheirs, mTheirSubj := m.session(t, dc.Addr)
+	if !slices.Equal(mOurs, mTheirs) || !slices.Equal(mOurSubj, mTheirSubj) {
+		t.Fatalf("migrated: popa3d\n%q\n%q\ndovecot\n%q\n%q", mOurs, mOurSubj, mTheirs, mTheirSubj)
+	}
+	// The lowest O is the tenth message's (UID 10, no P), then the
+	// ninth's (P UID1008-legacy).
+	if len(mOurs) < 2 || mOurs[0] != "1 0000000a59682f00" || mOurs[1] != "2 UID1008-legacy" {
+		t.Errorf("migrated: listing starts %q, want the lowest O first, with its P", mOurs[:min(2, len(mOurs))])
 	}
 	dc.CheckLog(t)
 }

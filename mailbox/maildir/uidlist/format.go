@@ -105,6 +105,7 @@ func parseFormat(s string) (uidlFormat, error) {
 // expand renders the UIDL of one message.
 func (f uidlFormat) expand(uid, uidValidity uint32, base, guid string) string {
 	var b strings.Builder
+	b.Grow(32)
 	for _, p := range f {
 		if p.key == 0 {
 			b.WriteString(p.lit)

@@ -112,7 +112,8 @@ func Parse(data []byte) (*File, error) {
 	if err := f.parseHeader(lines[0]); err != nil {
 		return nil, err
 	}
-	seen := make(map[string]int) // base name -> index in f.Records
+	f.Records = make([]Record, 0, len(lines)-1)
+	seen := make(map[string]int, len(lines)-1) // base name -> index in f.Records
 	var prev uint32
 	for i, line := range lines[1:] {
 		lineNo := i + 2
@@ -166,6 +167,7 @@ func (f *File) compact() {
 // it) and a last line without LF, which Dovecot's line reader never returns.
 // A NUL ends a line's content, as it does for Dovecot's C strings.
 func splitLines(data []byte) (lines [][]byte, partial bool) {
+	lines = make([][]byte, 0, bytes.Count(data, []byte{'\n'}))
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {

@@ -439,7 +439,11 @@ func readFile(path string) (*File, fs.FileInfo, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, nil, fmt.Errorf("uidlist: %s is not a regular file", path)
 	}
-	data, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
+	if fi.Size() > maxFileSize {
+		return nil, nil, fmt.Errorf("uidlist: %s is larger than %d bytes", path, maxFileSize)
+	}
+	data := make([]byte, 0, fi.Size()+512)
+	data, err = readAllInto(data, io.LimitReader(fh, maxFileSize+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("uidlist: read %s: %w", path, err)
 	}
@@ -448,6 +452,23 @@ func readFile(path string) (*File, fs.FileInfo, error) {
 	}
 	f, err := Parse(data)
 	return f, fi, err
+}
+
+// readAllInto is io.ReadAll into buf's spare capacity.
+func readAllInto(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // newGUID makes a mailbox GUID laid out as Dovecot's guid_128_generate

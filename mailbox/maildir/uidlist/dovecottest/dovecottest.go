@@ -189,8 +189,12 @@ func (s *Server) CheckLog(tb testing.TB) {
 	}
 }
 
+// freePort finds a free port in 2330..2399, starting at one that depends on
+// the process, so that test binaries running at once seldom try the same.
 func freePort() (int, error) {
-	for p := 2330; p < 2400; p++ {
+	start := os.Getpid() % 70
+	for i := range 70 {
+		p := 2330 + (start+i)%70
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
 			continue

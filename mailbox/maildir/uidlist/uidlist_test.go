@@ -357,3 +357,77 @@ func TestMissingMaildir(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+// A torn last line (a writer died mid-append) is ignored, as Dovecot's line
+// reader ignores it, and the file is rewritten rather than appended to.
+func TestTornLastLine(t *testing.T) {
+	dir := newMaildir(t)
+	s := "3 V7 N3 G0123456789abcdef0123456789abcdef\n1 :a.h\n2 :b"
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := mustSync(t, dir, entries("a.h", "c.h"), Options{})
+	want := []Assigned{{Base: "a.h", UID: 1, UIDL: "0000000100000007"}, {Base: "c.h", UID: 3, UIDL: "0000000300000007"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %+v", got)
+	}
+	if f := readUIDList(t, dir); f != "3 V7 N4 G0123456789abcdef0123456789abcdef\n1 :a.h\n3 :c.h\n" {
+		t.Errorf("file %q", f)
+	}
+}
+
+// An extension field with an invalid key is dropped and the file rewritten,
+// with the other fields and the header's unknown fields kept.
+func TestInvalidFieldDropped(t *testing.T) {
+	dir := newMaildir(t)
+	s := "3 V7 N3 G0123456789abcdef0123456789abcdef Xfuture\n1 W10 x99 Gabc :a.h\n2 S5 :b.h\n"
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, dir, entries("a.h", "b.h"), Options{})
+	if f := readUIDList(t, dir); f != "3 V7 N3 G0123456789abcdef0123456789abcdef Xfuture\n1 W10 Gabc :a.h\n2 S5 :b.h\n" {
+		t.Errorf("file %q", f)
+	}
+}
+
+// A new dovecot-uidlist takes the next UIDVALIDITY from an existing
+// dovecot-uidvalidity, renaming its marker, as Dovecot does.
+func TestUIDValidityNext(t *testing.T) {
+	dir := newMaildir(t)
+	if err := os.WriteFile(filepath.Join(dir, "dovecot-uidvalidity"), []byte("6b13808d"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "dovecot-uidvalidity.6b13808d"), nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	got := mustSync(t, dir, entries("a"), Options{})
+	if got[0].UIDL != "000000016b13808e" {
+		t.Errorf("UIDL %q", got[0].UIDL)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "dovecot-uidvalidity")); string(b) != "6b13808e" {
+		t.Errorf("dovecot-uidvalidity %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dovecot-uidvalidity.6b13808e")); err != nil {
+		t.Errorf("marker not renamed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dovecot-uidvalidity.6b13808d")); !os.IsNotExist(err) {
+		t.Errorf("old marker left: %v", err)
+	}
+}
+
+// A name listed twice keeps its later UID (Dovecot's rule), and the file is
+// rewritten without the earlier record.
+func TestDuplicateName(t *testing.T) {
+	dir := newMaildir(t)
+	s := "3 V7 N9 G0123456789abcdef0123456789abcdef\n1 :a.h\n2 :b.h\n5 :a.h\n"
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := mustSync(t, dir, entries("a.h", "b.h"), Options{})
+	if got[0].Base != "b.h" || got[1].Base != "a.h" || got[1].UID != 5 {
+		t.Errorf("got %+v", got)
+	}
+	if f := readUIDList(t, dir); f != "3 V7 N9 G0123456789abcdef0123456789abcdef\n2 :b.h\n5 :a.h\n" {
+		t.Errorf("file %q", f)
+	}
+}

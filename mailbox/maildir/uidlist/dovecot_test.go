@@ -481,6 +481,36 @@ func TestDovecotWaitsForOurLock(t *testing.T) {
 	if len(theirs) != 2 {
 		t.Errorf("dovecot listed %q", theirs)
 	}
+
+	// A lock left by one of our processes that died reads to Dovecot as
+	// its own would: a pid of this host that is gone. Dovecot breaks it
+	// at once (it is over 2 s old) rather than after 120 s.
+	a.deliver(t, "1733370002.M1P1.h")
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lock, []byte(fmt.Sprintf("%d:%s", dead.Process.Pid, host)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(lock, a.UID, a.GID); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-10 * time.Second)
+	if err := os.Chtimes(lock, old, old); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	theirs = a.dovecot(t, s)
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("dovecot took %v to break a dead process's lock", d)
+	}
+	if len(theirs) != 3 {
+		t.Errorf("dovecot listed %q", theirs)
+	}
+	if _, err := os.Stat(lock); !os.IsNotExist(err) {
+		t.Errorf("lock still there: %v", err)
+	}
 }
 
 // uids reads the account's dovecot-uidlist as base name -> UID.

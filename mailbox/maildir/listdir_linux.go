@@ -59,4 +59,3 @@ func listDir(dir *os.File, max int) ([]string, error) {
 	}
 	return names, nil
 }
-

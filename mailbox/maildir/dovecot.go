@@ -58,7 +58,7 @@ func DovecotAssigner(opts uidlist.Options, log *slog.Logger) Assigner {
 				continue
 			}
 			ours[b] = m.Base
-			entries = append(entries, uidlist.Entry{Base: b})
+			entries = append(entries, uidlist.Entry{Base: b, Name: m.Name, New: m.New})
 		}
 		as, err := uidlist.Sync(ctx, dir, entries, opts)
 		var corrupt *uidlist.CorruptError

@@ -38,8 +38,9 @@ const (
 var ErrLockTimeout = errors.New("uidlist: timed out waiting for dovecot-uidlist.lock")
 
 type dotlock struct {
-	path string
-	fi   fs.FileInfo
+	path    string
+	fi      fs.FileInfo
+	content string
 }
 
 type lockWatch struct {
@@ -87,7 +88,6 @@ func lockUIDList(ctx context.Context, path string, o *Options) (*dotlock, error)
 	}
 	var lockW, fileW lockWatch
 	var last time.Time
-	pidChecked := false
 	wait := time.Duration(100+rand.IntN(100)) * time.Millisecond
 	for {
 		f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, o.fileMode())
@@ -106,17 +106,16 @@ func lockUIDList(ctx context.Context, path string, o *Options) (*dotlock, error)
 			return nil, fmt.Errorf("uidlist: %w", err)
 		}
 		changed := lockW.observe(st, now, &last)
-		if changed {
-			pidChecked = false
-		}
-		stale := false
-		if !pidChecked && st.ModTime().Before(now.Add(-stalePIDCheck)) {
-			pidChecked = true
-			if pid, ok := readLocalPID(lockPath, o.hostname()); ok && !processExists(pid) {
-				stale = true
+		stale, alive := false, false
+		// A lock over 2 s old naming a process of this host: stale when
+		// that process is gone, never stale while it lives.
+		if st.ModTime().Before(now.Add(-stalePIDCheck)) {
+			if pid, ok := readLocalPID(lockPath, o.hostname()); ok {
+				alive = processExists(pid)
+				stale = !alive
 			}
 		}
-		if !stale && now.Sub(last) > o.staleTimeout() {
+		if !stale && !alive && now.Sub(last) > o.staleTimeout() {
 			if fst, err := os.Stat(path); err == nil {
 				fileW.observe(fst, now, &last)
 			}
@@ -163,23 +162,30 @@ func finishLock(f *os.File, lockPath string, o *Options) (*dotlock, error) {
 		os.Remove(lockPath)
 		return nil, fmt.Errorf("uidlist: chmod %s: %w", lockPath, err)
 	}
-	if _, err := f.WriteString(strconv.Itoa(os.Getpid()) + ":" + o.hostname()); err != nil {
+	content := strconv.Itoa(os.Getpid()) + ":" + o.hostname()
+	if _, err := f.WriteString(content); err != nil {
 		// Dovecot leaves it empty then.
 		_ = f.Truncate(0)
+		content = ""
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		os.Remove(lockPath)
 		return nil, fmt.Errorf("uidlist: %w", err)
 	}
-	return &dotlock{path: lockPath, fi: fi}, nil
+	return &dotlock{path: lockPath, fi: fi, content: content}, nil
 }
 
 // held reports whether the lock file is still ours (nobody judged it stale
-// and replaced it).
+// and replaced it): the same inode (which a new file may reuse at once) and
+// the same content.
 func (d *dotlock) held() bool {
 	fi, err := os.Lstat(d.path)
-	return err == nil && os.SameFile(fi, d.fi)
+	if err != nil || !os.SameFile(fi, d.fi) {
+		return false
+	}
+	b, err := os.ReadFile(d.path)
+	return err == nil && string(b) == d.content
 }
 
 // release removes the lock if it is still ours.

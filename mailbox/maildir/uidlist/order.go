@@ -3,13 +3,15 @@ package uidlist
 import "slices"
 
 // sortNew orders new message files as Dovecot 2.3 does before it gives them
-// UIDs (maildir_filename_sort_cmp): by the decimal timestamp the name starts
-// with, then by the microseconds of an "M<usecs>" part in the name's second
-// dot-separated field, then by the rest of the base name byte by byte (bytes
-// compared as signed chars, as on x86). Names it ranks equal keep the order
-// they were given in (glibc's qsort is a stable merge sort for such arrays).
-func sortNew(names []string) {
-	slices.SortStableFunc(names, compareNames)
+// UIDs (maildir_filename_sort_cmp on the names of Entry.sortKey): by the
+// decimal timestamp the name starts with, then by the microseconds of an
+// "M<usecs>" part in the name's second dot-separated field, then by the rest
+// of the name byte by byte up to the info part, a name's end comparing as
+// NUL and the start of its info part as ':' (bytes compared as signed chars,
+// as on x86). Names it ranks equal keep the order they were given in
+// (glibc's qsort is a stable merge sort for such arrays).
+func sortNew(files []newFile) {
+	slices.SortStableFunc(files, func(a, b newFile) int { return compareNames(a.key, b.key) })
 }
 
 // compareNames is maildir_filename_sort_cmp, with C's integer arithmetic:
@@ -61,7 +63,7 @@ func usecs(s string) (int32, bool) {
 
 // baseCompare is maildir_filename_base_cmp: equal when both reach ':' or
 // the end together, else the difference of the first differing bytes as
-// signed chars.
+// signed chars (the end counting as NUL).
 func baseCompare(a, b string) int32 {
 	i := 0
 	for {

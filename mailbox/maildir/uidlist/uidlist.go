@@ -55,10 +55,31 @@ type Entry struct {
 	// name). It must not be empty or hold '/' or ':'. Dovecot ignores
 	// files whose names hold CR or LF, and so does Sync (they are left
 	// out of its result).
-	//
-	// Nothing else decides Dovecot's numbering: new/ or cur/, the flags
-	// and the file times do not matter, only the name (see order.go).
 	Base string
+	// Name is the whole file name, Base and any info part (":2,S");
+	// "" means Base.
+	Name string
+	// New says the file is in new/.
+	New bool
+	// Name and New matter for one case only: where one new file's base
+	// name is a prefix of another's, Dovecot's order depends on whether
+	// an info part follows (see sortKey). File times, sizes and flags
+	// never matter.
+}
+
+// sortKey is the name Dovecot's POP3 server compares when it orders new
+// files: it moves files from new/ to cur/ as it numbers them (its default,
+// pop3_no_flag_updates = no), appending ":2," to a name without an info
+// part, and compares the names it moved them to.
+func (e Entry) sortKey() string {
+	name := e.Name
+	if name == "" {
+		name = e.Base
+	}
+	if e.New && !strings.Contains(name, ":") {
+		return name + ":2,"
+	}
+	return name
 }
 
 // Assigned is an entry with its IMAP UID and POP3 UIDL.
@@ -148,8 +169,9 @@ func (o *Options) fileMode() fs.FileMode { return o.mode }
 // entries (including new mail) are left out, as giving them UIDs could
 // change a UIDL the broken part assigns. With a broken header it returns no
 // entries and the *CorruptError. Either way the caller logs the error; the
-// file stays as it is for an administrator to mend (Dovecot itself would
-// delete it and renumber every message).
+// file stays as it is for an administrator to mend (Dovecot itself unlinks
+// it and gives the messages it can no longer place new UIDs, so their UIDLs
+// change).
 func Sync(ctx context.Context, dir string, entries []Entry, opts Options) ([]Assigned, error) {
 	format, err := parseFormat(cmp(opts.Format, DefaultFormat))
 	if err != nil {
@@ -190,14 +212,21 @@ func cmp(s, def string) string {
 	return s
 }
 
-// baseNames checks the entries and returns their distinct base names.
-func baseNames(entries []Entry, o *Options) ([]string, error) {
-	names := make([]string, 0, len(entries))
+// newFile is a file not yet listed: its base name and the name Dovecot
+// would order it by.
+type newFile struct{ base, key string }
+
+// baseNames checks the entries and returns them with distinct base names.
+func baseNames(entries []Entry, o *Options) ([]Entry, error) {
+	names := make([]Entry, 0, len(entries))
 	seen := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		b := e.Base
 		if b == "" || strings.ContainsAny(b, "/:\x00") {
 			return nil, fmt.Errorf("uidlist: bad base name %q", b)
+		}
+		if e.Name != "" && baseName(e.Name) != b {
+			return nil, fmt.Errorf("uidlist: name %q does not start with base %q", e.Name, b)
 		}
 		if strings.ContainsAny(b, "\r\n") {
 			if o.Logf != nil {
@@ -209,12 +238,12 @@ func baseNames(entries []Entry, o *Options) ([]string, error) {
 			continue // the same message in new/ and cur/
 		}
 		seen[b] = true
-		names = append(names, b)
+		names = append(names, e)
 	}
 	return names, nil
 }
 
-func syncLocked(dir, path string, names []string, format uidlFormat, lock *dotlock, o *Options) ([]Assigned, error) {
+func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotlock, o *Options) ([]Assigned, error) {
 	f, ino, err := readFile(path)
 	var corrupt *CorruptError
 	if errors.As(err, &corrupt) {
@@ -229,8 +258,8 @@ func syncLocked(dir, path string, names []string, format uidlFormat, lock *dotlo
 		}
 		var out []Assigned
 		for _, n := range names {
-			if r, ok := listed[n]; ok {
-				out = append(out, assign(r, n, f.UIDValidity, format))
+			if r, ok := listed[n.Base]; ok {
+				out = append(out, assign(r, n.Base, f.UIDValidity, format))
 			}
 		}
 		slices.SortFunc(out, func(a, b Assigned) int { return compareUID(a.UID, b.UID) })
@@ -249,14 +278,14 @@ func syncLocked(dir, path string, names []string, format uidlFormat, lock *dotlo
 		byBase[r.Base()] = i
 	}
 	kept := make([]Record, 0, len(names))
-	var newNames []string
+	var newFiles []newFile
 	for _, n := range names {
-		if i, ok := byBase[n]; ok {
+		if i, ok := byBase[n.Base]; ok {
 			r := f.Records[i]
-			r.Name = n // Dovecot writes the current base name
+			r.Name = n.Base // Dovecot writes the current base name
 			kept = append(kept, r)
 		} else {
-			newNames = append(newNames, n)
+			newFiles = append(newFiles, newFile{base: n.Base, key: n.sortKey()})
 		}
 	}
 	slices.SortFunc(kept, func(a, b Record) int { return compareUID(a.UID, b.UID) })
@@ -273,29 +302,44 @@ func syncLocked(dir, path string, names []string, format uidlFormat, lock *dotlo
 		f.HaveGUID = true
 	}
 
-	sortNew(newNames)
-	added := make([]Record, 0, len(newNames))
-	for _, n := range newNames {
+	sortNew(newFiles)
+	added := make([]Record, 0, len(newFiles))
+	for _, n := range newFiles {
 		if f.NextUID >= ^uint32(0) {
 			return nil, fmt.Errorf("uidlist: %s: out of UIDs (next %d)", path, f.NextUID)
 		}
-		added = append(added, Record{UID: f.NextUID, Name: n})
+		added = append(added, Record{UID: f.NextUID, Name: n.base})
 		f.NextUID++
 	}
 	all := append(kept, added...)
 
+	// Dovecot rewrites the file (dropping the records of files that are
+	// gone) when it is new, of version 1, lacks a GUID, had a field it
+	// dropped or a name listed twice, or when 25% or more of its records
+	// are of files that are gone; else it appends the new records.
+	// Dovecot scans the Maildir under the lock; our entries were scanned
+	// before it, so a file delivered (and numbered by another session)
+	// since is missing from them. A record is therefore dropped only if
+	// its file is missing from a listing of new/ and cur/ taken now.
+	mustRewrite := fresh || f.Version != 3 || f.Dirty || !f.HaveGUIDRead || (len(added) > 0 && f.Partial)
 	compress := f.Lines*compressPercentage/100 >= len(all)
-	switch {
-	case fresh, f.Version != 3, f.Dirty, !f.HaveGUIDRead, len(added) > 0 && (compress || f.Partial):
-		if err := recreate(dir, path, f, all, lock, o); err != nil {
+	if mustRewrite || compress {
+		live, err := liveRecords(dir, f, kept)
+		if err != nil {
 			return nil, err
 		}
-	case len(added) > 0:
+		recs := slices.SortedFunc(slices.Values(append(live, all...)), func(a, b Record) int { return compareUID(a.UID, b.UID) })
+		if mustRewrite || f.Lines*compressPercentage/100 >= len(recs) {
+			if err := recreate(dir, path, f, recs, lock, o); err != nil {
+				return nil, err
+			}
+		} else if len(added) > 0 {
+			if err := appendRecords(path, ino, added, lock); err != nil {
+				return nil, err
+			}
+		}
+	} else if len(added) > 0 {
 		if err := appendRecords(path, ino, added, lock); err != nil {
-			return nil, err
-		}
-	case compress:
-		if err := recreate(dir, path, f, all, lock, o); err != nil {
 			return nil, err
 		}
 	}
@@ -305,6 +349,44 @@ func syncLocked(dir, path string, names []string, format uidlFormat, lock *dotlo
 		out = append(out, assign(r, r.Name, f.UIDValidity, format))
 	}
 	return out, nil
+}
+
+// liveRecords returns the records of f whose files are in new/ or cur/ now
+// but not among kept (the caller's entries).
+func liveRecords(dir string, f *File, kept []Record) ([]Record, error) {
+	if len(f.Records) == len(kept) {
+		return nil, nil
+	}
+	present := make(map[string]bool)
+	for _, sub := range []string{"new", "cur"} {
+		d, err := os.Open(filepath.Join(dir, sub))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("uidlist: %w", err)
+		}
+		names, err := d.Readdirnames(-1)
+		d.Close()
+		if err != nil {
+			return nil, fmt.Errorf("uidlist: list %s: %w", sub, err)
+		}
+		for _, n := range names {
+			present[baseName(n)] = true
+		}
+	}
+	inKept := make(map[string]bool, len(kept))
+	for _, r := range kept {
+		inKept[r.Name] = true
+	}
+	var live []Record
+	for _, r := range f.Records {
+		if b := r.Base(); present[b] && !inKept[b] && writable(b) {
+			r.Name = b
+			live = append(live, r)
+		}
+	}
+	return live, nil
 }
 
 func compareUID(a, b uint32) int {
@@ -380,11 +462,18 @@ func newGUID(now time.Time) [16]byte {
 	return g
 }
 
-// Encode writes f's header and the records as Dovecot's version 3 file.
+// Encode writes f's header and the records as Dovecot's version 3 file. It
+// refuses a record whose base name the format cannot hold (see writable).
 func Encode(w io.Writer, f *File, recs []Record) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "3 V%d N%d G%s", f.UIDValidity, f.NextUID, hex.EncodeToString(f.GUID[:]))
 	for _, e := range f.HeaderExt {
+		if e[0] == ' ' {
+			// A field read from a double space: written back, it would
+			// be read as the next key (Dovecot would write it, and then
+			// reject its own file if that key were N or V).
+			continue
+		}
 		b.WriteByte(' ')
 		b.WriteString(e)
 	}
@@ -395,9 +484,19 @@ func Encode(w io.Writer, f *File, recs []Record) error {
 	return writeRecords(w, recs)
 }
 
+// writable says whether a base name survives the file format: not empty,
+// no LF (which ends the line), CR (Dovecot ignores such files and strips a
+// CR before the LF), '/' or NUL.
+func writable(base string) bool {
+	return base != "" && !strings.ContainsAny(base, "\r\n/\x00")
+}
+
 func writeRecords(w io.Writer, recs []Record) error {
 	buf := make([]byte, 0, 64<<10)
 	for _, r := range recs {
+		if !writable(baseName(r.Name)) {
+			return fmt.Errorf("uidlist: cannot write a record for %q", r.Name)
+		}
 		buf = strconv.AppendUint(buf, uint64(r.UID), 10)
 		for _, e := range r.Ext {
 			buf = append(buf, ' ')

@@ -129,11 +129,17 @@ func TestCompareNames(t *testing.T) {
 		{"5.M2.a.b", "5.M2.a.c"},
 	}
 	for _, l := range lists {
-		shuffled := slices.Clone(l)
-		slices.Reverse(shuffled)
-		sortNew(shuffled)
-		if !slices.Equal(shuffled, l) {
-			t.Errorf("sorted %q, want %q", shuffled, l)
+		var files []newFile
+		for _, n := range slices.Backward(l) {
+			files = append(files, newFile{base: n, key: n})
+		}
+		sortNew(files)
+		var got []string
+		for _, f := range files {
+			got = append(got, f.key)
+		}
+		if !slices.Equal(got, l) {
+			t.Errorf("sorted %q, want %q", got, l)
 		}
 	}
 	if compareNames("5.M3P1.h", "5.M3P1.h") != 0 {
@@ -142,6 +148,35 @@ func TestCompareNames(t *testing.T) {
 	// Bytes above 0x7F sort below ASCII, as signed chars do.
 	if compareNames("5.\xe9", "5.a") >= 0 {
 		t.Error("0xE9 should sort before 'a'")
+	}
+}
+
+// Where one base name is a prefix of another, Dovecot's order depends on
+// the info part: POP3 compares the names it moved new/ files to ("x:2,"),
+// and ':' sorts after the digits.
+func TestOrderInfoPart(t *testing.T) {
+	cases := []struct {
+		es   []Entry
+		want []string
+	}{
+		{[]Entry{{Base: "5.M2P2.ha6", New: true}, {Base: "5.M2P2.ha68", New: true}}, []string{"5.M2P2.ha68", "5.M2P2.ha6"}},
+		{[]Entry{{Base: "5.M2P2.ha6", Name: "5.M2P2.ha6:2,S"}, {Base: "5.M2P2.ha68", New: true}}, []string{"5.M2P2.ha68", "5.M2P2.ha6"}},
+		{[]Entry{{Base: "5.M2P2.ha6", Name: "5.M2P2.ha6"}, {Base: "5.M2P2.ha68", New: true}}, []string{"5.M2P2.ha6", "5.M2P2.ha68"}},
+		{[]Entry{{Base: "5.M2P2.ha6:"[:10]}, {Base: "5.M2P2.haZ", New: true}}, []string{"5.M2P2.ha6", "5.M2P2.haZ"}},
+	}
+	for i, c := range cases {
+		dir := newMaildir(t)
+		got := mustSync(t, dir, c.es, Options{})
+		var bases []string
+		for _, a := range got {
+			bases = append(bases, a.Base)
+		}
+		if !slices.Equal(bases, c.want) {
+			t.Errorf("case %d: order %q, want %q", i, bases, c.want)
+		}
+	}
+	if _, err := Sync(context.Background(), newMaildir(t), []Entry{{Base: "a", Name: "b:2,"}}, Options{}); err == nil {
+		t.Error("a Name that does not start with Base was accepted")
 	}
 }
 

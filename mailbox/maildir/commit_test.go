@@ -155,9 +155,10 @@ func TestKilledUpdate(t *testing.T) {
 		killedUpdateHelper(dir)
 		return
 	}
-	const msgs, rounds = 1500, 12
-	var killedMid int
-	for round := range rounds {
+	const msgs, maxRounds = 1500, 12
+	killedMid, rounds := 0, 0
+	for round := 0; round < maxRounds && (killedMid < 3 || round < 4); round++ {
+		rounds++
 		dir := t.TempDir()
 		f := &fixture{t: t, root: filepath.Join(dir, "Maildir"), lockDir: filepath.Join(dir, "locks"), stateDir: filepath.Join(dir, "state"), logs: &bytes.Buffer{}}
 		for _, d := range []string{"new", "cur", "tmp"} {

@@ -261,33 +261,28 @@ func (m *maildir) scan(ctx context.Context) error {
 		name string
 		fn   fileName
 	}
-	var all []listed
+	var lists [2][]string
+	count := 0
 	for d := range m.dirs {
 		if m.dirs[d] == nil {
 			continue
 		}
-		names, err := listDir(m.dirs[d], s.lim.MaxMessages-len(all)+1)
+		names, err := listDir(m.dirs[d], s.lim.MaxMessages-count+1)
 		if err != nil {
 			return err
 		}
-		if all == nil {
-			all = make([]listed, 0, 2*len(names)+16)
-		}
+		lists[d] = names
+		count += len(names)
+	}
+	all := make([]listed, 0, count)
+	for d, names := range lists {
 		for _, n := range names {
 			all = append(all, listed{uint8(d), n, parseName(n)})
 		}
 	}
 	cache := m.readCache()
-	if len(cache) > 0 {
-		var known []int
-		for i := range all {
-			if _, ok := cache[all[i].fn.base]; ok {
-				known = append(known, i)
-			}
-		}
-		if !m.spotCheck(cache, len(known), func(i int) (uint8, string) { return all[known[i]].dir, all[known[i]].name }) {
-			cache = nil
-		}
+	if len(cache) > 0 && !m.spotCheck(cache, len(all), func(i int) (uint8, string, string) { return all[i].dir, all[i].name, all[i].fn.base }) {
+		cache = nil
 	}
 	msgs := make([]message, 0, len(all))
 	changed := false
@@ -350,22 +345,27 @@ func (m *maildir) scan(ctx context.Context) error {
 // spotChecks is how many cached messages an open stats to check the cache.
 const spotChecks = 16
 
-// spotCheck stats up to spotChecks of the n listed files the cache knows
-// (the first, the last and evenly spaced between them): each must have the
-// size on disk the cache recorded. A file gone since the listing is no
+// spotCheck stats up to spotChecks of the n listed files (the first, the
+// last and evenly spaced between them) that the cache knows: each must have
+// the size on disk the cache recorded. A file gone since the listing is no
 // evidence either way.
-func (m *maildir) spotCheck(cache map[string]cached, n int, at func(int) (uint8, string)) bool {
-	for k := 0; k < min(n, spotChecks); k++ {
+func (m *maildir) spotCheck(cache map[string]cached, n int, at func(int) (dir uint8, name, base string)) bool {
+	k := min(n, spotChecks)
+	for j := 0; j < k; j++ {
 		i := 0
-		if n > 1 {
-			i = k * (n - 1) / (min(n, spotChecks) - 1)
+		if k > 1 {
+			i = j * (n - 1) / (k - 1)
 		}
-		d, name := at(i)
+		d, name, base := at(i)
+		c, ok := cache[base]
+		if !ok {
+			continue
+		}
 		var st unix.Stat_t
 		if err := unix.Fstatat(int(m.dirs[d].Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			continue
 		}
-		if c := cache[parseName(name).base]; st.Size != c.disk {
+		if st.Size != c.disk {
 			m.store.log.Warn(fmt.Sprintf("Index cache: %s/%s is %d bytes, the cache says %d: cache dropped", dirNames[d], name, st.Size, c.disk))
 			return false
 		}
@@ -396,38 +396,6 @@ func (m *maildir) number(ctx context.Context, msgs []message) ([]message, error)
 		m.store.log.Warn(fmt.Sprintf("Maildir %s: %d files not served (no UID assigned to them)", m.path, left))
 	}
 	return out, nil
-}
-
-// listDir returns the names of the message files in dir: every entry but
-// those starting with "." and those that are neither regular files nor of
-// an unknown type (which measure checks). It stops after max names.
-func listDir(dir *os.File, max int) ([]string, error) {
-	if _, err := dir.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir.Name(), err)
-	}
-	var names []string
-	for {
-		ents, err := dir.ReadDir(4096)
-		for _, e := range ents {
-			n := e.Name()
-			if n == "" || n[0] == '.' {
-				continue
-			}
-			if t := e.Type(); t != 0 && !t.IsRegular() {
-				continue
-			}
-			names = append(names, n)
-		}
-		if len(names) > max {
-			return names, nil
-		}
-		if errors.Is(err, io.EOF) || (err == nil && len(ents) == 0) {
-			return names, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", dir.Name(), err)
-		}
-	}
 }
 
 // measure finds the size as sent of a message the cache does not know: a

@@ -90,29 +90,50 @@ func orderByName(msgs []message) {
 	})
 }
 
-// filenameUIDLs gives msgs, in their final order, Courier's UIDLs: the base
-// name where it is a valid UIDL, else its hash. A base or hash seen before
-// (a file left in both new/ and cur/, or two flag variants) gets the hash of
-// the whole name, then a "-N" suffix, so that every UIDL is unique.
+// filenameUIDLs gives msgs, in their final order (orderByName: one base's
+// files are adjacent), Courier's UIDLs: the base name where it is a valid
+// UIDL, else its hash. A second file of one base (a file left in both new/
+// and cur/, or two flag variants) gets the hash of its whole name; a hash
+// that is another message's UIDL (only a name starting with "~H" can be)
+// gets a "-N" suffix, so that every UIDL is unique. No map is built unless
+// some name needs one.
 func filenameUIDLs(msgs []message) {
-	seen := make(map[string]struct{}, len(msgs))
+	var hashed []int
 	for i := range msgs {
 		m := &msgs[i]
-		u := m.base
-		if !validUIDL(u) {
-			u = hashedUIDL(m.base)
-		}
-		if _, dup := seen[u]; dup {
-			u = hashedUIDL(dirNames[m.dir] + "/" + m.name)
-			for n := 2; ; n++ {
-				if _, dup := seen[u]; !dup {
-					break
-				}
-				u = hashedUIDL(dirNames[m.dir]+"/"+m.name) + "-" + strconv.Itoa(n)
+		switch {
+		case i > 0 && msgs[i-1].base == m.base:
+			m.uidl = hashedUIDL(dirNames[m.dir] + "/" + m.name)
+			hashed = append(hashed, i)
+		case validUIDL(m.base):
+			m.uidl = m.base
+			if strings.HasPrefix(m.base, "~H") {
+				hashed = append(hashed, i)
 			}
+		default:
+			m.uidl = hashedUIDL(m.base)
+			hashed = append(hashed, i)
+		}
+	}
+	if len(hashed) == 0 {
+		return
+	}
+	seen := make(map[string]struct{}, len(msgs))
+	for i := range msgs {
+		if u := msgs[i].uidl; !strings.HasPrefix(u, "~H") {
+			seen[u] = struct{}{}
+		}
+	}
+	for _, i := range hashed {
+		u := msgs[i].uidl
+		for n := 2; ; n++ {
+			if _, dup := seen[u]; !dup {
+				break
+			}
+			u = msgs[i].uidl + "-" + strconv.Itoa(n)
 		}
 		seen[u] = struct{}{}
-		m.uidl = u
+		msgs[i].uidl = u
 	}
 }
 

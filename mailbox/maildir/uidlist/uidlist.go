@@ -173,7 +173,7 @@ func (o *Options) fileMode() fs.FileMode { return o.mode }
 // it and gives the messages it can no longer place new UIDs, so their UIDLs
 // change).
 func Sync(ctx context.Context, dir string, entries []Entry, opts Options) ([]Assigned, error) {
-	format, err := parseFormat(cmp(opts.Format, DefaultFormat))
+	format, err := parseFormat(orDefault(opts.Format, DefaultFormat))
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,7 @@ func Sync(ctx context.Context, dir string, entries []Entry, opts Options) ([]Ass
 	return res, syncErr
 }
 
-func cmp(s, def string) string {
+func orDefault(s, def string) string {
 	if s == "" {
 		return def
 	}
@@ -291,7 +291,7 @@ func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotloc
 	slices.SortFunc(kept, func(a, b Record) int { return compareUID(a.UID, b.UID) })
 
 	if fresh {
-		v, err := nextUIDValidity(cmp(o.UIDValidityDir, dir), o.now(), o.mode)
+		v, err := nextUIDValidity(orDefault(o.UIDValidityDir, dir), o.now(), o.mode)
 		if err != nil {
 			return nil, err
 		}

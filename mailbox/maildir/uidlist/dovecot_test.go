@@ -27,24 +27,27 @@ import (
 // same Maildirs on loopback: the UIDL listings must be equal byte for byte
 // whichever server lists first, after deliveries and after deletions through
 // either. Our side runs as the account, as the store does, in a copy of this
-// test binary (TestSyncHelper).
+// test binary (TestMain's helper mode).
 
 const helperEnv = "UIDLIST_TEST_HELPER_MAILDIR"
 
-// TestSyncHelper is not a test: run with helperEnv set, it scans the Maildir
-// as the store does (new/ and cur/, names up to ":2,", no dot files), runs
-// Sync and prints the result as JSON.
-func TestSyncHelper(t *testing.T) {
-	dir := os.Getenv(helperEnv)
-	if dir == "" {
-		t.Skip("helper process only")
+// TestMain runs the test binary as the helper when helperEnv is set: it
+// scans the Maildir as the store does (new/ and cur/, names up to ":2,",
+// no dot files), runs Sync and prints the result as JSON.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(helperEnv); dir != "" {
+		os.Exit(syncHelper(dir))
 	}
+	os.Exit(m.Run())
+}
+
+func syncHelper(dir string) int {
 	var es []uidlist.Entry
 	for _, sub := range []string{"new", "cur"} {
 		ents, err := os.ReadDir(filepath.Join(dir, sub))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
+			return 2
 		}
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), ".") {
@@ -59,12 +62,12 @@ func TestSyncHelper(t *testing.T) {
 	got, err := uidlist.Sync(ctx, dir, es, uidlist.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(3)
+		return 3
 	}
 	if err := json.NewEncoder(os.Stdout).Encode(got); err != nil {
-		os.Exit(4)
+		return 4
 	}
-	os.Exit(0)
+	return 0
 }
 
 // account is a system account with a Maildir, for both servers.
@@ -173,7 +176,7 @@ func (a *account) ours(t *testing.T) ([]string, []uidlist.Assigned) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, a.helper, "-test.run=^TestSyncHelper$")
+	cmd := exec.CommandContext(ctx, a.helper)
 	cmd.Env = []string{helperEnv + "=" + a.maildir, "HOME=" + a.Home, "PATH=/usr/bin:/bin"}
 	cmd.Dir = a.Home
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(a.UID), Gid: uint32(a.GID)}}

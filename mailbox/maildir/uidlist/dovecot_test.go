@@ -682,6 +682,44 @@ func TestDovecotSideBySide(t *testing.T) {
 	s.CheckLog(t)
 }
 
+// A dovecot-uidlist the account may not write (left by a tool run as root)
+// is replaced, not appended to, when new mail comes; Dovecot agrees.
+func TestDovecotReadOnlyFile(t *testing.T) {
+	dovecottest.Require(t)
+	systemtest.RequireRoot(t)
+	s := dovecottest.Start(t, "")
+	g := newNameGen(16)
+	a := newAccount(t, fmt.Sprintf("udl%dr", os.Getpid()%1000))
+	for _, n := range g.names(3) {
+		a.deliver(t, n)
+	}
+	first, _ := a.ours(t)
+	p := filepath.Join(a.maildir, uidlist.FileName)
+	if err := os.Chown(p, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range g.names(2) {
+		a.deliver(t, n)
+	}
+	ours, _ := a.ours(t)
+	if !slices.Equal(ours[:3], first) || len(ours) != 5 {
+		t.Fatalf("before %q, after %q", first, ours)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Uid) != a.UID {
+		t.Errorf("dovecot-uidlist still owned by uid %d", st.Uid)
+	}
+	theirs := a.dovecot(t, s)
+	sameListing(t, "replaced read-only file", ours, theirs)
+	s.CheckLog(t)
+}
+
 // A dovecot-uidlist whose last line lacks its LF (a writer died mid-way),
 // met by us first: we ignore the torn line as Dovecot's reader does and
 // rewrite the file (where Dovecot would append after the torn line), and

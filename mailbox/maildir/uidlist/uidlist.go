@@ -321,9 +321,14 @@ func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotloc
 	// before it, so a file delivered (and numbered by another session)
 	// since is missing from them. A record is therefore dropped only if
 	// its file is missing from a listing of new/ and cur/ taken now.
-	mustRewrite := fresh || f.Version != 3 || f.Dirty || !f.HaveGUIDRead || (len(added) > 0 && f.Partial)
+	// A file we may not write in place (left by another account, say) is
+	// replaced instead, as Dovecot does with one it could open only for
+	// reading.
+	readOnly := ino != nil && !writableFile(path)
+	mustRewrite := fresh || f.Version != 3 || f.Dirty || !f.HaveGUIDRead || (len(added) > 0 && (f.Partial || readOnly))
 	compress := f.Lines*compressPercentage/100 >= len(all)
-	if mustRewrite || compress {
+	switch {
+	case mustRewrite || compress:
 		live, err := liveRecords(dir, f, kept)
 		if err != nil {
 			return nil, err
@@ -338,7 +343,7 @@ func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotloc
 				return nil, err
 			}
 		}
-	} else if len(added) > 0 {
+	case len(added) > 0:
 		if err := appendRecords(path, ino, added, lock); err != nil {
 			return nil, err
 		}
@@ -349,6 +354,16 @@ func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotloc
 		out = append(out, assign(r, r.Name, f.UIDValidity, format))
 	}
 	return out, nil
+}
+
+// writableFile reports whether this process may open path for writing.
+func writableFile(path string) bool {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }
 
 // liveRecords returns the records of f whose files are in new/ or cur/ now

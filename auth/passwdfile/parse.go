@@ -26,6 +26,10 @@ type table struct {
 	// at in the gate: the most any of its hashes, or unknown, allocates. One
 	// figure for all, so that a check waits alike whichever hash it is of.
 	checkMemory int64
+	// scram is a hash of the most common class of the file's SCRAM-SHA-256
+	// verifiers, whose iterations and salt length a fake exchange shows for
+	// a name without one; nil when the file has none.
+	scram *hash
 }
 
 // entry is one account.
@@ -112,8 +116,11 @@ func parse(r io.Reader, name, template string) (*table, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 
-	var common *class
+	var common, scramCommon *class
 	for _, c := range order {
+		if c.h.scheme == schemeSCRAM && (scramCommon == nil || c.count > scramCommon.count) {
+			scramCommon = c
+		}
 		d, err := dummyFor(c.h)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -127,6 +134,9 @@ func parse(r io.Reader, name, template string) (*table, error) {
 		if e.hash != nil {
 			e.dummy = classes[e.hash.class()].dummy
 		}
+	}
+	if scramCommon != nil {
+		t.scram = scramCommon.dummy
 	}
 	if common != nil {
 		t.unknown = common.dummy

@@ -18,6 +18,15 @@
 //	$2b$12$…, $2a$…, $2y$…                     bcrypt (cost ≤ 16)
 //	$6$salt$hash, $6$rounds=N$salt$hash        SHA-512-crypt (rounds ≤ 10000000), as from openssl passwd -6
 //	$5$salt$hash, $5$rounds=N$salt$hash        SHA-256-crypt, as from openssl passwd -5
+//	{SCRAM-SHA-256}i,salt,storedkey,serverkey  a SCRAM-SHA-256 verifier (RFC 5802, 7677), Dovecot's format
+//
+// A SCRAM-SHA-256 verifier holds the iteration count (4096 to 1000000), the
+// salt (8 to 64 bytes) and the StoredKey and ServerKey (32 bytes each), the
+// last three in standard base 64 with padding; `popa3d passwd -s
+// scram-sha-256` makes one. It lets the account log in with AUTH
+// SCRAM-SHA-256(-PLUS) and, like every other hash, with AUTH PLAIN and
+// USER/PASS (the password is then derived with the stored salt and count
+// and compared to the StoredKey); it is not a plaintext equivalent.
 //
 // with Argon2id salts of 8 to 64 bytes and hashes of 16 to 64, and SHA-crypt
 // salts of 1 to 16 characters. A hash that is empty or starts with ! or *
@@ -34,6 +43,8 @@
 package passwdfile
 
 import (
+	"crypto/hmac"
+	"crypto/sha512"
 	"context"
 	"fmt"
 	"os"
@@ -42,6 +53,7 @@ import (
 	"syscall"
 
 	"github.com/popa3d/popa3d/auth"
+	"github.com/popa3d/popa3d/sasl"
 	"github.com/popa3d/popa3d/limits"
 )
 
@@ -72,6 +84,10 @@ type File struct {
 	verify func(h *hash, password []byte) bool
 	// gate bounds the verifications that run at once.
 	gate *gate
+	// fakeKey keys the fake SCRAM salts of names without a verifier
+	// (random per process, so the salts cannot be told from real ones
+	// made by Hash, yet stay the same for a name across exchanges).
+	fakeKey []byte
 
 	mu sync.Mutex
 	// table is the version in use, replaced whole by a reload.
@@ -81,7 +97,10 @@ type File struct {
 	seen os.FileInfo
 }
 
-var _ auth.Authenticator = (*File)(nil)
+var (
+	_ auth.Authenticator = (*File)(nil)
+	_ auth.SCRAMSource   = (*File)(nil)
+)
 
 // Open loads and checks the password file.
 func Open(opts Options) (*File, error) {
@@ -101,6 +120,7 @@ func Open(opts Options) (*File, error) {
 		onReload: opts.OnReloadError,
 		verify:   verifyHash,
 		gate:     newGate(runtime.NumCPU(), budget),
+		fakeKey:  randomBytes(32),
 	}
 	t, fi, err := f.load()
 	if err != nil {
@@ -217,4 +237,53 @@ func (f *File) Authenticate(ctx context.Context, user, password string) (auth.Id
 		return auth.Identity{Name: e.name, UID: -1, GID: -1, Mailbox: e.mailbox}, nil
 	}
 	return auth.Identity{}, &auth.Failure{Cause: cause}
+}
+
+// HasSCRAM reports whether the file in use has a SCRAM-SHA-256 verifier.
+func (f *File) HasSCRAM() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.table.scram != nil
+}
+
+// SCRAMSHA256 returns user's SCRAM-SHA-256 verifier and identity
+// (auth.SCRAMSource). For a name that is not an account, a locked account,
+// or an entry with another kind of hash, the verifier is a fake with the
+// iterations and salt length of the file's most common SCRAM verifier (the
+// defaults of Hash when it has none), a salt that is a keyed HMAC of the
+// name (so it is the same at every attempt, as a real salt is) and random
+// keys; the refusal comes with it. Looking up costs no hashing, so it is not
+// gated.
+func (f *File) SCRAMSHA256(ctx context.Context, user string) (sasl.Credential, auth.Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return sasl.Credential{}, auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Err: err}
+	}
+	t, reloadErr := f.current()
+	if reloadErr != nil && f.onReload != nil {
+		f.onReload(reloadErr)
+	}
+	e := t.users[user]
+	switch {
+	case e == nil:
+		return f.fakeSCRAM(t, user), auth.Identity{}, &auth.Failure{Cause: auth.Unknown()}
+	case e.hash == nil:
+		return f.fakeSCRAM(t, user), auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: "locked account"}
+	case e.hash.scheme != schemeSCRAM:
+		return f.fakeSCRAM(t, user), auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: "no SCRAM-SHA-256 verifier for this account"}
+	}
+	h := e.hash
+	return sasl.Credential{Salt: h.salt, Iterations: h.cost, StoredKey: h.key, ServerKey: h.serverKey},
+		auth.Identity{Name: e.name, UID: -1, GID: -1, Mailbox: e.mailbox}, nil
+}
+
+// fakeSCRAM returns the fake verifier of a name without a real one.
+func (f *File) fakeSCRAM(t *table, user string) sasl.Credential {
+	iter, saltLen := sasl.DefaultIterations, sasl.DefaultSaltLen
+	if t.scram != nil {
+		iter, saltLen = t.scram.cost, len(t.scram.salt)
+	}
+	m := hmac.New(sha512.New, f.fakeKey)
+	m.Write([]byte(user))
+	return sasl.Credential{Salt: m.Sum(nil)[:saltLen], Iterations: iter,
+		StoredKey: randomBytes(sasl.KeyLen), ServerKey: randomBytes(sasl.KeyLen)}
 }

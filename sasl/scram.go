@@ -172,6 +172,12 @@ type SCRAM struct {
 // client that says it could bind but thinks the server cannot ("y") is
 // refused as a downgrade (RFC 5802 section 6).
 func NewSCRAM(plus bool, cb ChannelBinding, lookup Lookup) (*SCRAM, error) {
+	return newSCRAM(plus, cb, lookup, nil)
+}
+
+// newSCRAM is NewSCRAM with the server's nonce from nonce (tests: the RFC's
+// vector); nil means the library's, 24 random bytes in base 64.
+func newSCRAM(plus bool, cb ChannelBinding, lookup Lookup, nonce func() string) (*SCRAM, error) {
 	if plus && cb.Type == "" {
 		return nil, ErrBinding
 	}
@@ -188,6 +194,9 @@ func NewSCRAM(plus bool, cb ChannelBinding, lookup Lookup) (*SCRAM, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("scram: %w", err)
+	}
+	if nonce != nil {
+		srv = srv.WithNonceGenerator(nonce)
 	}
 	s := &SCRAM{plus: plus}
 	b := scram.ChannelBinding{Type: scram.ChannelBindingType(cb.Type), Data: cb.Data}

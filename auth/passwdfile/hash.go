@@ -511,7 +511,7 @@ func Hash(password []byte, scheme string) (string, error) {
 			return "", fmt.Errorf("hash: %w", err)
 		}
 	default:
-		return "", fmt.Errorf("hash: unknown scheme %q (want argon2id, bcrypt, sha512-crypt, sha256-crypt or {SCRAM-SHA-256})", scheme)
+		return "", fmt.Errorf("hash: unknown scheme %q (want argon2id, bcrypt, sha512-crypt, sha256-crypt or scram-sha-256)", scheme)
 	}
 	// What Hash makes, the file must accept.
 	if _, err := parseHash(s); err != nil {

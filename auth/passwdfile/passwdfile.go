@@ -43,9 +43,9 @@
 package passwdfile
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha512"
-	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -53,8 +53,8 @@ import (
 	"syscall"
 
 	"github.com/popa3d/popa3d/auth"
-	"github.com/popa3d/popa3d/sasl"
 	"github.com/popa3d/popa3d/limits"
+	"github.com/popa3d/popa3d/sasl"
 )
 
 // Options configure a File.

@@ -20,8 +20,8 @@ const (
 	// accepted whole (RFC 5034); a longer one is refused with "-ERR Line too
 	// long". It fits the longest AUTH PLAIN initial response that carries
 	// what USER and PASS may (two 40-byte identities and a 507-byte
-	// password: 1,108 base 64 characters) and every SCRAM-SHA-256(-PLUS)
-	// message, with room to spare.
+	// password: 788 base 64 characters after "AUTH PLAIN ") and every
+	// SCRAM-SHA-256(-PLUS) message, with room to spare.
 	SASLLine = 2048
 
 	// Argument is the longest argument in characters; a longer one counts as

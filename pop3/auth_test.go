@@ -662,3 +662,25 @@ func TestImplementation(t *testing.T) {
 	h.send("CAPA\r\n")
 	h.expect("+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION popa3d-test\r\n.\r\n")
 }
+
+// brokenSCRAM is a SCRAM backend whose lookup cannot be made.
+type brokenSCRAM struct{ scramAuth }
+
+func (brokenSCRAM) SCRAMSHA256(context.Context, string) (sasl.Credential, auth.Identity, error) {
+	return sasl.Credential{}, auth.Identity{}, fmt.Errorf("database unreadable")
+}
+
+// A lookup that cannot be made is [SYS/TEMP], after the delay, as a PASS
+// whose check could not be made.
+func TestAuthSCRAMUnavailable(t *testing.T) {
+	rec := &recorder{}
+	h := start(t, func(s *Server) { s.Auth = brokenSCRAM{newSCRAMAuth(t)}; s.Observer = rec })
+	h.expect("+OK\r\n")
+	h.send("AUTH SCRAM-SHA-256 " + b64("n,,n=alice,r=abc") + "\r\n")
+	if got := h.readAll(); got != replyAuthTemp+"\r\n" {
+		t.Fatalf("got %q", got)
+	}
+	if s := h.wait(); s.Failure != FailureAuthUnavailable || rec.kinds() != "login_failed/auth_unavailable" {
+		t.Errorf("summary %+v, events %s", s, rec.kinds())
+	}
+}

@@ -239,11 +239,15 @@ func (f *File) Authenticate(ctx context.Context, user, password string) (auth.Id
 	return auth.Identity{}, &auth.Failure{Cause: cause}
 }
 
-// HasSCRAM reports whether the file in use has a SCRAM-SHA-256 verifier.
+// HasSCRAM reports whether the file has a SCRAM-SHA-256 verifier, reloading
+// it first if it changed (a reload error goes to Options.OnReloadError, as
+// in Authenticate).
 func (f *File) HasSCRAM() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.table.scram != nil
+	t, reloadErr := f.current()
+	if reloadErr != nil && f.onReload != nil {
+		f.onReload(reloadErr)
+	}
+	return t.scram != nil
 }
 
 // SCRAMSHA256 returns user's SCRAM-SHA-256 verifier and identity

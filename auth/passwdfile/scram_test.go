@@ -101,3 +101,23 @@ func TestSCRAMEntryBounds(t *testing.T) {
 		}
 	}
 }
+
+// Adding a verifier to the file offers SCRAM without a restart.
+func TestHasSCRAMFollowsReload(t *testing.T) {
+	path := t.TempDir() + "/users"
+	writeFile(t, path, "carol:$5$Wd8nPq2x$JZaOn4cCNm6KVj0wRkqHHcrCzjE5EZdjlEr0oJlVTN4\n")
+	f, err := Open(Options{Path: path, MailboxTemplate: "/mail/%u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.HasSCRAM() {
+		t.Fatal("HasSCRAM without a verifier")
+	}
+	writeFile(t, path, "carol:$5$Wd8nPq2x$JZaOn4cCNm6KVj0wRkqHHcrCzjE5EZdjlEr0oJlVTN4\nalice:"+rfcVerifier+"\n")
+	if !f.HasSCRAM() {
+		t.Fatal("HasSCRAM false after a verifier was added")
+	}
+	if _, _, err := f.SCRAMSHA256(context.Background(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,14 +5,14 @@ import (
 	"slices"
 )
 
-// SASLMechanisms are the SASL mechanisms AUTH can offer (RFC 5034), in the
-// order CAPA lists them.
-var SASLMechanisms = []string{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN"}
+// knownMechanisms returns the SASL mechanisms AUTH can offer (RFC 5034), in
+// the order CAPA lists them.
+func knownMechanisms() []string { return []string{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "PLAIN"} }
 
 // SASLSettings holds the settings of SASL (AUTH), UTF8 and IMPLEMENTATION.
 type SASLSettings struct {
-	// SASLMechanisms are the SASL mechanisms AUTH may offer, of
-	// SASLMechanisms; a session offers those it can complete (SCRAM only
+	// SASLMechanisms are the SASL mechanisms AUTH may offer, some of
+	// SCRAM-SHA-256-PLUS, SCRAM-SHA-256 and PLAIN; a session offers those it can complete (SCRAM only
 	// for a passwd_file with SCRAM-SHA-256 entries, -PLUS only on TLS).
 	// Empty turns AUTH's mechanisms off (USER/PASS stay).
 	SASLMechanisms []string `toml:"sasl_mechanisms"`
@@ -23,14 +23,15 @@ type SASLSettings struct {
 }
 
 func defaultSASL() SASLSettings {
-	return SASLSettings{SASLMechanisms: slices.Clone(SASLMechanisms)}
+	return SASLSettings{SASLMechanisms: knownMechanisms()}
 }
 
 // validate checks the settings; c is the whole configuration.
 func (s SASLSettings) validate(c Config) error {
+	known := knownMechanisms()
 	for i, m := range s.SASLMechanisms {
-		if !slices.Contains(SASLMechanisms, m) {
-			return fmt.Errorf("sasl_mechanisms: unknown mechanism %q (want some of %q)", m, SASLMechanisms)
+		if !slices.Contains(known, m) {
+			return fmt.Errorf("sasl_mechanisms: unknown mechanism %q (want some of %q)", m, known)
 		}
 		if slices.Contains(s.SASLMechanisms[:i], m) {
 			return fmt.Errorf("sasl_mechanisms: %q twice", m)

@@ -272,3 +272,30 @@ func TestSASLRefusals(t *testing.T) {
 		t.Errorf("log: %s", l)
 	}
 }
+
+// TestUTF8 (RFC 6856): after UTF8 the real server prepares PASS (RFC 8265,
+// NFC), so a password typed decomposed matches the one stored composed;
+// without UTF8 the bytes are compared as popa3d compared them.
+func TestUTF8(t *testing.T) {
+	t.Parallel()
+	uma := account{name: "uma", password: "p\u00e4ssword", scheme: "sha512-crypt"}
+	s := newSite(t, uma)
+	s.writeMailbox("uma", mbox(smallMessages("uma", 1, 1)...))
+	in := s.startInetd()
+	c := dial(t, in.addr())
+	if capa := listing(c.okMulti("CAPA")); !slices.Contains(capa, "UTF8 USER") {
+		t.Errorf("CAPA %q lacks UTF8 USER", capa)
+	}
+	c.ok("UTF8")
+	c.ok("USER uma")
+	c.ok("PASS pa\u0308ssword")
+	c.ok("STAT")
+	c.quit()
+	c = dial(t, in.addr())
+	c.ok("USER uma")
+	if got := c.cmd("PASS pa\u0308ssword"); got != replyAuthFailed {
+		t.Errorf("decomposed password without UTF8: %q", got)
+	}
+	c.expectClose()
+	in.waitAll(t)
+}

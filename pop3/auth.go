@@ -38,9 +38,11 @@ const (
 	MechanismUser = "USER"
 )
 
-// AllMechanisms are the SASL mechanisms the engine implements, in the
+// AllMechanisms returns the SASL mechanisms the engine implements, in the
 // order CAPA lists them.
-var AllMechanisms = []string{sasl.MechSCRAMSHA256Plus, sasl.MechSCRAMSHA256, sasl.MechPlain}
+func AllMechanisms() []string {
+	return []string{sasl.MechSCRAMSHA256Plus, sasl.MechSCRAMSHA256, sasl.MechPlain}
+}
 
 // mechanisms returns the SASL mechanisms this session can complete now:
 // those of Server.Mechanisms (all when nil) that the backend and the
@@ -50,7 +52,7 @@ var AllMechanisms = []string{sasl.MechSCRAMSHA256Plus, sasl.MechSCRAMSHA256, sas
 // also a channel binding of this TLS connection.
 func (ss *session) mechanisms() []string {
 	var out []string
-	for _, m := range AllMechanisms {
+	for _, m := range AllMechanisms() {
 		if ss.srv.Mechanisms != nil && !slices.Contains(ss.srv.Mechanisms, m) {
 			continue
 		}

@@ -52,7 +52,7 @@ type Server struct {
 	// (see Observer), besides the summary line written to Logger.
 	Observer Observer
 	// Mechanisms are the SASL mechanisms AUTH may offer, a subset of
-	// AllMechanisms; nil means all of them. A session offers those it can
+	// AllMechanisms(); nil means all of them. A session offers those it can
 	// complete (see doc/design.md §7).
 	Mechanisms []string
 	// Implementation, when not empty, is offered after login as CAPA's

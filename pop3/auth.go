@@ -221,7 +221,9 @@ func (ss *session) authPlain(ctx context.Context, msg []byte, hasInitial bool) {
 			authzid = a
 		}
 	}
-	if err1 != nil || err2 != nil {
+	// Preparing (NFC) may lengthen a string: keep it within what USER and
+	// PASS can carry, so that the privilege-separation record takes it.
+	if err1 != nil || err2 != nil || len(user) > sasl.MaxPlainUser || len(password) > sasl.MaxPlainPassword {
 		ss.errReply(replyAuthPrep)
 		return
 	}

@@ -684,3 +684,13 @@ func TestAuthSCRAMUnavailable(t *testing.T) {
 		t.Errorf("summary %+v, events %s", s, rec.kinds())
 	}
 }
+
+// A password that preparing (NFC) would lengthen past what PASS carries is
+// refused before it is handed on: U+FB2C expands to three code points.
+func TestPreparedLengthBound(t *testing.T) {
+	long := strings.Repeat("\ufb2c", 150) // 450 bytes, 900 after NFC
+	h := start(t, nil)
+	h.expect("+OK\r\n")
+	h.send("AUTH PLAIN " + b64("\x00alice\x00"+long) + "\r\nUTF8\r\nUSER alice\r\nPASS " + long + "\r\nQUIT\r\n")
+	h.expect(replyAuthPrep + "\r\n+OK UTF8 enabled\r\n+OK\r\n" + replyAuthPrep + "\r\n+OK\r\n")
+}

@@ -30,7 +30,7 @@ func (ss *session) cmdUser(ctx context.Context, args []string) {
 	user := args[0]
 	if ss.utf8 {
 		u, err := sasl.PrepareUsername(user)
-		if err != nil {
+		if err != nil || len(u) > sasl.MaxPlainUser {
 			ss.errReply(replyAuthPrep)
 			return
 		}
@@ -51,7 +51,7 @@ func (ss *session) cmdPass(ctx context.Context, args []string) {
 	password := args[0]
 	if ss.utf8 {
 		p, err := sasl.PreparePassword(password)
-		if err != nil {
+		if err != nil || len(p) > sasl.MaxPlainPassword {
 			ss.errReply(replyAuthPrep)
 			return
 		}

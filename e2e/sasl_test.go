@@ -299,3 +299,65 @@ func TestUTF8(t *testing.T) {
 	c.expectClose()
 	in.waitAll(t)
 }
+
+// TestSASLFailureTiming measures, against popa3d -D, the time from the
+// client's last line to the -ERR of every kind of failed AUTH beside a
+// failed PASS: each is answered auth_failure_delay after that line, so the
+// fastest of a few rounds of each case (load only ever adds) lies within a
+// few milliseconds of the others', whatever the account and the check.
+func TestSASLFailureTiming(t *testing.T) {
+	t.Parallel()
+	const delay = time.Second
+	sally := scramAccount(t, "sally", "scram pass 3")
+	argon := account{name: "argon", password: "argon pass", scheme: "argon2id"}
+	s := newSite(t, sally, argon)
+	s.set("auth_failure_delay", `"1s"`)
+	d := s.startDaemon()
+	defer d.terminate(t)
+	scramFirst := func(c *client, user string) string {
+		sf := c.cmd("AUTH SCRAM-SHA-256 " + b64("n,,n="+user+",r=cnonce"))
+		data, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sf, "+ "))
+		if err != nil || !strings.HasPrefix(sf, "+ ") {
+			t.Fatalf("server-first for %s: %q", user, sf)
+		}
+		r, _, _ := strings.Cut(strings.TrimPrefix(string(data), "r="), ",")
+		return b64("c=biws,r=" + r + ",p=" + b64(strings.Repeat("x", 32)))
+	}
+	cases := []struct {
+		name string
+		last func(c *client) string // sends all but the last line, returns it
+	}{
+		{"PASS wrong", func(c *client) string { c.ok("USER sally"); return "PASS wrong" }},
+		{"PLAIN wrong", func(c *client) string { return "AUTH PLAIN " + b64("\x00sally\x00wrong") }},
+		{"SCRAM wrong proof", func(c *client) string { return scramFirst(c, "sally") }},
+		{"SCRAM unknown user", func(c *client) string { return scramFirst(c, "nosuchuser") }},
+		{"SCRAM argon2id entry", func(c *client) string { return scramFirst(c, "argon") }},
+	}
+	fastest := make([]time.Duration, len(cases))
+	for round := 0; round < 3; round++ {
+		for i, tc := range cases {
+			c := dial(t, d.addr)
+			last := tc.last(c)
+			t0 := time.Now()
+			got := c.cmd(last)
+			took := time.Since(t0)
+			if got != replyAuthFailed {
+				t.Fatalf("%s: %q", tc.name, got)
+			}
+			c.expectClose()
+			if took < delay {
+				t.Errorf("%s: -ERR after %v, before the %v floor", tc.name, took, delay)
+			}
+			if round == 0 || took < fastest[i] {
+				fastest[i] = took
+			}
+		}
+	}
+	lo, hi := slices.Min(fastest), slices.Max(fastest)
+	for i, tc := range cases {
+		t.Logf("%s: fastest -ERR after %v", tc.name, fastest[i])
+	}
+	if hi-lo > 30*time.Millisecond {
+		t.Errorf("fastest replies spread %v (%v to %v), want within 30ms", hi-lo, lo, hi)
+	}
+}

@@ -261,6 +261,26 @@ func TestSASLRefusals(t *testing.T) {
 	c.ok("STAT")
 	c.quit()
 
+	// An unknown name's salt and count are the same in two session
+	// processes, as a real account's are.
+	var firsts []string
+	for i := 0; i < 2; i++ {
+		c := dial(t, in.addr())
+		sf := c.cmd("AUTH SCRAM-SHA-256 " + b64("n,,n=nosuchuser,r=abcdef"))
+		data, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sf, "+ "))
+		if err != nil {
+			t.Fatalf("server-first %q", sf)
+		}
+		_, si, _ := strings.Cut(string(data), ",s=")
+		firsts = append(firsts, si)
+		c.send("*")
+		c.line()
+		c.quit()
+	}
+	if firsts[0] != firsts[1] || !strings.HasSuffix(firsts[0], ",i=10000") {
+		t.Errorf("an unknown name's salt and count differ between sessions: %q", firsts)
+	}
+
 	// An authorization identity of another user.
 	c = dial(t, in.addr())
 	if got := c.cmd("AUTH PLAIN " + b64("bob\x00sally\x00scram pass 2")); got != "-ERR [AUTH] Authorization identity must be the authenticated user" {
@@ -268,7 +288,7 @@ func TestSASLRefusals(t *testing.T) {
 	}
 	c.expectClose()
 	in.waitAll(t)
-	if l := in.proc(t, 2).log(); !strings.Contains(l, "authorization identity of another user") {
+	if l := in.proc(t, 4).log(); !strings.Contains(l, "authorization identity of another user") {
 		t.Errorf("log: %s", l)
 	}
 }

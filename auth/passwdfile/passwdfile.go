@@ -84,10 +84,6 @@ type File struct {
 	verify func(h *hash, password []byte) bool
 	// gate bounds the verifications that run at once.
 	gate *gate
-	// fakeKey keys the fake SCRAM salts of names without a verifier
-	// (random per process, so the salts cannot be told from real ones
-	// made by Hash, yet stay the same for a name across exchanges).
-	fakeKey []byte
 
 	mu sync.Mutex
 	// table is the version in use, replaced whole by a reload.
@@ -120,7 +116,6 @@ func Open(opts Options) (*File, error) {
 		onReload: opts.OnReloadError,
 		verify:   verifyHash,
 		gate:     newGate(runtime.NumCPU(), budget),
-		fakeKey:  randomBytes(32),
 	}
 	t, fi, err := f.load()
 	if err != nil {
@@ -255,8 +250,9 @@ func (f *File) HasSCRAM() bool {
 // or an entry with another kind of hash, the verifier is a fake with the
 // iterations and salt length of the file's most common SCRAM verifier (the
 // defaults of Hash when it has none), a salt that is a keyed HMAC of the
-// name (so it is the same at every attempt, as a real salt is) and random
-// keys; the refusal comes with it. Looking up costs no hashing, so it is not
+// name under a key derived from the file's hashes (table.fakeKey: the same
+// at every attempt and in every process, inetd's included, as a real salt
+// is, yet not computable without the file) and random keys; the refusal comes with it. Looking up costs no hashing, so it is not
 // gated.
 func (f *File) SCRAMSHA256(ctx context.Context, user string) (sasl.Credential, auth.Identity, error) {
 	if err := ctx.Err(); err != nil {
@@ -286,7 +282,7 @@ func (f *File) fakeSCRAM(t *table, user string) sasl.Credential {
 	if t.scram != nil {
 		iter, saltLen = t.scram.cost, len(t.scram.salt)
 	}
-	m := hmac.New(sha512.New, f.fakeKey)
+	m := hmac.New(sha512.New, t.fakeKey)
 	m.Write([]byte(user))
 	return sasl.Credential{Salt: m.Sum(nil)[:saltLen], Iterations: iter,
 		StoredKey: randomBytes(sasl.KeyLen), ServerKey: randomBytes(sasl.KeyLen)}

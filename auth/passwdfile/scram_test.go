@@ -121,3 +121,26 @@ func TestHasSCRAMFollowsReload(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An unknown name's fake salt is the same in every process that reads the
+// same file (inetd starts one per connection), as a real salt is, and
+// changes with the file's secrets.
+func TestFakeSaltAcrossProcesses(t *testing.T) {
+	content := "alice:" + rfcVerifier + "\n"
+	salt := func(content string) []byte {
+		f := openString(t, content, "/mail/%u")
+		c, _, err := f.SCRAMSHA256(context.Background(), "nosuchuser")
+		if err == nil {
+			t.Fatal("no refusal for an unknown name")
+		}
+		return c.Salt
+	}
+	a, b := salt(content), salt(content)
+	if !bytes.Equal(a, b) {
+		t.Errorf("two opens of one file give fake salts %x and %x", a, b)
+	}
+	made, _ := Hash([]byte("other"), "scram-sha-256")
+	if c := salt("alice:" + made + "\n"); bytes.Equal(a, c) {
+		t.Error("the fake salt does not depend on the file's secrets")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -142,8 +143,12 @@ func excerpt(b []byte, at int) []byte {
 	return b[max(0, at-80):min(len(b), at+80)]
 }
 
-// capaReply is our CAPA reply, where popa3d answered -ERR.
-const capaReply = "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n.\r\n"
+// capaReply is our CAPA reply after login, where popa3d answered -ERR;
+// capaReplyAuth the one before login, which also lists SASL and UTF8.
+const (
+	capaReply     = "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n.\r\n"
+	capaReplyAuth = "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nSASL PLAIN\r\nUTF8 USER\r\n.\r\n"
+)
 
 // expected turns popa3d's transcript into ours. The deliberate differences,
 // each also tested on its own below:
@@ -155,6 +160,10 @@ const capaReply = "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CO
 //  4. The 2nd and later occurrences of a UIDL get a suffix: "." and the first
 //     8 hex digits of the MD5 of the message's raw bytes (From_ line to the
 //     next From_ line), and "-N" if that is still taken (§17.1).
+//  5. AUTH (RFC 5034) is implemented: AUTH PLAIN without an initial
+//     response gets an empty challenge ("+ "), and the next line is its
+//     response, refused as base 64 if it is not (popa3d answered -ERR to
+//     both lines).
 //
 // It works reply by reply: it walks the script and cuts popa3d's transcript
 // into the reply to each command, so each rule applies to the right reply.
@@ -186,6 +195,7 @@ func expected(t *testing.T, mboxBytes, script, popa3d, mainRun []byte) []byte {
 	}
 	out.WriteString(next(false)) // greeting
 	deleted := map[int]bool{}
+	loggedIn, saslResponse := false, false
 	for _, raw := range bytes.SplitAfter(script, []byte("\n")) {
 		if len(rest) == 0 || len(raw) == 0 {
 			break
@@ -196,6 +206,19 @@ func expected(t *testing.T, mboxBytes, script, popa3d, mainRun []byte) []byte {
 		multi := (name == "LIST" || name == "UIDL") && arg == "" || name == "RETR" || name == "TOP"
 		r := next(multi)
 		switch {
+		case saslResponse:
+			saslResponse = false
+			if _, err := base64.StdEncoding.Strict().DecodeString(line); err != nil {
+				r = "-ERR Invalid base64 data\r\n"
+			} else {
+				t.Fatalf("golden script sends base 64 after AUTH: %q", line)
+			}
+		case name == "AUTH" && strings.EqualFold(arg, "PLAIN") && !loggedIn:
+			r, saslResponse = "+ \r\n", true
+		case name == "PASS" && strings.HasPrefix(r, "+OK"):
+			loggedIn = true
+		case name == "CAPA" && arg == "" && !loggedIn:
+			r = capaReplyAuth
 		case name == "CAPA" && arg == "":
 			r = capaReply
 		case name == "PASS" && r == "-ERR\r\n" && len(rest) == 0:

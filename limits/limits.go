@@ -16,6 +16,14 @@ const (
 	// to this many bytes and refuse a longer PASS line with a clear -ERR.
 	PassLine = 512
 
+	// SASLLine is the longest AUTH command line and SASL response line
+	// accepted whole (RFC 5034); a longer one is refused with "-ERR Line too
+	// long". It fits the longest AUTH PLAIN initial response that carries
+	// what USER and PASS may (two 40-byte identities and a 507-byte
+	// password: 788 base 64 characters after "AUTH PLAIN ") and every
+	// SCRAM-SHA-256(-PLUS) message, with room to spare.
+	SASLLine = 2048
+
 	// Argument is the longest argument in characters; a longer one counts as
 	// missing (popa3d: MAX_ARG_LENGTH 40). A user name longer than this is refused.
 	Argument = 40

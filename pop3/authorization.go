@@ -8,6 +8,7 @@ import (
 
 	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/sasl"
 )
 
 // The AUTHORIZATION state: RFC 1939 section 7, with popa3d's rules from
@@ -26,7 +27,16 @@ func (ss *session) cmdUser(ctx context.Context, args []string) {
 		ss.errReply("-ERR")
 		return
 	}
-	ss.user, ss.userSet = args[0], true
+	user := args[0]
+	if ss.utf8 {
+		u, err := sasl.PrepareUsername(user)
+		if err != nil || len(u) > sasl.MaxPlainUser {
+			ss.errReply(replyAuthPrep)
+			return
+		}
+		user = u
+	}
+	ss.user, ss.userSet = user, true
 	ss.reply("+OK")
 }
 
@@ -38,14 +48,24 @@ func (ss *session) cmdPass(ctx context.Context, args []string) {
 		ss.errReply("-ERR")
 		return
 	}
+	password := args[0]
+	if ss.utf8 {
+		p, err := sasl.PreparePassword(password)
+		if err != nil || len(p) > sasl.MaxPlainPassword {
+			ss.errReply(replyAuthPrep)
+			return
+		}
+		password = p
+	}
 	ss.passAt = ss.srv.now()
+	ss.summary.Mechanism = MechanismUser
 	if ss.handoff {
 		pending := append([]byte(nil), ss.in.Buffered()...)
-		ss.creds = &Credentials{User: ss.user, Password: args[0], Pending: pending, Received: ss.passAt}
+		ss.creds = &Credentials{User: ss.user, Password: password, Pending: pending, Received: ss.passAt, Mechanism: MechanismUser}
 		ss.state = stateDone
 		return
 	}
-	ss.login(ctx, args[0])
+	ss.login(ctx, password)
 }
 
 // login verifies the credentials and opens the mailbox. A failed PASS always
@@ -54,25 +74,39 @@ func (ss *session) login(ctx context.Context, password string) {
 	ss.state = stateDone
 	id, err := ss.srv.Auth.Authenticate(ctx, ss.user, password)
 	if err != nil {
-		e, reply := Event{Kind: LoginFailed}, replyAuthFailed
-		switch {
-		case !errors.Is(err, auth.ErrFailed):
-			ss.log.Error(fmt.Sprintf("Authentication unavailable: %v", err))
-			e.Failure, reply = FailureAuthUnavailable, replyAuthTemp
-		case errors.Is(err, auth.ErrUnknownUser):
-			ss.log.Warn("Authentication failed for UNKNOWN USER")
-			e.Failure = FailureUnknownUser
-		default:
-			ss.log.Warn("Authentication failed for " + ss.user)
-			e.Failure, e.User = FailureBadPassword, ss.user
-		}
-		// The event is reported before the delay, whose floor then
-		// covers what observing it costs.
-		ss.fail(e)
-		ss.delayFailure(ctx)
-		ss.errReply(reply)
+		ss.loginFailed(ctx, err)
 		return
 	}
+	ss.loggedIn(ctx, id)
+}
+
+// loginFailed logs and reports a refused login (err from the backend),
+// waits until the reply is due and answers it. The session ends.
+func (ss *session) loginFailed(ctx context.Context, err error) {
+	ss.state = stateDone
+	e, reply := Event{Kind: LoginFailed}, replyAuthFailed
+	switch {
+	case !errors.Is(err, auth.ErrFailed):
+		ss.log.Error(fmt.Sprintf("Authentication unavailable: %v", err))
+		e.Failure, reply = FailureAuthUnavailable, replyAuthTemp
+	case errors.Is(err, auth.ErrUnknownUser):
+		ss.log.Warn("Authentication failed for UNKNOWN USER")
+		e.Failure = FailureUnknownUser
+	default:
+		ss.log.Warn("Authentication failed for " + ss.user)
+		e.Failure, e.User = FailureBadPassword, ss.user
+	}
+	// The event is reported before the delay, whose floor then
+	// covers what observing it costs.
+	ss.fail(e)
+	ss.delayFailure(ctx)
+	ss.errReply(reply)
+}
+
+// loggedIn opens the mailbox of id, whose credentials passed, and enters
+// TRANSACTION; if the mailbox cannot be opened, the session ends.
+func (ss *session) loggedIn(ctx context.Context, id auth.Identity) {
+	ss.state = stateDone
 	ss.summary.User = id.Name
 	ss.summary.Authenticated = true
 	ss.log.Info("Authentication passed for " + ss.user)

@@ -6,6 +6,9 @@ import "context"
 // it is offered.
 type capability struct {
 	line string // the tag and its parameters, as sent
+	// text, when set, builds the line for the session instead (SASL lists
+	// the mechanisms this session can complete).
+	text func(ss *session) string
 	// offered reports, from the server's configuration and the session's
 	// state, whether the session offers the capability now; nil means
 	// always. RFC 2449 section 5 lets the listing change with the state (an
@@ -24,6 +27,9 @@ var capabilityTable = []capability{
 	{line: "RESP-CODES"},     // section 6.4
 	{line: "AUTH-RESP-CODE"}, // RFC 3206 section 6
 	{line: "PIPELINING"},     // RFC 2449 section 6.6
+	{text: saslCapability, offered: saslOffered},                     // RFC 2449 section 6.3, RFC 5034
+	{line: "UTF8 USER", offered: utf8Offered},                        // RFC 6856 section 2
+	{text: implementationCapability, offered: implementationOffered}, // RFC 2449 section 6.9
 }
 
 // capabilities returns the lines of table that ss offers now.
@@ -31,7 +37,11 @@ func capabilities(table []capability, ss *session) []string {
 	var lines []string
 	for _, c := range table {
 		if c.offered == nil || c.offered(ss) {
-			lines = append(lines, c.line)
+			line := c.line
+			if c.text != nil {
+				line = c.text(ss)
+			}
+			lines = append(lines, line)
 		}
 	}
 	return lines

@@ -89,6 +89,7 @@ type argRule struct {
 	// spaces included, and refuses only an empty one: PASS, whose password
 	// may hold spaces (doc/popa3d-compat.md §5).
 	whole bool
+	empty bool // with whole: an empty rest is accepted too
 }
 
 var (
@@ -97,12 +98,16 @@ var (
 	optionalArg = argRule{min: 0, max: 1}
 	twoArgs     = argRule{min: 2, max: 2}
 	wholeLine   = argRule{whole: true}
+	// anyRest hands the handler everything after the name, even nothing:
+	// AUTH parses its own arguments (a mechanism and a base 64 initial
+	// response longer than limits.Argument).
+	anyRest = argRule{whole: true, empty: true}
 )
 
 // check returns c's arguments if they follow the rule.
 func (r argRule) check(c command) ([]string, bool) {
 	if r.whole {
-		return []string{c.rest}, c.rest != ""
+		return []string{c.rest}, c.rest != "" || r.empty
 	}
 	if c.bad || len(c.args) < r.min || len(c.args) > r.max {
 		return nil, false
@@ -128,7 +133,8 @@ type commandSpec struct {
 }
 
 // commandTable is every command, in the order RFC 1939 lists them, then the
-// extensions (CAPA from RFC 2449, LAST from RFC 1460).
+// extensions (CAPA from RFC 2449, LAST from RFC 1460, AUTH from RFC 5034,
+// UTF8 from RFC 6856).
 var commandTable = []commandSpec{
 	{"USER", inAuthorization, oneArg, (*session).cmdUser},
 	{"PASS", inAuthorization, wholeLine, (*session).cmdPass},
@@ -144,6 +150,8 @@ var commandTable = []commandSpec{
 	{"UIDL", inTransaction, optionalArg, (*session).cmdUidl},
 	{"CAPA", inAuthorization | inTransaction, noArgs, (*session).cmdCapa},
 	{"LAST", inTransaction, noArgs, (*session).cmdLast},
+	{"AUTH", inAuthorization, anyRest, (*session).cmdAuth}, // RFC 5034
+	{"UTF8", inAuthorization, noArgs, (*session).cmdUTF8},  // RFC 6856
 }
 
 // lookup returns the entry of cmds for the command name in state st, or nil

@@ -70,17 +70,19 @@ func TestArgRule(t *testing.T) {
 // The listing is built per session: an entry with a predicate appears only
 // when it holds (a later STLS until TLS is on, IMPLEMENTATION after login).
 func TestCapabilitiesFollowState(t *testing.T) {
-	if got := strings.Join(capabilities(capabilityTable, &session{}), " "); got != "TOP USER UIDL RESP-CODES AUTH-RESP-CODE PIPELINING" {
+	if got := strings.Join(capabilities(capabilityTable, &session{}), " "); got != "TOP USER UIDL RESP-CODES AUTH-RESP-CODE PIPELINING UTF8 USER" {
 		t.Fatalf("today's listing changed: %s", got)
 	}
 	table := append(append([]capability(nil), capabilityTable...),
-		capability{line: "IMPLEMENTATION test", offered: func(ss *session) bool { return ss.state == stateTransaction }})
+		capability{line: "X-TEST", offered: func(ss *session) bool { return ss.state == stateTransaction }})
 	ss := &session{state: stateAuthorization}
-	if got := capabilities(table, ss); len(got) != len(capabilityTable) {
+	before := len(capabilities(capabilityTable, ss))
+	if got := capabilities(table, ss); len(got) != before {
 		t.Errorf("before login: %q", got)
 	}
 	ss.state = stateTransaction
-	if got := capabilities(table, ss); len(got) != len(capabilityTable)+1 || got[len(got)-1] != "IMPLEMENTATION test" {
+	after := len(capabilities(capabilityTable, ss))
+	if got := capabilities(table, ss); len(got) != after+1 || got[len(got)-1] != "X-TEST" {
 		t.Errorf("after login: %q", got)
 	}
 }

@@ -52,7 +52,7 @@ func TestHandoffKeepsPipelinedCommands(t *testing.T) {
 	if creds.User != "alice" || creds.Password != "secret pw" || string(creds.Pending) != "STAT\r\nLIST\r\nQUIT\r\n" {
 		t.Errorf("credentials %+v", creds)
 	}
-	want := "+OK\r\n" + "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n.\r\n" +
+	want := "+OK\r\n" + "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nSASL PLAIN\r\nUTF8 USER\r\n.\r\n" +
 		"+OK\r\n+OK\r\n+OK 3 95\r\n+OK\r\n1 26\r\n2 35\r\n3 34\r\n.\r\n+OK\r\n"
 	if out != want {
 		t.Fatalf("got %q\nwant %q", out, want)

@@ -29,14 +29,14 @@ type lineReader struct {
 }
 
 func newLineReader(r io.Reader, pending []byte) *lineReader {
-	lr := &lineReader{r: r, buf: make([]byte, max(limits.ReadBuffer, len(pending))), line: make([]byte, 0, limits.PassLine+1)}
+	lr := &lineReader{r: r, buf: make([]byte, max(limits.ReadBuffer, len(pending))), line: make([]byte, 0, max(limits.PassLine, limits.SASLLine)+1)}
 	lr.end = copy(lr.buf, pending)
 	return lr
 }
 
 // line is one command line as read.
 type line struct {
-	text []byte // kept bytes without LF, at most limits.PassLine+1
+	text []byte // kept bytes without LF, at most max(limits.PassLine, limits.SASLLine)+1
 	nul  bool   // a NUL was seen somewhere in the line
 	size int    // the whole line's length without its LF
 }
@@ -109,24 +109,51 @@ func (lr *lineReader) readLine() (line, error) {
 }
 
 // command returns the command text popa3d would act on: the first
-// limits.CommandLine bytes (limits.PassLine for PASS, see limits.PassLine), with
-// one CR before the LF stripped when it was kept. A NUL gives an empty command.
+// limits.CommandLine bytes (limits.PassLine for PASS, see limits.PassLine;
+// limits.SASLLine for AUTH, whose initial response is longer), with one CR
+// before the LF stripped when it was kept. A NUL gives an empty command.
 func (l line) command() (string, error) {
 	if l.nul {
 		return "", nil
 	}
 	keep := limits.CommandLine
-	if isPass(l.text) {
+	switch {
+	case isPass(l.text):
 		if l.size > limits.PassLine {
 			return "", errLineTooLong
 		}
 		keep = limits.PassLine
+	case isAuth(l.text):
+		if l.size > limits.SASLLine {
+			return "", errLineTooLong
+		}
+		keep = limits.SASLLine
 	}
 	t := l.text[:min(len(l.text), keep)]
 	if l.size <= keep && len(t) > 0 && t[len(t)-1] == '\r' {
 		t = t[:len(t)-1]
 	}
 	return string(t), nil
+}
+
+// response returns a SASL response line (RFC 5034 section 4): the whole
+// line without its CR LF, at most limits.SASLLine bytes. A NUL, never part
+// of base 64 nor of "*", makes it malformed.
+func (l line) response() (string, error) {
+	if l.size > limits.SASLLine {
+		return "", errLineTooLong
+	}
+	if l.nul {
+		return "", errMalformedResponse
+	}
+	return string(bytes.TrimSuffix(l.text, []byte("\r"))), nil
+}
+
+// errMalformedResponse is a SASL response line that cannot be base 64.
+var errMalformedResponse = errors.New("malformed SASL response")
+
+func isAuth(b []byte) bool {
+	return len(b) >= 4 && bytes.EqualFold(b[:4], []byte("AUTH")) && (len(b) == 4 || b[4] == ' ' || b[4] == '\r')
 }
 
 func isPass(b []byte) bool {

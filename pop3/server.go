@@ -7,6 +7,7 @@ package pop3
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -50,6 +51,18 @@ type Server struct {
 	// Observer, when not nil, receives every session's events and summary
 	// (see Observer), besides the summary line written to Logger.
 	Observer Observer
+	// Mechanisms are the SASL mechanisms AUTH may offer, a subset of
+	// AllMechanisms(); nil means all of them. A session offers those it can
+	// complete (see doc/design.md §7).
+	Mechanisms []string
+	// Implementation, when not empty, is offered after login as CAPA's
+	// IMPLEMENTATION line (RFC 2449 section 6.9).
+	Implementation string
+	// TLSCertificate returns the DER leaf certificate the server sent on
+	// a TLS connection, for the tls-server-end-point channel binding of
+	// SCRAM-SHA-256-PLUS on TLS 1.2 (RFC 5929). When nil, -PLUS is offered
+	// on TLS 1.3 only (tls-exporter, RFC 9266).
+	TLSCertificate func(*tls.ConnectionState) []byte
 }
 
 // ConnInfo describes the connection for logs.
@@ -66,11 +79,15 @@ type Summary struct {
 	Authenticated bool
 	RemoteAddr    string  // ConnInfo.RemoteAddr
 	Failure       Failure // the login or mailbox failure that ended the session, if one did
-	Retrieved     int     // RETR commands that sent a whole message
-	Deleted       int     // messages deleted at UPDATE
-	BytesSent     int64   // every byte written to the client
-	Duration      time.Duration
-	UpdateTime    time.Duration // how long UPDATE took to commit the deletions; 0 when nothing was deleted
+	// Mechanism is how the client tried to log in: MechanismUser (USER and
+	// PASS) or a SASL mechanism's name ("PLAIN", "SCRAM-SHA-256",
+	// "SCRAM-SHA-256-PLUS"); "" when it never tried.
+	Mechanism  string
+	Retrieved  int   // RETR commands that sent a whole message
+	Deleted    int   // messages deleted at UPDATE
+	BytesSent  int64 // every byte written to the client
+	Duration   time.Duration
+	UpdateTime time.Duration // how long UPDATE took to commit the deletions; 0 when nothing was deleted
 }
 
 // Serve runs one session on conn until the client quits, the session fails or
@@ -93,6 +110,9 @@ func (s *Server) Serve(ctx context.Context, conn io.ReadWriter, info ConnInfo) S
 type Credentials struct {
 	User     string
 	Password string
+	// Mechanism is MechanismUser or "PLAIN"; "" means MechanismUser. It is
+	// not carried by privilege separation's record (doc/design.md §6.2).
+	Mechanism string
 	// Pending holds the client bytes read after the PASS line and not
 	// processed yet (pipelined commands); at most limits.ReadBuffer bytes.
 	Pending []byte
@@ -131,6 +151,10 @@ func (s *Server) ServeLogin(ctx context.Context, conn io.ReadWriter, info ConnIn
 	ss, stop := s.start(ctx, conn, info, c.Pending)
 	defer stop()
 	ss.user, ss.userSet = c.User, true
+	ss.summary.Mechanism = c.Mechanism
+	if ss.summary.Mechanism == "" {
+		ss.summary.Mechanism = MechanismUser
+	}
 	ss.passAt = c.Received
 	if ss.passAt.IsZero() {
 		ss.passAt = ss.start

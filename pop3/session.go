@@ -64,6 +64,7 @@ type session struct {
 	handoff      bool         // Authorize: stop at PASS and keep the credentials
 	creds        *Credentials // set at PASS when handoff
 
+	utf8    bool   // UTF8 (RFC 6856) was given: user names and passwords are prepared
 	user    string // from USER
 	userSet bool
 	passAt  time.Time // when the PASS line was read: failed logins are answered at a fixed time after it

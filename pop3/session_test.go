@@ -41,7 +41,8 @@ func TestAuthorizationReplies(t *testing.T) {
 		{"USER " + strings.Repeat("u", 41), "-ERR"},
 		{"QUIT x", "-ERR"},
 		{"", "-ERR"},
-		{"AUTH PLAIN", "-ERR"},
+		{"AUTH NOPE", replyAuthMechanism},
+		{"AUTH", "+OK\r\nPLAIN\r\n."},
 		{"APOP alice 0123456789abcdef0123456789abcdef", "-ERR"},
 		{"STLS", "-ERR"},
 		{"user alice", "+OK"},
@@ -62,10 +63,11 @@ func TestAuthorizationReplies(t *testing.T) {
 
 func TestCapa(t *testing.T) {
 	want := "+OK Capability list follows\r\nTOP\r\nUSER\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n.\r\n"
+	before := strings.TrimSuffix(want, ".\r\n") + "SASL PLAIN\r\nUTF8 USER\r\n.\r\n"
 	h := start(t, nil)
 	h.expect("+OK\r\n")
 	h.send("CAPA\r\n")
-	h.expect(want)
+	h.expect(before)
 	h.send("CAPA x\r\n")
 	h.expect("-ERR\r\n")
 	h.send("USER alice\r\nPASS secret pw\r\n")

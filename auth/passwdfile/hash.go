@@ -13,6 +13,8 @@ import (
 	"github.com/GehirnInc/crypt/sha512_crypt"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/popa3d/popa3d/sasl"
 )
 
 // The schemes, by the names Hash takes.
@@ -21,7 +23,13 @@ const (
 	schemeBcrypt   = "bcrypt"
 	schemeSHA512   = "sha512-crypt"
 	schemeSHA256   = "sha256-crypt"
+	schemeSCRAM    = "scram-sha-256"
 )
+
+// scramPrefix starts a SCRAM-SHA-256 verifier, in Dovecot's format:
+// {SCRAM-SHA-256}iterations,salt,StoredKey,ServerKey with the three binary
+// fields in standard base 64 with padding.
+const scramPrefix = "{SCRAM-SHA-256}"
 
 // Parameters of new hashes.
 const (
@@ -92,8 +100,12 @@ type hash struct {
 	threads      uint8
 	salt, key    []byte
 
+	// SCRAM-SHA-256: the iterations are cost, the salt salt, the StoredKey
+	// key, and:
+	serverKey []byte
+
 	// bcrypt and SHA-crypt
-	cost    int    // bcrypt cost, or SHA-crypt rounds
+	cost    int    // bcrypt cost, SHA-crypt rounds or SCRAM iterations
 	saltLen int    // SHA-crypt salt length
 	setting string // SHA-crypt: the stored string without its digest
 }
@@ -133,6 +145,8 @@ func parseHash(s string) (*hash, error) {
 		return parseSHACrypt(s, schemeSHA512, 86)
 	case strings.HasPrefix(s, "$5$"):
 		return parseSHACrypt(s, schemeSHA256, 43)
+	case strings.HasPrefix(s, scramPrefix):
+		return parseSCRAM(s)
 	case strings.HasPrefix(s, "$argon2i$"), strings.HasPrefix(s, "$argon2d$"):
 		return nil, errors.New("unsupported hash: only argon2id of the Argon2 variants")
 	case strings.HasPrefix(s, "$"):
@@ -140,11 +154,11 @@ func parseHash(s string) (*hash, error) {
 		// a short identifier followed by more fields.
 		id, after, found := strings.Cut(s[1:], "$")
 		if !found || after == "" || len(id) < 1 || len(id) > 8 || !isSchemeID(id) {
-			return nil, errors.New("unsupported hash (want argon2id, bcrypt, sha512-crypt or sha256-crypt)")
+			return nil, errors.New("unsupported hash (want argon2id, bcrypt, sha512-crypt, sha256-crypt or {SCRAM-SHA-256})")
 		}
-		return nil, fmt.Errorf("unsupported hash scheme $%s$ (want argon2id, bcrypt, sha512-crypt or sha256-crypt)", id)
+		return nil, fmt.Errorf("unsupported hash scheme $%s$ (want argon2id, bcrypt, sha512-crypt, sha256-crypt or {SCRAM-SHA-256})", id)
 	default:
-		return nil, errors.New("unsupported hash (want argon2id, bcrypt, sha512-crypt or sha256-crypt; traditional DES crypt is not accepted)")
+		return nil, errors.New("unsupported hash (want argon2id, bcrypt, sha512-crypt, sha256-crypt or {SCRAM-SHA-256}; traditional DES crypt is not accepted)")
 	}
 }
 
@@ -204,6 +218,64 @@ func parseArgon2id(s string) (*hash, error) {
 		salt:    salt,
 		key:     key,
 	}, nil
+}
+
+var scramBase64 = base64.StdEncoding.Strict()
+
+// parseSCRAM parses {SCRAM-SHA-256}iterations,salt,StoredKey,ServerKey:
+// iterations a decimal number from sasl.MinIterations to sasl.MaxIterations
+// (a DoS guard: PLAIN and PASS against the entry run that many PBKDF2
+// rounds on the server), a salt of sasl.MinSaltLen to sasl.MaxSaltLen bytes
+// and two 32-byte keys, in standard base 64 with padding.
+func parseSCRAM(s string) (*hash, error) {
+	f := strings.Split(s[len(scramPrefix):], ",")
+	if len(f) != 4 {
+		return nil, errHash(schemeSCRAM, "want {SCRAM-SHA-256}iterations,salt,storedkey,serverkey")
+	}
+	iter, ok := decimal(f[0])
+	if !ok || iter < sasl.MinIterations || iter > sasl.MaxIterations {
+		return nil, errHash(schemeSCRAM, fmt.Sprintf("iterations must be %d to %d", sasl.MinIterations, sasl.MaxIterations))
+	}
+	salt, err := scramBase64.DecodeString(f[1])
+	if err != nil || len(salt) < sasl.MinSaltLen || len(salt) > sasl.MaxSaltLen {
+		return nil, errHash(schemeSCRAM, fmt.Sprintf("salt must be %d to %d bytes in base 64", sasl.MinSaltLen, sasl.MaxSaltLen))
+	}
+	stored, err1 := scramBase64.DecodeString(f[2])
+	server, err2 := scramBase64.DecodeString(f[3])
+	if err1 != nil || err2 != nil || len(stored) != sasl.KeyLen || len(server) != sasl.KeyLen {
+		return nil, errHash(schemeSCRAM, fmt.Sprintf("StoredKey and ServerKey must be %d bytes in base 64", sasl.KeyLen))
+	}
+	return &hash{
+		scheme:    schemeSCRAM,
+		params:    fmt.Sprintf("i=%d,salt=%d", iter, len(salt)),
+		encoded:   s,
+		cost:      int(iter),
+		salt:      salt,
+		key:       stored,
+		serverKey: server,
+	}, nil
+}
+
+func formatSCRAM(iter int, salt, stored, server []byte) string {
+	return fmt.Sprintf("%s%d,%s,%s,%s", scramPrefix, iter, scramBase64.EncodeToString(salt),
+		scramBase64.EncodeToString(stored), scramBase64.EncodeToString(server))
+}
+
+// verifySCRAM reports whether password, prepared as a SCRAM client prepares
+// it (RFC 8265 OpaqueString; a password that cannot be prepared is used as
+// it is, and matches nothing a prepared one made), derives h's StoredKey.
+func verifySCRAM(h *hash, password []byte) bool {
+	pw := string(password)
+	if p, err := sasl.PreparePassword(pw); err == nil {
+		pw = p
+	}
+	stored, server, err := sasl.SCRAMSHA256Keys(pw, h.salt, h.cost)
+	if err != nil {
+		return false
+	}
+	defer clear(stored)
+	clear(server)
+	return subtle.ConstantTimeCompare(stored, h.key) == 1
 }
 
 // parseBcrypt parses $2a$, $2b$ or $2y$, two digits of cost, $, 22 characters
@@ -310,6 +382,8 @@ func verifyHash(h *hash, password []byte) bool {
 		key := argon2.IDKey(password, h.salt, h.time, h.memory, h.threads, uint32(len(h.key)))
 		defer clear(key)
 		return subtle.ConstantTimeCompare(key, h.key) == 1
+	case schemeSCRAM:
+		return verifySCRAM(h, password)
 	case schemeBcrypt:
 		// CompareHashAndPassword compares with crypto/subtle.
 		return bcrypt.CompareHashAndPassword([]byte(h.encoded), password) == nil
@@ -340,6 +414,8 @@ func dummyFor(h *hash) (*hash, error) {
 	case schemeArgon2id:
 		s = fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%s$%s", h.memory, h.time, h.threads,
 			phcBase64.EncodeToString(randomBytes(len(h.salt))), phcBase64.EncodeToString(randomBytes(len(h.key))))
+	case schemeSCRAM:
+		s = formatSCRAM(h.cost, randomBytes(len(h.salt)), randomBytes(sasl.KeyLen), randomBytes(sasl.KeyLen))
 	case schemeBcrypt:
 		s = fmt.Sprintf("$2b$%02d$%s", h.cost, randomChars(bcryptChars, 53))
 	case schemeSHA512:
@@ -388,9 +464,12 @@ func randomChars(alphabet string, n int) string {
 }
 
 // Hash hashes password for a line of the file. scheme is "argon2id" (the
-// default when empty), "bcrypt", "sha512-crypt" or "sha256-crypt"; each uses
-// a fresh random salt and this package's default parameters: argon2id m=19456
-// KiB, t=2, p=1; bcrypt cost 12; SHA-crypt 5000 rounds. An empty password is
+// default when empty), "bcrypt", "sha512-crypt", "sha256-crypt" or
+// "scram-sha-256"; each uses a fresh random salt and this package's default
+// parameters: argon2id m=19456 KiB, t=2, p=1; bcrypt cost 12; SHA-crypt 5000
+// rounds; SCRAM-SHA-256 sasl.DefaultIterations (10,000) with a 16-byte salt,
+// of the password prepared by RFC 8265's OpaqueString, as a SCRAM client
+// prepares it. An empty password is
 // refused, as Authenticate would refuse it; so is one over 72 bytes for
 // bcrypt, which would ignore the rest.
 func Hash(password []byte, scheme string) (string, error) {
@@ -410,6 +489,17 @@ func Hash(password []byte, scheme string) (string, error) {
 			return "", fmt.Errorf("hash: %w", err)
 		}
 		s = string(b)
+	case schemeSCRAM:
+		p, err := sasl.PreparePassword(string(password))
+		if err != nil {
+			return "", fmt.Errorf("hash: %w", err)
+		}
+		salt := randomBytes(sasl.DefaultSaltLen)
+		stored, server, err := sasl.SCRAMSHA256Keys(p, salt, sasl.DefaultIterations)
+		if err != nil {
+			return "", fmt.Errorf("hash: %w", err)
+		}
+		s = formatSCRAM(sasl.DefaultIterations, salt, stored, server)
 	case schemeSHA512, schemeSHA256:
 		var err error
 		if scheme == schemeSHA512 {
@@ -421,7 +511,7 @@ func Hash(password []byte, scheme string) (string, error) {
 			return "", fmt.Errorf("hash: %w", err)
 		}
 	default:
-		return "", fmt.Errorf("hash: unknown scheme %q (want argon2id, bcrypt, sha512-crypt or sha256-crypt)", scheme)
+		return "", fmt.Errorf("hash: unknown scheme %q (want argon2id, bcrypt, sha512-crypt, sha256-crypt or scram-sha-256)", scheme)
 	}
 	// What Hash makes, the file must accept.
 	if _, err := parseHash(s); err != nil {

@@ -2,6 +2,7 @@ package passwdfile
 
 import (
 	"bufio"
+	"crypto/sha512"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,18 @@ type table struct {
 	// at in the gate: the most any of its hashes, or unknown, allocates. One
 	// figure for all, so that a check waits alike whichever hash it is of.
 	checkMemory int64
+	// scram is a hash of the most common class of the file's SCRAM-SHA-256
+	// verifiers, whose iterations and salt length a fake exchange shows for
+	// a name without one; nil when the file has none.
+	scram *hash
+	// fakeKey keys the fake SCRAM salts of names without a verifier: a
+	// hash of every stored hash of the file, in order. It is the same in
+	// every process that reads this version (an inetd session is one
+	// process per connection, so a random key per process would give an
+	// unknown name a new salt at each attempt, where a real account's stays),
+	// and unknown to whoever cannot read the file. A file without hashes has
+	// no real salt to tell a fake one from.
+	fakeKey []byte
 }
 
 // entry is one account.
@@ -51,6 +64,8 @@ func parse(r io.Reader, name, template string) (*table, error) {
 	classes := make(map[string]*class)
 	var order []*class // classes in order of first appearance, for ties
 
+	fake := sha512.New()
+	fake.Write([]byte("popa3d fake SCRAM-SHA-256 salt key\x00"))
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	n := 0
@@ -101,6 +116,7 @@ func parse(r io.Reader, name, template string) (*table, error) {
 			}
 			c.count++
 			e.hash = h
+			fake.Write([]byte(stored + "\x00"))
 		}
 		t.users[user] = e
 		lineOf[user] = n
@@ -112,8 +128,12 @@ func parse(r io.Reader, name, template string) (*table, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 
-	var common *class
+	t.fakeKey = fake.Sum(nil)
+	var common, scramCommon *class
 	for _, c := range order {
+		if c.h.scheme == schemeSCRAM && (scramCommon == nil || c.count > scramCommon.count) {
+			scramCommon = c
+		}
 		d, err := dummyFor(c.h)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
@@ -127,6 +147,9 @@ func parse(r io.Reader, name, template string) (*table, error) {
 		if e.hash != nil {
 			e.dummy = classes[e.hash.class()].dummy
 		}
+	}
+	if scramCommon != nil {
+		t.scram = scramCommon.dummy
 	}
 	if common != nil {
 		t.unknown = common.dummy

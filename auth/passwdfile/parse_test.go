@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/popa3d/popa3d/sasl"
 )
 
 // FuzzParse feeds the parser any file: it must not panic, must accept only
@@ -62,6 +64,11 @@ func checkBounds(t *testing.T, h *hash) {
 		if h.cost < shaCryptMinRounds || h.cost > shaCryptMaxRounds || h.saltLen < 1 || h.saltLen > shaCryptMaxSalt {
 			t.Fatalf("%s out of bounds: %s", h.scheme, h.params)
 		}
+	case schemeSCRAM:
+		if h.cost < sasl.MinIterations || h.cost > sasl.MaxIterations || len(h.salt) < sasl.MinSaltLen ||
+			len(h.salt) > sasl.MaxSaltLen || len(h.key) != sasl.KeyLen || len(h.serverKey) != sasl.KeyLen {
+			t.Fatalf("%s out of bounds: %s", h.scheme, h.params)
+		}
 	default:
 		t.Fatalf("unknown scheme %q", h.scheme)
 	}
@@ -87,8 +94,12 @@ func checkParseError(t *testing.T, data []byte, err error) {
 	line := strings.TrimSuffix(lines[n-1], "\r")
 	name, rest, _ := strings.Cut(line, ":")
 	stored, _, _ := strings.Cut(rest, ":")
-	// The secret part of a hash is its last field: salt and digest.
+	// The secret part of a hash is its last field: salt and digest (for a
+	// SCRAM-SHA-256 verifier, the ServerKey after the last comma).
 	digest := stored[strings.LastIndexByte(stored, '$')+1:]
+	if v, ok := strings.CutPrefix(stored, scramPrefix); ok {
+		digest = v[strings.LastIndexByte(v, ',')+1:]
+	}
 	if len(digest) < 8 || strings.Contains(name, digest) || !strings.Contains(msg, digest) {
 		return
 	}

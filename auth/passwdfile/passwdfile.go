@@ -18,6 +18,15 @@
 //	$2b$12$…, $2a$…, $2y$…                     bcrypt (cost ≤ 16)
 //	$6$salt$hash, $6$rounds=N$salt$hash        SHA-512-crypt (rounds ≤ 10000000), as from openssl passwd -6
 //	$5$salt$hash, $5$rounds=N$salt$hash        SHA-256-crypt, as from openssl passwd -5
+//	{SCRAM-SHA-256}i,salt,storedkey,serverkey  a SCRAM-SHA-256 verifier (RFC 5802, 7677), Dovecot's format
+//
+// A SCRAM-SHA-256 verifier holds the iteration count (4096 to 1000000), the
+// salt (8 to 64 bytes) and the StoredKey and ServerKey (32 bytes each), the
+// last three in standard base 64 with padding; `popa3d passwd -s
+// scram-sha-256` makes one. It lets the account log in with AUTH
+// SCRAM-SHA-256(-PLUS) and, like every other hash, with AUTH PLAIN and
+// USER/PASS (the password is then derived with the stored salt and count
+// and compared to the StoredKey); it is not a plaintext equivalent.
 //
 // with Argon2id salts of 8 to 64 bytes and hashes of 16 to 64, and SHA-crypt
 // salts of 1 to 16 characters. A hash that is empty or starts with ! or *
@@ -35,6 +44,8 @@ package passwdfile
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha512"
 	"fmt"
 	"os"
 	"runtime"
@@ -43,6 +54,7 @@ import (
 
 	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/limits"
+	"github.com/popa3d/popa3d/sasl"
 )
 
 // Options configure a File.
@@ -81,7 +93,10 @@ type File struct {
 	seen os.FileInfo
 }
 
-var _ auth.Authenticator = (*File)(nil)
+var (
+	_ auth.Authenticator = (*File)(nil)
+	_ auth.SCRAMSource   = (*File)(nil)
+)
 
 // Open loads and checks the password file.
 func Open(opts Options) (*File, error) {
@@ -217,4 +232,58 @@ func (f *File) Authenticate(ctx context.Context, user, password string) (auth.Id
 		return auth.Identity{Name: e.name, UID: -1, GID: -1, Mailbox: e.mailbox}, nil
 	}
 	return auth.Identity{}, &auth.Failure{Cause: cause}
+}
+
+// HasSCRAM reports whether the file has a SCRAM-SHA-256 verifier, reloading
+// it first if it changed (a reload error goes to Options.OnReloadError, as
+// in Authenticate).
+func (f *File) HasSCRAM() bool {
+	t, reloadErr := f.current()
+	if reloadErr != nil && f.onReload != nil {
+		f.onReload(reloadErr)
+	}
+	return t.scram != nil
+}
+
+// SCRAMSHA256 returns user's SCRAM-SHA-256 verifier and identity
+// (auth.SCRAMSource). For a name that is not an account, a locked account,
+// or an entry with another kind of hash, the verifier is a fake with the
+// iterations and salt length of the file's most common SCRAM verifier (the
+// defaults of Hash when it has none), a salt that is a keyed HMAC of the
+// name under a key derived from the file's hashes (table.fakeKey: the same
+// at every attempt and in every process, inetd's included, as a real salt
+// is, yet not computable without the file) and random keys; the refusal comes with it. Looking up costs no hashing, so it is not
+// gated.
+func (f *File) SCRAMSHA256(ctx context.Context, user string) (sasl.Credential, auth.Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return sasl.Credential{}, auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Err: err}
+	}
+	t, reloadErr := f.current()
+	if reloadErr != nil && f.onReload != nil {
+		f.onReload(reloadErr)
+	}
+	e := t.users[user]
+	switch {
+	case e == nil:
+		return f.fakeSCRAM(t, user), auth.Identity{}, &auth.Failure{Cause: auth.Unknown()}
+	case e.hash == nil:
+		return f.fakeSCRAM(t, user), auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: "locked account"}
+	case e.hash.scheme != schemeSCRAM:
+		return f.fakeSCRAM(t, user), auth.Identity{}, &auth.Failure{Cause: auth.ErrFailed, Detail: "no SCRAM-SHA-256 verifier for this account"}
+	}
+	h := e.hash
+	return sasl.Credential{Salt: h.salt, Iterations: h.cost, StoredKey: h.key, ServerKey: h.serverKey},
+		auth.Identity{Name: e.name, UID: -1, GID: -1, Mailbox: e.mailbox}, nil
+}
+
+// fakeSCRAM returns the fake verifier of a name without a real one.
+func (f *File) fakeSCRAM(t *table, user string) sasl.Credential {
+	iter, saltLen := sasl.DefaultIterations, sasl.DefaultSaltLen
+	if t.scram != nil {
+		iter, saltLen = t.scram.cost, len(t.scram.salt)
+	}
+	m := hmac.New(sha512.New, t.fakeKey)
+	m.Write([]byte(user))
+	return sasl.Credential{Salt: m.Sum(nil)[:saltLen], Iterations: iter,
+		StoredKey: randomBytes(sasl.KeyLen), ServerKey: randomBytes(sasl.KeyLen)}
 }

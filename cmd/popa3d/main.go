@@ -155,6 +155,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			Limits: serverLimits(cfg),
 			Logger: log,
 		}
+		withSASL(srv, cfg)
 		if *daemonMode {
 			err = serveDaemon(ctx, cfg, serving, srv, log)
 		} else {
@@ -296,6 +297,14 @@ func serverLimits(cfg config.Config) pop3.Limits {
 		BadCommands:      cfg.BadCommands,
 		AuthFailureDelay: cfg.AuthFailureDelay.Duration,
 	}
+}
+
+// withSASL sets the server's SASL and CAPA settings (config/sasl.go) and
+// returns it.
+func withSASL(srv *pop3.Server, cfg config.Config) *pop3.Server {
+	srv.Mechanisms = append([]string{}, cfg.SASLMechanisms...)
+	srv.Implementation = cfg.CapaImplementation
+	return srv
 }
 
 // signalContext returns a context that SIGTERM and SIGINT end, and SIGHUP

@@ -15,10 +15,13 @@ import (
 
 // passwdCommand prints a password hash for a password file entry. The password
 // is read from the terminal without echo (twice), or as one line from stdin.
+// With -s scram-sha-256 it prints a SCRAM-SHA-256 verifier
+// ({SCRAM-SHA-256}iterations,salt,storedkey,serverkey), which also verifies
+// PLAIN and PASS.
 func passwdCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("passwd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scheme := fs.String("s", "argon2id", "hash scheme: argon2id, bcrypt, sha512-crypt or sha256-crypt")
+	scheme := fs.String("s", "argon2id", "hash scheme: argon2id, bcrypt, sha512-crypt, sha256-crypt or scram-sha-256")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "Usage: popa3d passwd [-s SCHEME]")
 		return 1

@@ -83,7 +83,7 @@ func runPreauth(args []string, stderr io.Writer) int {
 		log.Error(err.Error())
 		return 1
 	}
-	srv := &pop3.Server{Limits: serverLimits(cfg), Logger: log}
+	srv := withSASL(&pop3.Server{Limits: serverLimits(cfg), Logger: log}, cfg)
 	ctx, stop := signalContext(false, log)
 	defer stop()
 	connect := func() (io.ReadWriter, pop3.ConnInfo, error) {
@@ -117,7 +117,7 @@ func privsepRunner(cfg config.Config, re reexec, a auth.Authenticator, log *slog
 			// user's own file (issue 8, finding 5).
 			return newStore(cfg, log, id.Home, lock, true)
 		},
-		Server: &pop3.Server{Limits: serverLimits(cfg), Logger: log, Observer: obs},
+		Server: withSASL(&pop3.Server{Limits: serverLimits(cfg), Logger: log, Observer: obs}, cfg),
 	}, nil
 }
 

@@ -128,7 +128,7 @@ type commandSpec struct {
 }
 
 // commandTable is every command, in the order RFC 1939 lists them, then the
-// extensions (CAPA from RFC 2449, LAST from RFC 1460).
+// extensions (CAPA from RFC 2449, LAST from RFC 1460, STLS from RFC 2595).
 var commandTable = []commandSpec{
 	{"USER", inAuthorization, oneArg, (*session).cmdUser},
 	{"PASS", inAuthorization, wholeLine, (*session).cmdPass},
@@ -144,6 +144,7 @@ var commandTable = []commandSpec{
 	{"UIDL", inTransaction, optionalArg, (*session).cmdUidl},
 	{"CAPA", inAuthorization | inTransaction, noArgs, (*session).cmdCapa},
 	{"LAST", inTransaction, noArgs, (*session).cmdLast},
+	{"STLS", inAuthorization | inTransaction, noArgs, (*session).cmdStls},
 }
 
 // lookup returns the entry of cmds for the command name in state st, or nil

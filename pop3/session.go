@@ -62,6 +62,8 @@ type session struct {
 	authDeadline time.Time
 	interrupted  atomic.Bool
 	handoff      bool         // Authorize: stop at PASS and keep the credentials
+	implicitTLS  bool         // the connection began with TLS (ConnInfo.ImplicitTLS)
+	loopback     bool         // the client's address is a loopback address
 	creds        *Credentials // set at PASS when handoff
 
 	user    string // from USER
@@ -81,6 +83,7 @@ func newSession(s *Server, conn io.ReadWriter, info ConnInfo, pending []byte) *s
 	ss := &session{srv: s, lim: s.Limits, commands: commandTable, start: s.now()}
 	ss.log = s.logger()
 	ss.summary.RemoteAddr = info.RemoteAddr
+	ss.loopback = isLoopback(info.RemoteAddr)
 	ss.conn = conn
 	ss.dl, _ = conn.(deadlineConn)
 	ss.in = newLineReader(conn, pending)
@@ -188,6 +191,7 @@ func (ss *session) readFailed(ctx context.Context, err error) {
 
 func (ss *session) finish() Summary {
 	ss.flush()
+	ss.closeTLS()
 	ss.closeMailbox()
 	ss.summary.BytesSent = ss.wire.n
 	ss.summary.Duration = ss.srv.now().Sub(ss.start)

@@ -55,8 +55,9 @@ type Runner struct {
 	Server *pop3.Server
 	// Relay offers each pre-auth process a relay channel, over which it
 	// relays the session instead of handing the client's socket over (see
-	// the package documentation). TLS will set it; today only tests do, and
-	// every session is plaintext and direct.
+	// the package documentation). It is set when TLS is configured: a
+	// session under TLS is relayed by its pre-auth process, which holds the
+	// TLS state; a plaintext one still goes on directly.
 	Relay bool
 }
 
@@ -334,7 +335,17 @@ func (v verdict) Authenticate(context.Context, string, string) (auth.Identity, e
 // relay channel (fd 4, announced in the environment), it then relays the session until it ends (see the
 // package documentation); otherwise it returns, and the program exits,
 // leaving the client's socket to root.
+//
+// A session that stayed plaintext is handed over directly even when a
+// channel was offered: only one under TLS (implicit, or after STLS) needs
+// the relay.
 func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (io.ReadWriter, pop3.ConnInfo, error)) error {
+	return preauthSession(ctx, jail, srv, connect, false)
+}
+
+// preauthSession is Preauth; relayPlaintext relays a plaintext session too
+// when a channel is offered (the tests of the relay itself).
+func preauthSession(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (io.ReadWriter, pop3.ConnInfo, error), relayPlaintext bool) error {
 	out := os.NewFile(credentialsFD, "credentials")
 	defer out.Close()
 	channel, err := offeredChannel()
@@ -351,16 +362,21 @@ func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (i
 	if err != nil {
 		return err
 	}
-	creds, err := srv.Authorize(ctx, conn, info)
+	creds, final, err := srv.AuthorizeConn(ctx, conn, info)
 	if errors.Is(err, pop3.ErrNoLogin) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	// A session that stayed plaintext goes on directly on the client's
+	// socket even when a channel was offered (no copy); one under TLS
+	// (implicit, or after STLS) can only go on through this process, which
+	// holds the TLS state (or, relayPlaintext, the tests of the relay).
 	m := direct
-	if channel != nil {
+	if channel != nil && (final != conn || relayPlaintext) {
 		m = relayed
+		conn = final
 	}
 	rec, err := EncodeRecord(creds, m)
 	if err != nil {

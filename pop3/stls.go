@@ -102,7 +102,7 @@ func (ss *session) cmdStls(ctx context.Context, args []string) {
 		ss.log.Warn(fmt.Sprintf("Dropped %d byte%s sent after STLS before the TLS handshake", dropped, plural(int64(dropped))))
 	}
 	if err != nil {
-		ss.log.Info(fmt.Sprintf("TLS handshake failed: %v", errors.Unwrap(err)))
+		ss.log.Info(fmt.Sprintf("TLS handshake failed: %v", handshakeError(err)))
 		return
 	}
 	ss.user, ss.userSet = "", false
@@ -121,10 +121,22 @@ func (ss *session) startImplicitTLS(info ConnInfo) bool {
 	}
 	ss.implicitTLS = true
 	if _, err := ss.upgrade(ss.handshake); err != nil {
-		ss.log.Info(fmt.Sprintf("TLS handshake failed: %v", errors.Unwrap(err)))
+		ss.log.Info(fmt.Sprintf("TLS handshake failed: %v", handshakeError(err)))
 		return false
 	}
 	return true
+}
+
+// handshakeError is upgrade's error without errUpgrade's text.
+func handshakeError(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if e != errUpgrade {
+				return e
+			}
+		}
+	}
+	return err
 }
 
 // handshake is the server side of a TLS handshake over old, under the

@@ -6,8 +6,8 @@
 // CPU seconds per GB served, which does not depend on the client being the
 // bottleneck. bench/tls/run.sh drives it against ours and Dovecot.
 //
-//	go run ./bench/tls -addr 127.0.0.1:995 -pid PID -user U -pass P sessions [-c 8] [-d 10s]
-//	go run ./bench/tls -addr 127.0.0.1:995 -pid PID -user U -pass P retr [-w 1]
+//	go run ./bench/tls -addr 127.0.0.1:995 -pid PID -user U -pass P [-c 8] [-d 10s] sessions
+//	go run ./bench/tls -addr 127.0.0.1:995 -pid PID -user U -pass P [-w 1] retr
 //
 // A user name with %d gives each session worker its own account (worker i
 // logs in as the name with i in place of %d, from 1). The server's

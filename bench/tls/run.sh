@@ -36,7 +36,7 @@ PY
 	chown "tlsb$i:mail" "/var/mail/tlsb$i"; chmod 600 "/var/mail/tlsb$i"
 done
 state=$(mktemp -d); chmod 755 "$state"
-trap 'rm -rf "$state"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; bash "$PEERS" stop dovecot-mbox 2>/dev/null; rm -rf "$state"' EXIT
 go build -o "$state/popa3d" ./cmd/popa3d
 go build -o "$state/bench" ./bench/tls
 go run ./bench/mailbox gen -n "$n" -user tlsbench -o /var/mail/tlsbench >&2
@@ -49,9 +49,9 @@ cert=$PEERS_STATE/tls/cert.pem key=$PEERS_STATE/tls/key.pem
 
 measure() { # NAME PORT PID
 	echo "== $1"
-	"$state/bench" -addr "127.0.0.1:$2" -pid "$3" -user tlsbench -pass "$pass" retr -w 1
-	"$state/bench" -addr "127.0.0.1:$2" -pid "$3" -user tlsbench -pass "$pass" retr -w 8
-	"$state/bench" -addr "127.0.0.1:$2" -pid "$3" -user 'tlsb%d' -pass "$pass" sessions -c 8 -d "${secs}s"
+	"$state/bench" -addr "127.0.0.1:$2" -pid "$3" -user tlsbench -pass "$pass" -w 1 retr
+	"$state/bench" -addr "127.0.0.1:$2" -pid "$3" -user tlsbench -pass "$pass" -w 8 retr
+	"$state/bench" -addr "127.0.0.1:$2" -pid "$3" -user 'tlsb%d' -pass "$pass" -c 8 -d "${secs}s" sessions
 }
 
 common="auth_failure_delay = \"0s\"

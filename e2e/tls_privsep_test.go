@@ -24,6 +24,24 @@ func TestTLSPrivsep(t *testing.T) {
 	_, plainPort, _ := strings.Cut(d.addr, ":")
 	runTLSClients(t, tlsTarget{s: s.site, ts: ts, plainPort: plainPort, tlsPort: ts.tlsPort(), user: u.Name, password: "tls system pass", msgs: msgs})
 
+	// A plaintext session from loopback (allowed by the default policy)
+	// is handed over directly: the pre-auth process exits, and the user's
+	// session process serves the client's socket itself, no relay.
+	pc := dial(t, d.addr)
+	pc.ok("USER " + u.Name)
+	pc.ok("PASS tls system pass")
+	plainSession := waitForChild(t, d.p.cmd.Process.Pid, func(pid int) bool { return !isPreauth(pid) })
+	if r := pc.ok("STAT"); !strings.HasPrefix(r, fmt.Sprintf("+OK %d ", len(msgs))) {
+		t.Errorf("STAT in plaintext: %q", r)
+	}
+	if kids := children(plainSession); len(kids) != 0 {
+		t.Errorf("a plaintext session kept a relay: children %v of %d", kids, plainSession)
+	}
+	if n := tcpSockets(t, plainSession); n != 1 {
+		t.Errorf("the plaintext session process holds %d TCP sockets, want the client's", n)
+	}
+	pc.quit()
+
 	c, _ := dialTLS(t, ts.listenTLS, ts.clientConfig())
 	c.cmd("USER " + u.Name)
 	if r := c.cmd("PASS tls system pass"); r != "+OK" {

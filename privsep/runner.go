@@ -389,7 +389,8 @@ func preauthSession(ctx context.Context, jail Jail, srv *pop3.Server, connect fu
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("hand over the credentials: %w", err)
 	}
-	if channel == nil {
+	if m == direct {
+		// Root serves the client's socket from here on.
 		return nil
 	}
 	rc, ok := conn.(relayConn)

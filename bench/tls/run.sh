@@ -36,7 +36,8 @@ PY
 	chown "tlsb$i:mail" "/var/mail/tlsb$i"; chmod 600 "/var/mail/tlsb$i"
 done
 state=$(mktemp -d); chmod 755 "$state"
-trap 'kill $(jobs -p) 2>/dev/null; bash "$PEERS" stop dovecot-mbox 2>/dev/null; rm -rf "$state"' EXIT
+# The servers' logs are kept in $PEERS_STATE/ours-*.log.
+trap 'kill $(jobs -p) 2>/dev/null; bash "$PEERS" stop dovecot-mbox 2>/dev/null; cp "$state"/*.log "$PEERS_STATE/" 2>/dev/null; rm -rf "$state"' EXIT
 go build -o "$state/popa3d" ./cmd/popa3d
 go build -o "$state/bench" ./bench/tls
 go run ./bench/mailbox gen -n "$n" -user tlsbench -o /var/mail/tlsbench >&2
@@ -61,13 +62,14 @@ session_min_hold = \"0s\"
 log = \"stderr\"
 tls_cert = \"$cert\"
 tls_key = \"$key\"
-lock_dir = \"$state/locks\"
-mailbox = \"/var/mail/%u\""
+"
 # The index cache is in each account's home (state_dir default).
 cat >"$state/privsep.toml" <<CONF
 listen = ["127.0.0.1:2110"]
 listen_tls = ["127.0.0.1:2111"]
 auth = "system"
+mailbox = "/var/mail/%u"
+lock_dir = "$state/locks"
 chroot = "$state/empty"
 preauth_user = "popa3d"
 $common
@@ -84,20 +86,24 @@ cat >"$state/single.toml" <<CONF
 listen = ["127.0.0.1:2112"]
 listen_tls = ["127.0.0.1:2113"]
 auth = "passwd_file"
+mailbox = "$state/smail/%u"
+lock_dir = "$state/single-locks"
 passwd_file = "$state/passwd"
 run_as = "tlsbench"
 state_dir = "$state/single"
 $common
 CONF
 for i in $(seq 8); do echo "tlsb$i:$hash" >>"$state/passwd"; done
-# Single-account mode serves every mailbox as run_as: give it the small ones.
-chown tlsbench /var/mail/tlsb*
+# Single-account mode serves every mailbox as run_as: copies of them, its own.
+install -d -o tlsbench "$state/smail"
+for f in /var/mail/tlsbench /var/mail/tlsb[1-8]; do
+	cp -p "$f" "$state/smail/"; chown tlsbench "$state/smail/${f##*/}"
+done
 "$state/popa3d" -D -c "$state/single.toml" 2>"$state/single.log" &
 ours=$!
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/2113) 2>/dev/null && break; sleep 0.1; done
 measure "ours, single-account mode (TLS in the serving process)" 2113 "$ours"
 kill "$ours"; wait "$ours" || true
-for i in $(seq 8); do chown "tlsb$i" "/var/mail/tlsb$i"; done
 
 measure "Dovecot $(dovecot --version | cut -d' ' -f1), POP3S" 2115 "$dovecot_pid"
 bash "$PEERS" stop dovecot-mbox

@@ -2,6 +2,7 @@ package privsep
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -373,8 +374,15 @@ func preauthSession(ctx context.Context, jail Jail, srv *pop3.Server, connect fu
 	// socket even when a channel was offered (no copy); one under TLS
 	// (implicit, or after STLS) can only go on through this process, which
 	// holds the TLS state (or, relayPlaintext, the tests of the relay).
+	_, underTLS := final.(*tls.Conn)
+	if underTLS && channel == nil {
+		// Root, which configured no relay, would serve the client's socket
+		// in plaintext inside a TLS session (the configuration changed
+		// between the two processes' starts): end the session instead.
+		return errors.New("a session under TLS needs a relay channel, and none was offered")
+	}
 	m := direct
-	if channel != nil && (final != conn || relayPlaintext) {
+	if channel != nil && (underTLS || relayPlaintext) {
 		m = relayed
 		conn = final
 	}

@@ -127,6 +127,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "popa3d: %v\n", err)
 			return 1
 		}
+		if _, err := openCertificates(cfg, log); err != nil {
+			fmt.Fprintf(stderr, "popa3d: %v\n", err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "popa3d: configuration OK\n")
 		return 0
 	}

@@ -92,6 +92,14 @@ func TestTLSPrivsep(t *testing.T) {
 	if r := c.cmd("QUIT"); r != "+OK" {
 		t.Errorf("QUIT: %q", r)
 	}
+	// Each pre-auth process reads the pair when its session starts: a new
+	// certificate serves the next connection, without a signal.
+	ts.rotate(t, s.site)
+	nc, tc := dialTLS(t, ts.listenTLS, ts.clientConfig())
+	if got := tc.ConnectionState().PeerCertificates[0].SerialNumber; got.Cmp(ts.serial) != 0 {
+		t.Errorf("after a new pair: serial %s, want %s", got, ts.serial)
+	}
+	nc.cmd("QUIT")
 	d.terminate(t)
 	if after, _ := os.ReadFile(mboxPath); string(after) != string(before) {
 		t.Error("the mailbox changed")

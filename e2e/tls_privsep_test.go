@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestTLSPrivsep: system accounts under privilege separation over TLS.
@@ -91,6 +92,15 @@ func TestTLSPrivsep(t *testing.T) {
 	}
 	if r := c.cmd("QUIT"); r != "+OK" {
 		t.Errorf("QUIT: %q", r)
+	}
+	quitAt := time.Now()
+	for (processExists(relay) || processExists(session)) && time.Since(quitAt) < 3*time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The relay lingers limits.LingerTime (500 ms) for a client that keeps
+	// the connection open, then ends, and the session process with it.
+	if processExists(relay) || processExists(session) {
+		t.Errorf("%v after QUIT: relay alive %v, session process alive %v", time.Since(quitAt), processExists(relay), processExists(session))
 	}
 	// Each pre-auth process reads the pair when its session starts: a new
 	// certificate serves the next connection, without a signal.

@@ -87,6 +87,7 @@ func (p *proc) stop() {
 // each accepted connection with the socket as stdin and stdout.
 type inetd struct {
 	s     *site
+	args  []string // more arguments for each session process (-T)
 	ln    net.Listener
 	mu    sync.Mutex
 	procs []*proc
@@ -109,11 +110,18 @@ func (s *site) startMode(mode string) (addr string, finish func(*testing.T)) {
 
 func (s *site) startInetd() *inetd {
 	s.t.Helper()
+	return s.startInetdArgs()
+}
+
+// startInetdArgs is startInetd for session processes started with more
+// arguments, as an inetd.conf line gives them (-T for port 995).
+func (s *site) startInetdArgs(args ...string) *inetd {
+	s.t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	in := &inetd{s: s, ln: ln}
+	in := &inetd{s: s, ln: ln, args: args}
 	in.wg.Add(1)
 	go in.accept()
 	s.t.Cleanup(func() {
@@ -156,7 +164,7 @@ func (in *inetd) accept() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 		p := &proc{done: make(chan struct{}), cancel: cancel}
-		p.cmd = exec.CommandContext(ctx, popa3dBin, "-e", "-c", in.s.config)
+		p.cmd = exec.CommandContext(ctx, popa3dBin, append([]string{"-e", "-c", in.s.config}, in.args...)...)
 		p.cmd.WaitDelay = 2 * time.Second
 		// Exactly what inetd does: the connected socket is fd 0 and fd 1.
 		p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = f, f, &p.stderr

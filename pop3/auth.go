@@ -86,7 +86,7 @@ func (ss *session) binding() (sasl.ChannelBinding, bool) {
 	if st == nil {
 		return sasl.ChannelBinding{}, false
 	}
-	var cert []byte
+	cert := ss.servedLeaf
 	if f := ss.srv.TLSCertificate; f != nil {
 		cert = f(st)
 	}

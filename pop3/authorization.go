@@ -23,6 +23,10 @@ func (ss *session) cmdQuit(ctx context.Context, args []string) {
 
 // cmdUser takes the name; a second USER is refused.
 func (ss *session) cmdUser(ctx context.Context, args []string) {
+	if !ss.cleartextLoginAllowed() {
+		ss.errReply(replyTLSRequired)
+		return
+	}
 	if ss.userSet {
 		ss.errReply("-ERR")
 		return
@@ -44,6 +48,10 @@ func (ss *session) cmdUser(ctx context.Context, args []string) {
 // that will verify them. The password is everything after "PASS ", spaces
 // included.
 func (ss *session) cmdPass(ctx context.Context, args []string) {
+	if !ss.cleartextLoginAllowed() {
+		ss.errReply(replyTLSRequired)
+		return
+	}
 	if !ss.userSet {
 		ss.errReply("-ERR")
 		return

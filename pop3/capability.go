@@ -21,15 +21,16 @@ type capability struct {
 // lists them. An entry is offered only when it is really wired in: the
 // listing is what this session can do now, never what a build might do.
 var capabilityTable = []capability{
-	{line: "TOP"},            // RFC 2449 section 6.1
-	{line: "USER"},           // section 6.2
-	{line: "UIDL"},           // section 6.8
-	{line: "RESP-CODES"},     // section 6.4
-	{line: "AUTH-RESP-CODE"}, // RFC 3206 section 6
-	{line: "PIPELINING"},     // RFC 2449 section 6.6
-	{text: saslCapability, offered: saslOffered},                     // RFC 2449 section 6.3, RFC 5034
-	{line: "UTF8 USER", offered: utf8Offered},                        // RFC 6856 section 2
+	{line: "TOP"},                                // RFC 2449 section 6.1
+	{line: "USER", offered: userOffered},         // section 6.2
+	{line: "UIDL"},                               // section 6.8
+	{line: "RESP-CODES"},                         // section 6.4
+	{line: "AUTH-RESP-CODE"},                     // RFC 3206 section 6
+	{line: "PIPELINING"},                         // RFC 2449 section 6.6
+	{text: saslCapability, offered: saslOffered}, // RFC 2449 section 6.3, RFC 5034
+	{line: "UTF8 USER", offered: utf8Offered},    // RFC 6856 section 2
 	{text: implementationCapability, offered: implementationOffered}, // RFC 2449 section 6.9
+	{line: "STLS", offered: stlsOffered},                             // RFC 2595 section 4
 }
 
 // capabilities returns the lines of table that ss offers now.

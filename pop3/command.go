@@ -134,7 +134,7 @@ type commandSpec struct {
 
 // commandTable is every command, in the order RFC 1939 lists them, then the
 // extensions (CAPA from RFC 2449, LAST from RFC 1460, AUTH from RFC 5034,
-// UTF8 from RFC 6856).
+// UTF8 from RFC 6856, STLS from RFC 2595).
 var commandTable = []commandSpec{
 	{"USER", inAuthorization, oneArg, (*session).cmdUser},
 	{"PASS", inAuthorization, wholeLine, (*session).cmdPass},
@@ -152,6 +152,7 @@ var commandTable = []commandSpec{
 	{"LAST", inTransaction, noArgs, (*session).cmdLast},
 	{"AUTH", inAuthorization, anyRest, (*session).cmdAuth}, // RFC 5034
 	{"UTF8", inAuthorization, noArgs, (*session).cmdUTF8},  // RFC 6856
+	{"STLS", inAuthorization | inTransaction, noArgs, (*session).cmdStls},
 }
 
 // lookup returns the entry of cmds for the command name in state st, or nil

@@ -28,7 +28,12 @@ func (ss *session) tlsState() *tls.ConnectionState {
 
 // cleartextLoginAllowed reports whether a password may be sent on this
 // session now: USER/PASS, AUTH and their CAPA lines are offered only when it
-// holds. Without TLS configured it always holds (popa3d's behaviour).
+// holds. Without TLS configured it always holds (popa3d's behaviour); with
+// TLS configured it holds under TLS, and before TLS as Server.Cleartext
+// says (by default only for a client on a loopback address).
 func (ss *session) cleartextLoginAllowed() bool {
-	return true
+	if ss.tlsState() != nil {
+		return true
+	}
+	return ss.plaintextPolicy()
 }

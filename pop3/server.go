@@ -60,9 +60,19 @@ type Server struct {
 	Implementation string
 	// TLSCertificate returns the DER leaf certificate the server sent on
 	// a TLS connection, for the tls-server-end-point channel binding of
-	// SCRAM-SHA-256-PLUS on TLS 1.2 (RFC 5929). When nil, -PLUS is offered
-	// on TLS 1.3 only (tls-exporter, RFC 9266).
+	// SCRAM-SHA-256-PLUS on TLS 1.2 (RFC 5929), when the session did not
+	// make the handshake itself (it remembers what its own handshakes sent,
+	// from TLS's GetCertificate or its one certificate). When neither
+	// knows, -PLUS is offered on TLS 1.3 only (tls-exporter, RFC 9266).
 	TLSCertificate func(*tls.ConnectionState) []byte
+	// TLS, when not nil, is the configuration of the server side of TLS:
+	// STLS is offered and accepted on plaintext connections, a connection
+	// marked ConnInfo.ImplicitTLS starts with a handshake, and Cleartext
+	// decides where passwords may be sent before TLS (pop3/stls.go). Nil
+	// means no TLS: no STLS, and logins in plaintext everywhere, as popa3d.
+	TLS *tls.Config
+	// Cleartext is the cleartext-login policy while TLS is configured.
+	Cleartext Cleartext
 }
 
 // ConnInfo describes the connection for logs.
@@ -70,6 +80,9 @@ type ConnInfo struct {
 	// RemoteAddr is the client's address, or "" when unknown (inetd mode
 	// without a socket).
 	RemoteAddr string
+	// ImplicitTLS makes the session start with a TLS handshake, before the
+	// greeting (RFC 8314: port 995); it needs Server.TLS.
+	ImplicitTLS bool
 }
 
 // Summary is what a session did, as logged in its summary line and given to
@@ -98,8 +111,10 @@ type Summary struct {
 func (s *Server) Serve(ctx context.Context, conn io.ReadWriter, info ConnInfo) Summary {
 	ss, stop := s.start(ctx, conn, info, nil)
 	defer stop()
-	ss.greet()
-	ss.run(ctx)
+	if ss.startImplicitTLS(info) {
+		ss.greet()
+		ss.run(ctx)
+	}
 	return ss.finish()
 }
 
@@ -132,16 +147,28 @@ var ErrNoLogin = errors.New("pop3: the client did not try to log in")
 // QUIT and every refusal) until a PASS, which it does not answer: it returns
 // the credentials instead. Every reply before the PASS has been written.
 func (s *Server) Authorize(ctx context.Context, conn io.ReadWriter, info ConnInfo) (Credentials, error) {
+	creds, _, err := s.AuthorizeConn(ctx, conn, info)
+	return creds, err
+}
+
+// AuthorizeConn is Authorize that also returns the transport the session
+// ended on: conn itself, or the TLS connection over it after implicit TLS or
+// STLS. A privilege-separated pre-auth process relays the rest of a TLS
+// session over that transport, since TLS state cannot be handed on.
+func (s *Server) AuthorizeConn(ctx context.Context, conn io.ReadWriter, info ConnInfo) (Credentials, io.ReadWriter, error) {
 	ss, stop := s.start(ctx, conn, info, nil)
 	defer stop()
 	ss.handoff = true
-	ss.greet()
-	ss.run(ctx)
+	if ss.startImplicitTLS(info) {
+		ss.greet()
+		ss.run(ctx)
+	}
 	ss.flush()
 	if ss.creds == nil {
-		return Credentials{}, ErrNoLogin
+		ss.closeTLS()
+		return Credentials{}, ss.conn, ErrNoLogin
 	}
-	return *ss.creds, nil
+	return *ss.creds, ss.conn, nil
 }
 
 // ServeLogin continues a session after Authorize: it verifies c as a PASS

@@ -62,6 +62,8 @@ type session struct {
 	authDeadline time.Time
 	interrupted  atomic.Bool
 	handoff      bool         // Authorize: stop at PASS and keep the credentials
+	implicitTLS  bool         // the connection began with TLS (ConnInfo.ImplicitTLS)
+	loopback     bool         // the client's address is a loopback address
 	creds        *Credentials // set at PASS when handoff
 
 	utf8    bool   // UTF8 (RFC 6856) was given: user names and passwords are prepared
@@ -76,12 +78,15 @@ type session struct {
 	last    int // LAST (RFC 1460): highest message RETR'd or DELE'd
 
 	summary Summary
+
+	servedLeaf []byte // the DER certificate this session's TLS handshake sent
 }
 
 func newSession(s *Server, conn io.ReadWriter, info ConnInfo, pending []byte) *session {
 	ss := &session{srv: s, lim: s.Limits, commands: commandTable, start: s.now()}
 	ss.log = s.logger()
 	ss.summary.RemoteAddr = info.RemoteAddr
+	ss.loopback = isLoopback(info.RemoteAddr)
 	ss.conn = conn
 	ss.dl, _ = conn.(deadlineConn)
 	ss.in = newLineReader(conn, pending)
@@ -189,6 +194,7 @@ func (ss *session) readFailed(ctx context.Context, err error) {
 
 func (ss *session) finish() Summary {
 	ss.flush()
+	ss.closeTLS()
 	ss.closeMailbox()
 	ss.summary.BytesSent = ss.wire.n
 	ss.summary.Duration = ss.srv.now().Sub(ss.start)

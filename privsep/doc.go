@@ -27,12 +27,12 @@
 //
 // The record also says which connection the session goes on on (its mode):
 //
-//   - direct, the default and the only mode for plaintext today: the
+//   - direct, the default and the mode of every plaintext session: the
 //     pre-auth process exits after writing the record, and root's session
 //     process serves the rest of the session on the client's socket, which
 //     it holds as well. Nothing is copied.
-//   - relayed (Runner.Relay; TLS will need it, since TLS state cannot be
-//     handed over): before it starts the pre-auth process, root creates a
+//   - relayed (Runner.Relay, set when TLS is configured; used by sessions
+//     under TLS, since TLS state cannot be handed over): before it starts the pre-auth process, root creates a
 //     socket pair (AF_UNIX, stream) and passes one end to it as fd 4, the
 //     relay channel, announced as POPA3D_RELAY_FD=4 in its environment
 //     (without that, fd 4 is just the next free descriptor). The pre-auth

@@ -24,8 +24,10 @@ const (
 	// first and ends the relay by closing its end, as it ends a direct
 	// connection.
 	relaySlack = 5 * time.Second
-	// relayBuffer is the size of each direction's copy buffer.
-	relayBuffer = 32 << 10
+	// relayBuffer is the size of each direction's copy buffer: big enough
+	// that a message leaves the session in few reads, and that each write
+	// to a TLS client fills several full 16 KiB records.
+	relayBuffer = 256 << 10
 )
 
 // relayConn is what the relay needs of each side: the client's connection

@@ -115,7 +115,7 @@ func preauthRole() int {
 		c, err := net.FileConn(os.Stdin)
 		return c, pop3.ConnInfo{}, err
 	}
-	if err := Preauth(ctx, jail, srv, connect); err != nil {
+	if err := preauthSession(ctx, jail, srv, connect, true); err != nil {
 		log.Error(err.Error())
 		return 1
 	}

@@ -2,6 +2,7 @@ package privsep
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -55,8 +56,9 @@ type Runner struct {
 	Server *pop3.Server
 	// Relay offers each pre-auth process a relay channel, over which it
 	// relays the session instead of handing the client's socket over (see
-	// the package documentation). TLS will set it; today only tests do, and
-	// every session is plaintext and direct.
+	// the package documentation). It is set when TLS is configured: a
+	// session under TLS is relayed by its pre-auth process, which holds the
+	// TLS state; a plaintext one still goes on directly.
 	Relay bool
 }
 
@@ -334,7 +336,17 @@ func (v verdict) Authenticate(context.Context, string, string) (auth.Identity, e
 // relay channel (fd 4, announced in the environment), it then relays the session until it ends (see the
 // package documentation); otherwise it returns, and the program exits,
 // leaving the client's socket to root.
+//
+// A session that stayed plaintext is handed over directly even when a
+// channel was offered: only one under TLS (implicit, or after STLS) needs
+// the relay.
 func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (io.ReadWriter, pop3.ConnInfo, error)) error {
+	return preauthSession(ctx, jail, srv, connect, false)
+}
+
+// preauthSession is Preauth; relayPlaintext relays a plaintext session too
+// when a channel is offered (the tests of the relay itself).
+func preauthSession(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (io.ReadWriter, pop3.ConnInfo, error), relayPlaintext bool) error {
 	out := os.NewFile(credentialsFD, "credentials")
 	defer out.Close()
 	channel, err := offeredChannel()
@@ -351,16 +363,28 @@ func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (i
 	if err != nil {
 		return err
 	}
-	creds, err := srv.Authorize(ctx, conn, info)
+	creds, final, err := srv.AuthorizeConn(ctx, conn, info)
 	if errors.Is(err, pop3.ErrNoLogin) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	// A session that stayed plaintext goes on directly on the client's
+	// socket even when a channel was offered (no copy); one under TLS
+	// (implicit, or after STLS) can only go on through this process, which
+	// holds the TLS state (or, relayPlaintext, the tests of the relay).
+	_, underTLS := final.(*tls.Conn)
+	if underTLS && channel == nil {
+		// Root, which configured no relay, would serve the client's socket
+		// in plaintext inside a TLS session (the configuration changed
+		// between the two processes' starts): end the session instead.
+		return errors.New("a session under TLS needs a relay channel, and none was offered")
+	}
 	m := direct
-	if channel != nil {
+	if channel != nil && (underTLS || relayPlaintext) {
 		m = relayed
+		conn = final
 	}
 	rec, err := EncodeRecord(creds, m)
 	if err != nil {
@@ -373,7 +397,8 @@ func Preauth(ctx context.Context, jail Jail, srv *pop3.Server, connect func() (i
 	if err := out.Close(); err != nil {
 		return fmt.Errorf("hand over the credentials: %w", err)
 	}
-	if channel == nil {
+	if m == direct {
+		// Root serves the client's socket from here on.
 		return nil
 	}
 	rc, ok := conn.(relayConn)

@@ -75,8 +75,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	check := fs.Bool("t", false, "check the configuration and exit")
 	toStderr := fs.Bool("e", false, "log to stderr instead of syslog")
 	cfgPath := fs.String("c", "", "configuration file (default "+defaultConfig+" if it exists)")
+	implicitTLS := fs.Bool("T", false, "inetd mode: the connection is implicit TLS (port 995)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s [-D] [-V] [-t] [-e] [-c FILE]\n       %s passwd [-s SCHEME]\n", args[0], args[0])
+		fmt.Fprintf(stderr, "Usage: %s [-D] [-V] [-t] [-e] [-T] [-c FILE]\n       %s passwd [-s SCHEME]\n", args[0], args[0])
 	}
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
 		if err == nil {
@@ -96,6 +97,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	cfg, ok := configFor(*cfgPath, *toStderr, stderr)
 	if !ok {
+		return 1
+	}
+	if err := checkImplicitFlag(cfg, *implicitTLS, *daemonMode); err != nil {
+		fmt.Fprintf(stderr, "popa3d: %v\n", err)
 		return 1
 	}
 	if err := backendBuilt(cfg); err != nil {
@@ -123,6 +128,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if *check {
 		if err := checkRunnable(cfg); err != nil {
+			fmt.Fprintf(stderr, "popa3d: %v\n", err)
+			return 1
+		}
+		if _, err := openCertificates(cfg, log); err != nil {
 			fmt.Fprintf(stderr, "popa3d: %v\n", err)
 			return 1
 		}
@@ -155,15 +164,24 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			Limits: serverLimits(cfg),
 			Logger: log,
 		}
+		// The key is read before the process gives up root.
+		certs, cerr := openCertificates(cfg, log)
+		if cerr != nil {
+			log.Error(cerr.Error())
+			return 1
+		}
+		withTLS(srv, cfg, certs)
 		withSASL(srv, cfg)
 		if *daemonMode {
+			watchCertificates(ctx, certs, log)
 			err = serveDaemon(ctx, cfg, serving, srv, log)
 		} else {
-			err = serveInetd(ctx, cfg, serving, srv, log)
+			err = serveInetd(ctx, cfg, serving, srv, *implicitTLS, log)
 		}
 	} else {
 		var re reexec
 		if re, err = reexecFor(*cfgPath, cfg, clientStderr); err == nil {
+			re.implicitTLS = *implicitTLS
 			err = servePrivsep(ctx, cfg, *daemonMode, re, a, log)
 		}
 	}
@@ -196,6 +214,9 @@ func servePrivsep(ctx context.Context, cfg config.Config, daemonMode bool, re re
 	if err != nil {
 		return err
 	}
+	// A session under TLS goes on through its pre-auth process, which
+	// holds the TLS state (doc/design.md §14.6).
+	r.Relay = cfg.TLSConfigured()
 	return servePrivsepInetd(ctx, r)
 }
 

@@ -33,6 +33,8 @@ type reexec struct {
 	cfgPath  string // absolute, or "" for the default
 	toStderr bool
 	stderr   *os.File // what the child gets as fd 2: nil for /dev/null
+	// implicitTLS passes -T: the connection is implicit TLS.
+	implicitTLS bool
 }
 
 // command returns the command that runs the program in role (preauthRole,
@@ -49,6 +51,9 @@ func (r reexec) command(ctx context.Context, role string) *exec.Cmd {
 	}
 	if r.toStderr {
 		args = append(args, "-e")
+	}
+	if r.implicitTLS {
+		args = append(args, "-T")
 	}
 	cmd := exec.CommandContext(ctx, r.exe, args...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -67,6 +72,7 @@ func runPreauth(args []string, stderr io.Writer) int {
 	fs := newFlagSet(args[0], stderr)
 	cfgPath := fs.String("c", "", "")
 	toStderr := fs.Bool("e", false, "")
+	implicitTLS := fs.Bool("T", false, "")
 	if err := fs.Parse(args[2:]); err != nil || fs.NArg() > 0 || os.Geteuid() != 0 {
 		fmt.Fprintf(stderr, "popa3d: %s is started only by popa3d itself, as root\n", preauthRole)
 		return 1
@@ -84,10 +90,23 @@ func runPreauth(args []string, stderr io.Writer) int {
 		return 1
 	}
 	srv := withSASL(&pop3.Server{Limits: serverLimits(cfg), Logger: log}, cfg)
+	// The certificates and key are read here, as root, before the jail;
+	// this process is the only one of the session that ever holds them.
+	certs, err := openCertificates(cfg, log)
+	if err != nil {
+		log.Error(err.Error())
+		return 1
+	}
+	if *implicitTLS && certs == nil {
+		log.Error("-T (implicit TLS) needs tls_cert and tls_key in the configuration")
+		return 1
+	}
+	withTLS(srv, cfg, certs)
 	ctx, stop := signalContext(false, log)
 	defer stop()
 	connect := func() (io.ReadWriter, pop3.ConnInfo, error) {
 		c, info, err := stdioConn()
+		info.ImplicitTLS = *implicitTLS
 		return c, info, err
 	}
 	if err := privsep.Preauth(ctx, j, srv, connect); err != nil {
@@ -175,6 +194,21 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 	if err != nil {
 		return err
 	}
+	tlns, err := tlsListeners(ctx, cfg, log)
+	if err != nil {
+		closeListeners(lns)
+		return err
+	}
+	lns = append(lns, tlns...)
+	// Checked here so that a bad pair stops the start, and watched so that
+	// a broken new one is reported; every pre-auth process reads the files
+	// itself.
+	certs, err := openCertificates(cfg, log)
+	if err != nil {
+		closeListeners(lns)
+		return err
+	}
+	watchCertificates(ctx, certs, log)
 	log.Info(fmt.Sprintf("System accounts with privilege separation: pre-auth as %s in %s", cfg.PreauthUser, cfg.Chroot))
 	for _, ln := range lns {
 		log.Info("Listening on " + ln.Addr().String())
@@ -182,8 +216,10 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 	counters := &metrics.Counters{}
 	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
 		host := daemon.Host(c.RemoteAddr())
+		sre := re
+		sre.implicitTLS = isImplicitTLS(c)
 		spawn := privsep.Spawn{
-			Command: func(ctx context.Context) *exec.Cmd { return re.command(ctx, "") },
+			Command: func(ctx context.Context) *exec.Cmd { return sre.command(ctx, "") },
 			Grace:   cfg.ShutdownGrace.Duration,
 			Reported: func(s pop3.Summary, err error) {
 				if err != nil {

@@ -25,8 +25,9 @@ import (
 
 // serveInetd serves the one session on stdin and stdout, as popa3d does when
 // started by inetd (or by a test through a pipe or a socket pair), as
-// serving (servingAccount's).
-func serveInetd(ctx context.Context, cfg config.Config, serving account.Account, srv *pop3.Server, log *slog.Logger) error {
+// serving (servingAccount's); implicitTLS (-T) starts it with a TLS
+// handshake.
+func serveInetd(ctx context.Context, cfg config.Config, serving account.Account, srv *pop3.Server, implicitTLS bool, log *slog.Logger) error {
 	if err := becomeServingUser(cfg, serving, log); err != nil {
 		return err
 	}
@@ -34,6 +35,7 @@ func serveInetd(ctx context.Context, cfg config.Config, serving account.Account,
 	if err != nil {
 		return err
 	}
+	info.ImplicitTLS = implicitTLS
 	srv.Serve(ctx, conn, info)
 	conn.closeGently()
 	return nil
@@ -46,6 +48,12 @@ func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account
 	if err != nil {
 		return err
 	}
+	tlns, err := tlsListeners(ctx, cfg, log)
+	if err != nil {
+		closeListeners(lns)
+		return err
+	}
+	lns = append(lns, tlns...)
 	if err := becomeServingUser(cfg, serving, log); err != nil {
 		return err
 	}
@@ -56,7 +64,7 @@ func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account
 	served := *srv
 	served.Observer = counters
 	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
-		served.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
+		served.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr()), ImplicitTLS: isImplicitTLS(c)})
 	})
 	return serveCounted(ctx, d, counters, log)
 }

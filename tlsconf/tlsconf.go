@@ -1,0 +1,215 @@
+// Package tlsconf holds popa3d's TLS certificates: it loads the configured
+// certificate and key pairs (PEM, the chain in the certificate file), picks
+// one per handshake by the client's server name (SNI), and re-reads them on
+// Reload and when their files change (Watch), without touching the sessions
+// in progress: a handshake uses the pairs that were current when it started.
+// A new set that does not load (a missing file, a key that does not match
+// its certificate, a half-written file) is reported and the old one keeps
+// serving. The TLS configuration it returns allows TLS 1.2 and 1.3 only,
+// with Go's default cipher suites.
+package tlsconf
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Pair is one certificate and its private key, as file paths.
+type Pair struct {
+	Cert string // PEM: the certificate, then the chain
+	Key  string // PEM: the private key
+}
+
+// Store serves the current certificates. The zero value is not usable;
+// use Open.
+type Store struct {
+	pairs []Pair
+	// OnReload, when not nil, is told the outcome of every reload that
+	// Watch starts (nil: the new set is in use).
+	onReload func(error)
+
+	cur atomic.Pointer[[]tls.Certificate]
+	mu  sync.Mutex // serialises Reload; guards stamps
+	// stamps are the files' identities when the current set was loaded.
+	stamps []stamp
+}
+
+// stamp identifies a file's content cheaply: a change of any field means
+// the file was rewritten or replaced.
+type stamp struct {
+	dev, ino uint64
+	size     int64
+	mtime    time.Time
+	ctime    time.Time
+}
+
+// Open loads pairs (at least one); the first is served to a client that
+// names no server, or a name no certificate matches. onReload, when not nil,
+// receives the outcome of each reload Watch makes.
+func Open(pairs []Pair, onReload func(error)) (*Store, error) {
+	if len(pairs) == 0 {
+		return nil, errors.New("tls: no certificate configured")
+	}
+	s := &Store{pairs: append([]Pair(nil), pairs...), onReload: onReload}
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload re-reads every pair. On success the new set serves every later
+// handshake; on failure the current set stays and the error says which
+// file failed. Sessions in progress are not affected either way.
+func (s *Store) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stamps := make([]stamp, 0, 2*len(s.pairs))
+	for _, p := range s.pairs {
+		stamps = append(stamps, statFile(p.Cert), statFile(p.Key))
+	}
+	certs, err := load(s.pairs)
+	if err != nil {
+		return err
+	}
+	s.cur.Store(&certs)
+	s.stamps = stamps
+	return nil
+}
+
+// load reads and checks every pair.
+func load(pairs []Pair) ([]tls.Certificate, error) {
+	certs := make([]tls.Certificate, 0, len(pairs))
+	for _, p := range pairs {
+		c, err := tls.LoadX509KeyPair(p.Cert, p.Key)
+		if err != nil {
+			return nil, fmt.Errorf("tls: certificate %s with key %s: %w", p.Cert, p.Key, err)
+		}
+		if c.Leaf == nil {
+			if c.Leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+				return nil, fmt.Errorf("tls: certificate %s: %w", p.Cert, err)
+			}
+		}
+		certs = append(certs, c)
+	}
+	return certs, nil
+}
+
+// Certificates returns the current set, the default first.
+func (s *Store) Certificates() []tls.Certificate { return *s.cur.Load() }
+
+// Config returns the server's TLS configuration: TLS 1.2 and 1.3, Go's
+// default suites, and the certificate for the client's server name from the
+// current set at each handshake.
+func (s *Store) Config() *tls.Config {
+	return &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: s.certificate,
+		// Full-size records from the start: a POP3 session is bulk data
+		// after a few short replies, and every record costs a write.
+		DynamicRecordSizingDisabled: true,
+	}
+}
+
+// certificate picks the first certificate of the current set that the
+// client's hello accepts (its server name, its signature algorithms), or
+// the first one.
+func (s *Store) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	certs := s.Certificates()
+	if hello.ServerName != "" || len(certs) > 1 {
+		for i := range certs {
+			if hello.SupportsCertificate(&certs[i]) == nil {
+				return &certs[i], nil
+			}
+		}
+	}
+	return &certs[0], nil
+}
+
+// Changed reports whether a file of the current set has changed since it
+// was loaded.
+func (s *Store) Changed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := 0
+	for _, p := range s.pairs {
+		if statFile(p.Cert) != s.stamps[i] || statFile(p.Key) != s.stamps[i+1] {
+			return true
+		}
+		i += 2
+	}
+	return false
+}
+
+// Watch checks the files every interval until ctx is done, and reloads
+// when one has changed. A failed reload is reported to onReload once per
+// change of the files, not at every check.
+func (s *Store) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var failed []stamp // the files' stamps at the last failed reload
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !s.Changed() {
+			continue
+		}
+		now := s.currentStamps()
+		if failed != nil && equalStamps(now, failed) {
+			continue
+		}
+		err := s.Reload()
+		failed = nil
+		if err != nil {
+			failed = now
+		}
+		if s.onReload != nil {
+			s.onReload(err)
+		}
+	}
+}
+
+func (s *Store) currentStamps() []stamp {
+	var st []stamp
+	for _, p := range s.pairs {
+		st = append(st, statFile(p.Cert), statFile(p.Key))
+	}
+	return st
+}
+
+func equalStamps(a, b []stamp) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// statFile returns path's stamp; a file that cannot be stat'ed has the
+// zero stamp.
+func statFile(path string) stamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return stamp{}
+	}
+	st := stamp{size: fi.Size(), mtime: fi.ModTime()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.dev, st.ino = sys.Dev, sys.Ino
+		st.ctime = time.Unix(sys.Ctim.Sec, sys.Ctim.Nsec)
+	}
+	return st
+}

@@ -123,8 +123,12 @@ func ReadStream(r io.Reader, login func(Login)) (pop3.Summary, error) {
 				return pop3.Summary{}, err
 			}
 			// Then the end, and nothing more.
-			if n, _ := io.ReadFull(r, m[:1]); n != 0 {
+			n, err := io.ReadFull(r, m[:1])
+			if n != 0 {
 				return pop3.Summary{}, ErrBadRecord
+			}
+			if !errors.Is(err, io.EOF) {
+				return pop3.Summary{}, fmt.Errorf("read a session record: %w", err)
 			}
 			return s, nil
 		default:

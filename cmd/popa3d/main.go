@@ -177,8 +177,9 @@ func servePrivsep(ctx context.Context, cfg config.Config, daemonMode bool, re re
 	// A session process of the -D daemon reports its summary on the pipe
 	// the daemon handed it.
 	var obs pop3.Observer
+	var w *report.Writer
 	if f := privsep.ReportPipe(); f != nil {
-		w := report.NewWriter(f)
+		w = report.NewWriter(f)
 		obs = w
 		start := time.Now()
 		// A session that reached ServeLogin (a login, good or failed) has
@@ -190,6 +191,9 @@ func servePrivsep(ctx context.Context, cfg config.Config, daemonMode bool, re re
 	r, err := privsepRunner(cfg, re, a, log, obs)
 	if err != nil {
 		return err
+	}
+	if w != nil {
+		reportLogin(r, w) // guard.go: the daemon's penalty, and the login record
 	}
 	return servePrivsepInetd(ctx, r)
 }

@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Issue 12, part 2: brute-force penalties, with the curve scaled down so
+// that the test stays short (bench/bruteforce measures the real defaults):
+// 3 free failures, then 100 ms, 200 ms, capped at 250 ms; one failure
+// forgiven per 700 ms of quiet; 2 pre-auth sessions at once for a source with
+// a failure on record; a floor (auth_failure_delay) of 20 ms.
+const (
+	penFloor   = 20 * time.Millisecond
+	penInitial = 100 * time.Millisecond
+	penMax     = 250 * time.Millisecond
+	penDecay   = 700 * time.Millisecond
+	penPreauth = 2
+	// penCeiling is the failures a source may have on record: the first
+	// count whose delay is penMax (3 free + 100, 200 → 5), plus 2.
+	penCeiling = 7
+)
+
+func TestGuardPenaltySingle(t *testing.T)  { t.Parallel(); guardPenalty(t, "single", "grdps") }
+func TestGuardPenaltyPrivsep(t *testing.T) { t.Parallel(); guardPenalty(t, "privsep", "grdpp") }
+
+// guardPenalty: 200 wrong passwords from 127.0.0.1 over 6 parallel workers,
+// one PASS per connection, are slowed to at most 2 per 250 ms once the
+// penalty is at its cap; every failed reply then waits at least 250 ms;
+// logins from 127.0.0.2 meanwhile keep their latency; after quiet time the
+// penalty is gone.
+func guardPenalty(t *testing.T, mode, prefix string) {
+	s, users := newGuardSite(t, mode, prefix, 2)
+	for k, v := range map[string]string{
+		"auth_failure_delay":       `"20ms"`,
+		"penalty_free_failures":    "3",
+		"penalty_initial":          `"100ms"`,
+		"penalty_max":              `"250ms"`,
+		"penalty_decay":            `"700ms"`,
+		"penalty_preauth_sessions": "2",
+		// With the default 10 s hold, the flood guard (50 sessions per 10 s
+		// per source) would bind before this scaled penalty, and its pauses
+		// would let the scaled decay forgive everything between bursts.
+		"session_min_hold": `"1s"`,
+	} {
+		s.settings[k] = v
+	}
+	s.writeConfig()
+	d := s.startDaemon()
+	honest, victim := users[0], users[1]
+
+	// The honest source's baseline: dial to PASS reply, 10 logins.
+	probe := func() (time.Duration, error) {
+		t0 := time.Now()
+		c, _, err := tryLogin("127.0.0.2", d.addr, honest)
+		if err != nil {
+			return 0, err
+		}
+		el := time.Since(t0)
+		return el, quitQuietly(c)
+	}
+	var base []time.Duration
+	for range 10 {
+		el, err := probe()
+		if err != nil {
+			t.Fatalf("baseline login from 127.0.0.2: %v", err)
+		}
+		base = append(base, el)
+	}
+
+	// The attack.
+	type failure struct {
+		at      time.Time
+		latency time.Duration // PASS to its reply
+	}
+	var mu sync.Mutex
+	var fails []failure
+	refused := 0
+	deadline := time.Now().Add(45 * time.Second)
+	enough := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(fails) >= 200 || time.Now().After(deadline)
+	}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := goroutineT{t, "worker"}
+			for i := 0; i < 10000 && !enough(); i++ {
+				u := account{name: victim.name, password: "guess " + string(rune('a'+w))}
+				if i%2 == 1 {
+					u.name = prefix + "nosuchuser"
+				}
+				_, el, err := tryLogin("127.0.0.1", d.addr, u)
+				var le *loginError
+				switch {
+				case errors.Is(err, errRefused):
+					mu.Lock()
+					refused++
+					mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+				case errors.As(err, &le) && le.err == nil && strings.HasPrefix(le.reply, "-ERR [AUTH]"):
+					mu.Lock()
+					fails = append(fails, failure{time.Now(), el})
+					mu.Unlock()
+				default:
+					g.Fatalf("guess %d: %v, want -ERR [AUTH]", i, err)
+				}
+			}
+		}()
+	}
+	// The honest source logs in every 200 ms during the attack.
+	var during []time.Duration
+	for !enough() {
+		el, err := probe()
+		if err != nil {
+			t.Errorf("login from 127.0.0.2 during the attack: %v", err)
+			break
+		}
+		during = append(during, el)
+		time.Sleep(200 * time.Millisecond)
+	}
+	wg.Wait()
+	end := time.Now()
+	if len(fails) < 200 {
+		t.Fatalf("%d failed logins in 45 s, want 200", len(fails))
+	}
+	sort.Slice(fails, func(i, j int) bool { return fails[i].at.Before(fails[j].at) })
+	steady := fails[20:]
+	span := steady[len(steady)-1].at.Sub(steady[0].at)
+	rate := float64(len(steady)-1) / span.Seconds()
+	t.Logf("%s: 200 failures in %v, %d connections refused; after the first 20: %.1f failures/s (%.0f/min), cap %.1f/s",
+		mode, fails[199].at.Sub(fails[0].at).Round(time.Millisecond), refused, rate, rate*60, float64(penPreauth)/penMax.Seconds())
+	// Each of the 2 pre-auth sessions answers at most one failure per
+	// 250 ms: in any 2 s, at most 2 × (8 + 1) = 18 (+2 for the client's
+	// view of the time).
+	for i, f := range steady {
+		n := 0
+		for _, g := range steady[i:] {
+			if g.at.Sub(f.at) < 2*time.Second {
+				n++
+			}
+		}
+		if n > 20 {
+			t.Fatalf("%d failures within 2 s from failure %d, want at most 20", n, i+21)
+		}
+	}
+	if min := time.Duration(len(steady)-1) * penMax / penPreauth; span < min*9/10 {
+		t.Errorf("180 penalised failures took %v, want at least %v", span, min)
+	}
+	for i, f := range steady {
+		if f.latency < penMax {
+			t.Errorf("failure %d answered %v after its PASS, want at least the capped penalty %v", i+21, f.latency, penMax)
+		}
+	}
+	if refused == 0 {
+		t.Error("no connection refused: the pre-auth limit of a penalised source did not bite")
+	}
+	mb, md := median(base), median(during)
+	t.Logf("%s: 127.0.0.2 login latency: baseline median %v, during the attack %v over %d logins (%.2fx)",
+		mode, mb, md, len(during), float64(md)/float64(mb))
+	if len(during) < 10 {
+		t.Errorf("only %d logins from 127.0.0.2 during the attack", len(during))
+	}
+	// The target is 1.5x; 30 ms absolute covers this loaded test machine's
+	// scheduling noise on a baseline of a few milliseconds.
+	if md > mb*3/2+30*time.Millisecond {
+		t.Errorf("127.0.0.2's median login latency rose from %v to %v during the attack", mb, md)
+	}
+
+	// Quiet time forgives: 7 failures on record, one per 700 ms.
+	time.Sleep(time.Until(end.Add(penCeiling*penDecay + 500*time.Millisecond)))
+	var conns []*client
+	for i := range 4 {
+		c, err := dialGuard("127.0.0.1", d.addr)
+		if err != nil {
+			t.Fatalf("connection %d from 127.0.0.1 after the quiet time: %v (the pre-auth limit is still in force)", i+1, err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.conn.Close()
+	}
+	_, el, err := tryLogin("127.0.0.1", d.addr, account{name: victim.name, password: "after the quiet"})
+	var le *loginError
+	if !errors.As(err, &le) || !strings.HasPrefix(le.reply, "-ERR [AUTH]") {
+		t.Fatalf("a wrong password after the quiet time: %v", err)
+	}
+	if el < penFloor || el >= 200*time.Millisecond {
+		t.Errorf("a wrong password after the quiet time answered in %v, want the floor (%v), well under the penalty", el, penFloor)
+	}
+
+	d.terminate(t)
+	log := d.p.log()
+	for _, want := range []string{"127.0.0.1: 3 failed logins, penalised", "127.0.0.1: penalty limit reached"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if strings.Contains(log, "127.0.0.2: ") {
+		t.Errorf("127.0.0.2 was limited:\n%s", log)
+	}
+}

@@ -154,8 +154,9 @@ func guardFloodIdle(t *testing.T, mode, prefix string) {
 		}
 		open = append(open, c)
 	}
-	if len(open) != 49 || refused != 151 {
-		t.Errorf("%d idle connections served, %d refused; want 49 and 151 (50 per source, one the probe's)", len(open), refused)
+	// 50 per source; the start-up probe's slot may still be held (10 s).
+	if len(open)+refused != 200 || len(open) < 49 || len(open) > 50 {
+		t.Errorf("%d idle connections served, %d refused; want 50 served (49 while the probe's slot is held), the rest refused", len(open), refused)
 	}
 	// Another source is served, and logs in.
 	c, _, err := tryLogin("127.0.0.2", d.addr, users[0])

@@ -25,14 +25,14 @@ func TestGuardSettings(t *testing.T) {
 		t.Errorf("read %+v", c.GuardSettings)
 	}
 	for body, want := range map[string]string{
-		`flood_rule = "none"`:            "flood_rule",
-		`penalty_max = "1s"`:             "penalty_max", // below penalty_initial (2s)
-		`penalty_max = "11m"`:            "penalty_max",
-		`penalty_initial = "0s"`:         "penalty_initial",
-		`penalty_decay = "0s"`:           "penalty_decay",
-		`penalty_free_failures = -1`:     "penalty_free_failures",
-		`penalty_preauth_sessions = 0`:   "penalty_preauth_sessions",
-		`penalty_sources = 0`:            "penalty_sources",
+		`flood_rule = "none"`:          "flood_rule",
+		`penalty_max = "1s"`:           "penalty_max", // below penalty_initial (2s)
+		`penalty_max = "11m"`:          "penalty_max",
+		`penalty_initial = "0s"`:       "penalty_initial",
+		`penalty_decay = "0s"`:         "penalty_decay",
+		`penalty_free_failures = -1`:   "penalty_free_failures",
+		`penalty_preauth_sessions = 0`: "penalty_preauth_sessions",
+		`penalty_sources = 0`:          "penalty_sources",
 	} {
 		if _, err := load(body + "\n"); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error about %s", body, err, want)

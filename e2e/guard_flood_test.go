@@ -11,7 +11,7 @@ import (
 )
 
 // Issue 12, part 1: the flood guard spares honest clients. With the default
-// hold (10 s) and 20 slots per source, four clients polling four
+// hold (10 s) and 8 slots per source, four clients polling four
 // accounts from one address, and then 120 back-to-back logins of one
 // account, are never refused: a session that logged in frees its slot when
 // it ends. flood_rule = "popa3d" restores popa3d's rule, which refuses the
@@ -21,12 +21,13 @@ func TestGuardFloodHonestSingle(t *testing.T)  { t.Parallel(); guardFloodHonest(
 func TestGuardFloodHonestPrivsep(t *testing.T) { t.Parallel(); guardFloodHonest(t, "privsep", "grdfp") }
 
 func guardFloodHonest(t *testing.T, mode, prefix string) {
-	s, users := newGuardSite(t, mode, prefix, 4)
+	s, users := newGuardSite(t, mode, prefix, 4, "SHA512")
 	python := python(t)
-	// A per-source limit of 20 (the default hold of 10 s): popa3d's rule
-	// would refuse beyond 20 sessions per 10 s, about 80 in the 30 s.
-	s.set("max_sessions_per_source", "20")
-	d := s.startDaemon()
+	// A per-source limit of 8 (the default hold of 10 s): under popa3d's
+	// rule each slot would serve at most one session per 10 s, at most 32
+	// in the 30 s.
+	s.set("max_sessions_per_source", "8")
+	d := startGuardDaemon(t, s)
 
 	// Four clients poll for 30 s from 127.0.0.1, each its own account;
 	// the first with Python's poplib, the others with the raw client
@@ -73,8 +74,8 @@ func guardFloodHonest(t *testing.T, mode, prefix string) {
 		t.Errorf("%d polling sessions refused by the flood guard, want none", refused.Load())
 	}
 	// Under popa3d's rule, 30 s of polling from one source allow at most
-	// 20 sessions per 10 s; the test is only meaningful beyond that.
-	if polls.Load() <= 80 {
+	// 32 sessions; the test is only meaningful beyond that.
+	if polls.Load() <= 32 {
 		t.Errorf("only %d polls in 30 s: too few to show the hold is spared", polls.Load())
 	}
 
@@ -114,10 +115,10 @@ func backToBack(t *testing.T, addr string, u account, n int) int {
 // one source, the ones beyond max_sessions_per_source are refused.
 func TestGuardFloodPopa3dRule(t *testing.T) {
 	t.Parallel()
-	s, users := newGuardSite(t, "single", "grdr", 1)
+	s, users := newGuardSite(t, "single", "grdr", 1, "")
 	s.set("flood_rule", `"popa3d"`)
 	s.set("max_sessions_per_source", "20")
-	d := s.startDaemon() // its probe takes one of the 20 slots
+	d := startGuardDaemon(t, s) // its probe takes one of the 20 slots
 	if n := backToBack(t, d.addr, users[0], 30); n != 11 {
 		t.Errorf("%d of 30 back-to-back logins refused under popa3d's rule, want 11 (20 slots, one the probe's)", n)
 	}
@@ -134,8 +135,8 @@ func TestGuardFloodIdleSingle(t *testing.T)  { t.Parallel(); guardFloodIdle(t, "
 func TestGuardFloodIdlePrivsep(t *testing.T) { t.Parallel(); guardFloodIdle(t, "privsep", "grdip") }
 
 func guardFloodIdle(t *testing.T, mode, prefix string) {
-	s, users := newGuardSite(t, mode, prefix, 1)
-	d := s.startDaemon() // its probe holds a slot for 10 s
+	s, users := newGuardSite(t, mode, prefix, 1, "SHA512")
+	d := startGuardDaemon(t, s) // its probe holds a slot for 10 s
 	var open []*client
 	defer func() {
 		for _, c := range open {

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
+	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -18,8 +20,9 @@ import (
 // newGuardSite returns a site for mode "single" (single-account, virtual
 // users) or "privsep" (system accounts; skipped without root or cgo), with n
 // accounts whose names start with prefix, each with a mailbox of two
-// messages.
-func newGuardSite(t *testing.T, mode, prefix string, n int) (*site, []account) {
+// messages; system accounts' passwords are hashed with method (a chpasswd
+// -c method).
+func newGuardSite(t *testing.T, mode, prefix string, n int, method string) (*site, []account) {
 	t.Helper()
 	var users []account
 	for i := range n {
@@ -35,9 +38,7 @@ func newGuardSite(t *testing.T, mode, prefix string, n int) (*site, []account) {
 	}
 	sys := newSystemSiteWith(t, prefix+"pre")
 	for _, u := range users {
-		// The system's default method: the dummy check of an unknown
-		// user uses it too, so both cost alike.
-		sys.account(u.name, u.password, "YESCRYPT", smallMessages(u.name, 1, 2))
+		sys.account(u.name, u.password, method, smallMessages(u.name, 1, 2))
 	}
 	return sys.site, users
 }
@@ -138,4 +139,52 @@ func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
+}
+
+// guardDaemonLife bounds a guard test's daemon: longer than the harness's
+// processTimeout, since a privilege-separated run on a loaded machine needs
+// it, and still bounded.
+const guardDaemonLife = 150 * time.Second
+
+// startGuardDaemon is site.startDaemon with a lifetime of guardDaemonLife:
+// it starts popa3d -D, waits until it greets a probe (a session that quits
+// without logging in), and stops it with the test.
+func startGuardDaemon(t *testing.T, s *site) *daemon {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), guardDaemonLife)
+	p := &proc{done: make(chan struct{}), cancel: cancel}
+	p.cmd = exec.CommandContext(ctx, popa3dBin, "-e", "-c", s.config, "-D")
+	p.cmd.WaitDelay = 2 * time.Second
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start popa3d: %v", err)
+	}
+	go func() {
+		p.cmd.Wait()
+		cancel()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("popa3d -D log:\n%s", p.stderr.String())
+		}
+	})
+	d := &daemon{p: p, addr: s.listen}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if p.exited() {
+			t.Fatalf("popa3d -D exited with %d before accepting:\n%s", p.cmd.ProcessState.ExitCode(), p.log())
+		}
+		c, err := dialGuard("127.0.0.1", d.addr)
+		if err == nil {
+			if err := quitQuietly(c); err != nil {
+				t.Fatalf("probe: %v", err)
+			}
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("popa3d -D does not accept on %s: %v", d.addr, err)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"container/list"
 	"net/netip"
 	"sync"
 	"time"
@@ -25,8 +26,8 @@ type PenaltyPolicy struct {
 	Decay           time.Duration
 	PreauthSessions int
 	// Sources bounds the sources remembered (0: 10,000). When the table is
-	// full, sources already forgiven are dropped first, then the one whose
-	// last failure is oldest.
+	// full, the source whose last failure is oldest is forgotten (the one
+	// forgiven first, or nearest to it).
 	Sources int
 }
 
@@ -58,18 +59,21 @@ func (p PenaltyPolicy) delay(count int) time.Duration {
 
 // penaltyRecord is one source's failures on record.
 type penaltyRecord struct {
+	src   netip.Prefix
 	count int       // failures on record at last
 	last  time.Time // the last failure; count decays from here
 }
 
 // penalties holds every source's record. Its memory is bounded by
-// policy.Sources; each method takes the lock once and returns at once.
+// policy.Sources; each method takes the lock once and returns at once, in
+// constant time but for inForce, which walks the table.
 type penalties struct {
 	policy PenaltyPolicy
 	now    func() time.Time
 
 	mu      sync.Mutex
-	sources map[netip.Prefix]penaltyRecord
+	sources map[netip.Prefix]*list.Element // of *penaltyRecord, in byLast
+	byLast  list.List                      // the records, oldest last failure first
 }
 
 func newPenalties(p PenaltyPolicy, now func() time.Time) *penalties {
@@ -79,11 +83,11 @@ func newPenalties(p PenaltyPolicy, now func() time.Time) *penalties {
 	if p.PreauthSessions <= 0 {
 		p.PreauthSessions = 1
 	}
-	return &penalties{policy: p, now: now, sources: map[netip.Prefix]penaltyRecord{}}
+	return &penalties{policy: p, now: now, sources: map[netip.Prefix]*list.Element{}}
 }
 
 // count returns the failures of r still on record at now.
-func (t *penalties) count(r penaltyRecord, now time.Time) int {
+func (t *penalties) count(r *penaltyRecord, now time.Time) int {
 	quiet := now.Sub(r.last)
 	if quiet < 0 {
 		// A clock that went back: take no decay rather than a negative one.
@@ -95,15 +99,20 @@ func (t *penalties) count(r penaltyRecord, now time.Time) int {
 // current returns src's failures on record now, forgetting a source that
 // has none left.
 func (t *penalties) current(src netip.Prefix, now time.Time) int {
-	r, ok := t.sources[src]
+	e, ok := t.sources[src]
 	if !ok {
 		return 0
 	}
-	n := t.count(r, now)
+	n := t.count(e.Value.(*penaltyRecord), now)
 	if n == 0 {
-		delete(t.sources, src)
+		t.forget(e)
 	}
 	return n
+}
+
+func (t *penalties) forget(e *list.Element) {
+	delete(t.sources, e.Value.(*penaltyRecord).src)
+	t.byLast.Remove(e)
 }
 
 // penalised reports whether src has a failure on record, and so how many
@@ -142,11 +151,19 @@ func (t *penalties) failed(src netip.Prefix) (count int, started bool) {
 	defer t.mu.Unlock()
 	now := t.now()
 	n := t.current(src, now)
-	if _, ok := t.sources[src]; !ok && len(t.sources) >= t.policy.Sources {
-		t.makeRoom(now)
-	}
 	count = min(n+1, t.policy.ceiling())
-	t.sources[src] = penaltyRecord{count: count, last: now}
+	if e, ok := t.sources[src]; ok {
+		r := e.Value.(*penaltyRecord)
+		r.count, r.last = count, now
+		t.byLast.MoveToBack(e)
+	} else {
+		if len(t.sources) >= t.policy.Sources {
+			// The source whose last failure is oldest: forgiven first, or
+			// nearest to it.
+			t.forget(t.byLast.Front())
+		}
+		t.sources[src] = t.byLast.PushBack(&penaltyRecord{src: src, count: count, last: now})
+	}
 	return count, n < t.policy.Free && count >= t.policy.Free
 }
 
@@ -157,33 +174,13 @@ func (t *penalties) passed(src netip.Prefix) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r, ok := t.sources[src]
+	e, ok := t.sources[src]
 	if !ok {
 		return
 	}
+	r := e.Value.(*penaltyRecord)
 	if r.count--; t.count(r, t.now()) == 0 {
-		delete(t.sources, src)
-		return
-	}
-	t.sources[src] = r
-}
-
-// makeRoom drops the forgiven sources, or if there are none, the one whose
-// last failure is oldest.
-func (t *penalties) makeRoom(now time.Time) {
-	var oldest netip.Prefix
-	var at time.Time
-	for src, r := range t.sources {
-		if t.count(r, now) == 0 {
-			delete(t.sources, src)
-			continue
-		}
-		if at.IsZero() || r.last.Before(at) {
-			oldest, at = src, r.last
-		}
-	}
-	if len(t.sources) >= t.policy.Sources {
-		delete(t.sources, oldest)
+		t.forget(e)
 	}
 }
 
@@ -196,12 +193,14 @@ func (t *penalties) inForce() int {
 	defer t.mu.Unlock()
 	now := t.now()
 	n := 0
-	for src, r := range t.sources {
-		if t.count(r, now) > 0 {
+	for e := t.byLast.Front(); e != nil; {
+		next := e.Next()
+		if t.count(e.Value.(*penaltyRecord), now) > 0 {
 			n++
 		} else {
-			delete(t.sources, src)
+			t.forget(e)
 		}
+		e = next
 	}
 	return n
 }

@@ -226,3 +226,32 @@ func TestSessionDecidesOnce(t *testing.T) {
 		t.Error("nil Session")
 	}
 }
+
+// The cost of a failed login's bookkeeping with a full table of 10,000
+// sources, each new source making room (the worst case: a walk of the
+// table), and of the look-up every admission makes.
+func BenchmarkPenaltiesFailedFull(b *testing.B) {
+	clock := newFakeClock()
+	p := newPenalties(testPolicy, clock.Now)
+	src := func(i int) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
+	}
+	for i := range 10000 {
+		p.failed(src(i))
+	}
+	i := 10000
+	for b.Loop() {
+		i++
+		p.failed(src(i))
+	}
+}
+
+func BenchmarkPenaltiesLookup(b *testing.B) {
+	clock := newFakeClock()
+	p := newPenalties(testPolicy, clock.Now)
+	a := netip.MustParsePrefix("192.0.2.1/32")
+	p.failed(a)
+	for b.Loop() {
+		p.preauthLimit(a)
+	}
+}

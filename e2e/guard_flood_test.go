@@ -27,6 +27,7 @@ func guardFloodHonest(t *testing.T, mode, prefix string) {
 	// rule each slot would serve at most one session per 10 s, at most 32
 	// in the 30 s.
 	s.set("max_sessions_per_source", "8")
+	s.set("penalties", "true") // the default, which the harness turns off
 	d := startGuardDaemon(t, s)
 
 	// Four clients poll for 30 s from 127.0.0.1, each its own account;

@@ -56,6 +56,7 @@ func guardPenalty(t *testing.T, mode, prefix string, total int, curve penCurve) 
 	method := "YESCRYPT" // the system's default, as the dummy check of an unknown user
 	s, users := newGuardSite(t, mode, prefix, 2, method)
 	for k, v := range map[string]string{
+		"penalties":                "true", // the harness turns them off
 		"auth_failure_delay":       `"20ms"`,
 		"penalty_free_failures":    "3",
 		"penalty_initial":          fmt.Sprintf("%q", curve.initial),

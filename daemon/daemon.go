@@ -49,6 +49,15 @@ type Daemon struct {
 	// LogEvery is the least time between two notices of refusals of one
 	// kind (and source) (0: limits.LimitNoticeEvery; negative: log every one).
 	LogEvery time.Duration
+	// HoldLoggedIn restores popa3d's exact rule: every session holds its
+	// slot for MinHold after it started. When false, a session whose handler
+	// reported a login that passed (Session.LoginPassed) frees its slot as
+	// soon as it ends; the hold applies to sessions that never logged in.
+	HoldLoggedIn bool
+	// Penalty is the per-source brute-force penalty (PenaltyPolicy; the
+	// zero value: none). Handlers report each login's outcome through
+	// SessionOf(ctx), and apply Session.FailureDelay.
+	Penalty PenaltyPolicy
 	// Now is the guard's clock (nil: time.Now); tests inject their own.
 	Now func() time.Time
 	// ShutdownGrace is how long Serve lets sessions finish a command in
@@ -83,6 +92,7 @@ type Refusal int
 const (
 	RefusedPerSource Refusal = iota + 1 // the source holds MaxPerSource slots
 	RefusedSessions                     // all MaxSessions slots are held
+	RefusedPenalty                      // a penalised source holds PenaltyPolicy.PreauthSessions sessions that have not logged in
 )
 
 func (r Refusal) String() string {
@@ -91,6 +101,8 @@ func (r Refusal) String() string {
 		return "per_source"
 	case RefusedSessions:
 		return "sessions"
+	case RefusedPenalty:
+		return "penalty"
 	}
 	return "unknown"
 }
@@ -196,6 +208,10 @@ func (d *Daemon) floodGuard() *floodGuard {
 		}
 		d.guard = newFloodGuard(orDefault(d.MaxSessions, limits.Sessions),
 			orDefault(d.MaxPerSource, limits.SessionsPerSource), max(hold, 0), max(every, 0), now)
+		d.guard.spareLogins = !d.HoldLoggedIn
+		if d.Penalty.enabled() {
+			d.guard.penalties = newPenalties(d.Penalty, now)
+		}
 	})
 	return d.guard
 }
@@ -239,7 +255,7 @@ func (a *acceptor) accept(ctx context.Context, ln net.Listener) {
 		}
 		backoff = 0
 		src := Source(conn.RemoteAddr())
-		start, notice, refused := a.guard.admit(src)
+		slot, notice, refused := a.guard.admit(src)
 		obs := a.d.Observer
 		if refused != 0 {
 			if notice {
@@ -258,10 +274,11 @@ func (a *acceptor) accept(ctx context.Context, ln net.Listener) {
 		}
 		go func() {
 			defer a.sessions.Done()
-			defer a.guard.release(src, start)
+			defer a.guard.release(slot)
 			defer a.track(conn, false)
 			defer CloseGently(conn)
-			a.d.Handler(ctx, conn)
+			sess := &Session{guard: a.guard, slot: slot, log: a.log, host: Host(conn.RemoteAddr())}
+			a.d.Handler(context.WithValue(ctx, sessionKey{}, sess), conn)
 		}()
 	}
 }

@@ -11,8 +11,11 @@ import (
 // logText is what popa3d logs after the client's address for a refusal
 // (doc/popa3d-compat.md §3, §15).
 func (r Refusal) logText() string {
-	if r == RefusedPerSource {
+	switch r {
+	case RefusedPerSource:
 		return "per source limit reached"
+	case RefusedPenalty:
+		return "penalty limit reached"
 	}
 	return "sessions limit reached"
 }
@@ -47,8 +50,12 @@ func Source(a net.Addr) netip.Prefix {
 // floodGuard is popa3d's session table (doc/popa3d-compat.md §3, flood guard): a session
 // takes a slot when it is admitted and gives it back when it has ended and at
 // least minHold has passed since it started, so the limits bound the rate of
-// new sessions as well as how many run at once. Every method returns at once:
-// the accept loop never waits on it.
+// new sessions as well as how many run at once. With spareLogins, a session
+// that logged in (loginPassed) gives its slot back as soon as it ends: the
+// hold is for the sessions that never logged in, the ones a flood is made
+// of. With penalties, a source with failed logins on record may hold only
+// so many sessions that have not logged in (penalties.preauthLimit). Every
+// method returns at once: the accept loop never waits on it.
 //
 // Memory stays bounded: the held slots are at most maxSessions, and the
 // times of the last notices are at most maxSessions and forgotten once older
@@ -59,10 +66,13 @@ type floodGuard struct {
 	minHold      time.Duration
 	logEvery     time.Duration
 	now          func() time.Time
+	spareLogins  bool       // a session that logged in frees its slot when it ends
+	penalties    *penalties // nil: none
 
 	mu        sync.Mutex
 	held      int                  // slots taken: running sessions and ended ones still within minHold
 	perSource map[netip.Prefix]int // held slots by source; a source with none has no entry
+	preauth   map[netip.Prefix]int // running sessions that have not logged in, by source
 	ended     endedSlots           // slots of ended sessions, until minHold after their start
 
 	noticed      map[netip.Prefix]time.Time // last per-source notice, by source
@@ -79,17 +89,27 @@ func newFloodGuard(maxSessions, maxPerSource int, minHold, logEvery time.Duratio
 		logEvery:     logEvery,
 		now:          now,
 		perSource:    map[netip.Prefix]int{},
+		preauth:      map[netip.Prefix]int{},
 		noticed:      map[netip.Prefix]time.Time{},
 	}
 }
 
-// admit takes a slot for a new session from src and returns its start time,
-// to be given back to release when the session ends. If src already holds
-// maxPerSource slots, or all slots are held, it returns RefusedPerSource or
-// RefusedSessions instead (0 when admitted), and notice says whether to log
-// the refusal (at most
-// once per logEvery per source for the first, overall for the second).
-func (g *floodGuard) admit(src netip.Prefix) (start time.Time, notice bool, refused Refusal) {
+// slot is one admitted session's place in the guard.
+type slot struct {
+	src      netip.Prefix
+	start    time.Time
+	loggedIn bool // loginPassed was called
+	ended    bool // release was called
+}
+
+// admit takes a slot for a new session from src and returns it, to be given
+// back to release when the session ends. If src already holds maxPerSource
+// slots, or is penalised and holds as many sessions that have not logged in
+// as its penalty allows, or all slots are held, it returns RefusedPerSource,
+// RefusedPenalty or RefusedSessions instead (0 when admitted), and notice
+// says whether to log the refusal (at most once per logEvery per source for
+// the first two, overall for the third).
+func (g *floodGuard) admit(src netip.Prefix) (s *slot, notice bool, refused Refusal) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
@@ -100,33 +120,67 @@ func (g *floodGuard) admit(src netip.Prefix) (start time.Time, notice bool, refu
 	// popa3d checks the per-source count first, so a source at its limit is
 	// told so even when every slot is taken.
 	if g.perSource[src] >= g.maxPerSource {
-		return time.Time{}, g.noticeSource(src, now), RefusedPerSource
+		return nil, g.noticeSource(src, now), RefusedPerSource
+	}
+	if n := g.penalties.preauthLimit(src); n > 0 && g.preauth[src] >= n {
+		return nil, g.noticeSource(src, now), RefusedPenalty
 	}
 	if g.held >= g.maxSessions {
 		notice = !g.recent(g.lastSessions, now)
 		if notice {
 			g.lastSessions = now
 		}
-		return time.Time{}, notice, RefusedSessions
+		return nil, notice, RefusedSessions
 	}
 	g.held++
 	g.perSource[src]++
-	return now, false, 0
+	g.preauth[src]++
+	return &slot{src: src, start: now}, false, 0
 }
 
-// release marks the session from src that started at start as ended; its
-// slot is free once minHold has passed since start.
-func (g *floodGuard) release(src netip.Prefix, start time.Time) {
+// loginPassed marks s as a session that logged in: it no longer counts
+// among its source's sessions that have not, and under spareLogins its slot
+// is free as soon as it ends. A second call, or one after release, does
+// nothing.
+func (g *floodGuard) loginPassed(s *slot) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.now()
-	g.expire(now)
-	at := start.Add(g.minHold)
-	if g.due(at, now) {
-		g.free(src)
+	if s.loggedIn || s.ended {
 		return
 	}
-	heap.Push(&g.ended, endedSlot{src: src, at: at})
+	s.loggedIn = true
+	g.unPreauth(s.src)
+}
+
+func (g *floodGuard) unPreauth(src netip.Prefix) {
+	if n := g.preauth[src] - 1; n > 0 {
+		g.preauth[src] = n
+	} else {
+		delete(g.preauth, src)
+	}
+}
+
+// release marks the session of s as ended; its slot is free once minHold
+// has passed since its start, or at once if it logged in and the guard
+// spares logins. A second call does nothing.
+func (g *floodGuard) release(s *slot) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.ended = true
+	if !s.loggedIn {
+		g.unPreauth(s.src)
+	}
+	now := g.now()
+	g.expire(now)
+	at := s.start.Add(g.minHold)
+	if g.due(at, now) || s.loggedIn && g.spareLogins {
+		g.free(s.src)
+		return
+	}
+	heap.Push(&g.ended, endedSlot{src: s.src, at: at})
 }
 
 // due reports whether a slot to be freed at at is free by now. The default
@@ -190,6 +244,14 @@ func (g *floodGuard) pruneNoticed(now time.Time) {
 			delete(g.noticed, src)
 		}
 	}
+}
+
+// preauthCount returns the running sessions of src that have not logged in
+// (for tests).
+func (g *floodGuard) preauthCount(src netip.Prefix) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.preauth[src]
 }
 
 // counts returns the held slots, overall and by source (for tests).

@@ -408,7 +408,7 @@ func TestFloodGuardBounded(t *testing.T) {
 		if notice {
 			logged = append(logged, clock.Now())
 		}
-		g.release(src(i), start)
+		g.release(start)
 		held, perSource, ended, noticed := g.counts()
 		if held > 4 || len(perSource) > 4 || ended > 4 || noticed > 4 {
 			t.Fatalf("after %d sources: held %d, sources %d, ended %d, notices %d", i+1, held, len(perSource), ended, noticed)
@@ -459,7 +459,7 @@ func TestFloodGuardNoticeOverflow(t *testing.T) {
 			t.Fatalf("source %d: %v", i, err)
 		}
 		notices = append(notices, notice)
-		g.release(src(i), start)
+		g.release(start)
 	}
 	want := []bool{true, true, true, false, false, false} // 2 remembered, then one shared
 	for i := range want {
@@ -489,7 +489,7 @@ func TestFloodGuardClockBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(5 * time.Second)
-	g.release(s, start)
+	g.release(start)
 	clock.Advance(-time.Second)
 	if _, _, err := g.admit(s); err != RefusedPerSource {
 		t.Fatalf("1 s back, 4 s after the start: %v, want RefusedPerSource", err)
@@ -556,7 +556,7 @@ func BenchmarkFloodGuard(b *testing.B) {
 		src := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32)
 		start, _, err := g.admit(src)
 		if err == 0 {
-			g.release(src, start)
+			g.release(start)
 		}
 		clock.Advance(limits.SessionSlotHold / limits.Sessions)
 	}

@@ -162,7 +162,9 @@ func (s *site) set(key, value string) {
 }
 
 // writeConfig writes the configuration file: relative paths, no delay after
-// a failed login, and bounded timeouts so that no test can hang on the server.
+// a failed login, no brute-force penalties (a test's sequential failed logins
+// from 127.0.0.1 would wait up to 15 s each; the penalty tests turn them on),
+// and bounded timeouts so that no test can hang on the server.
 func (s *site) writeConfig() {
 	s.t.Helper()
 	settings := map[string]string{
@@ -173,6 +175,7 @@ func (s *site) writeConfig() {
 		"lock_dir":           `"state/locks"`,
 		"log":                `"stderr"`,
 		"auth_failure_delay": `"0s"`,
+		"penalties":          "false",
 		"idle_timeout":       `"30s"`,
 		"write_timeout":      `"30s"`,
 		"preauth_timeout":    `"30s"`,

@@ -77,11 +77,14 @@
 // Both ends are close-on-exec in the daemon, and CloseInherited makes fd 3
 // close-on-exec in the session process, so neither the pre-auth process (whose
 // fd 3 is its credentials pipe) nor any other process gets it. The session
-// process writes one fixed-size record of its summary (report.Writer as the
-// pop3.Server's observer: after a good or a failed login; the program reports
-// a record without a login itself when the client never sent PASS) and
-// exits. The daemon reads the pipe only after the process has exited: at
-// most report.Size+1 bytes, for at most reportWait, and report.Decode
-// checks them as untrusted input (after the login the writer runs as the
-// user). A missing or bad record (a killed session) counts as nothing.
+// process writes, as root, a login record as soon as root has verified the
+// credentials (Runner.LoginDecided, before the drop or the jail), then one
+// fixed-size record of its summary (report.Writer as the pop3.Server's
+// observer: after a good or a failed login; the program reports a record
+// without a login itself when the client never sent PASS) and exits. The
+// daemon reads the pipe while the process runs (report.ReadStream: at most
+// one login record, handed to Spawn.Login at once, then one summary), and for
+// at most reportWait after it exited; every record is checked as untrusted
+// input (after the login the writer runs as the user). A missing or bad
+// record (a killed session) counts as nothing.
 package privsep

@@ -54,6 +54,13 @@ type Runner struct {
 	// Server carries the session limits and the logger; Serve fills in Auth
 	// and Store of a copy.
 	Server *pop3.Server
+	// LoginDecided, if not nil, is called with root's verdict on the
+	// credentials (nil: the login passed) as soon as it is known, as root,
+	// before the process takes the session lock, becomes the user or enters
+	// the jail, and before the failed-login delay: the -D daemon learns of
+	// each login from it (a report login record), from this process's own
+	// verdict rather than from anything the user's process could write.
+	LoginDecided func(error)
 	// Relay offers each pre-auth process a relay channel, over which it
 	// relays the session instead of handing the client's socket over (see
 	// the package documentation). It is set when TLS is configured: a
@@ -95,6 +102,9 @@ func (r *Runner) Serve(ctx context.Context, in, out *os.File, connect func() (io
 		// The backends refuse uid 0 themselves; this is the second check
 		// popa3d made at the uid switch.
 		aerr = auth.ErrFailed
+	}
+	if r.LoginDecided != nil {
+		r.LoginDecided(aerr)
 	}
 	srv := *r.Server
 	if aerr != nil {

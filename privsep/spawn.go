@@ -44,9 +44,16 @@ type Spawn struct {
 	// ReportPipe), over which it reports its summary (package report). Once
 	// the process has exited, Reported gets the summary, or the error of a
 	// record that is missing (a killed session) or malformed. The daemon
-	// reads the pipe only after the process exited, at most report.Size+1
-	// bytes, for at most reportWait.
+	// reads the pipe while the process runs, with report.ReadStream (at
+	// most one login record, then the summary: report.LoginSize +
+	// report.Size + 1 bytes in all), and for at most reportWait once the
+	// process has exited.
 	Reported func(pop3.Summary, error)
+	// Login, if not nil (with Reported), gets the login record as soon as it
+	// arrives, while the session runs: the session process writes it as
+	// root, right after root verified the credentials (Runner.LoginDecided).
+	// It is called on a goroutine of its own, at most once.
+	Login func(report.Login)
 }
 
 // Session runs the session of connection c in a new process and returns
@@ -87,10 +94,23 @@ func (s Spawn) Session(ctx context.Context, c net.Conn) error {
 	if pw != nil {
 		pw.Close()
 	}
+	type result struct {
+		s   pop3.Summary
+		err error
+	}
+	var reported chan result
+	if pr != nil {
+		reported = make(chan result, 1)
+		go func() {
+			sum, err := report.ReadStream(pr, s.Login)
+			reported <- result{sum, err}
+		}()
+	}
 	err = cmd.Wait()
 	if pr != nil {
 		_ = pr.SetReadDeadline(time.Now().Add(reportWait))
-		s.Reported(report.Read(pr))
+		r := <-reported
+		s.Reported(r.s, r.err)
 	}
 	if ctx.Err() != nil && cmd.ProcessState != nil {
 		// Shut down: a session that ended on our SIGTERM ended well.

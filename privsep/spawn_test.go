@@ -114,3 +114,49 @@ func socketConn(t *testing.T) net.Conn {
 	}
 	return conns[0]
 }
+
+// TestSpawnLogin: the login record reaches Login while the session process
+// still runs, before its summary.
+func TestSpawnLogin(t *testing.T) {
+	dir := t.TempDir()
+	login := filepath.Join(dir, "login")
+	if err := os.WriteFile(login, report.EncodeLogin(report.Login{Failure: pop3.FailureBadPassword}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := filepath.Join(dir, "summary")
+	want := pop3.Summary{Failure: pop3.FailureBadPassword, Duration: time.Second}
+	if err := os.WriteFile(sum, report.Encode(want), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "go on")
+	// The script waits for the test to see the login record before it
+	// writes its summary and exits.
+	script := `cat ` + login + ` >&3; i=0; while [ ! -e '` + marker + `' ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; cat ` + sum + ` >&3`
+	var got pop3.Summary
+	var gerr error
+	var logins []report.Login
+	s := Spawn{
+		Command: func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, "/bin/sh", "-c", script) },
+		Grace:   time.Second,
+		Login: func(l report.Login) {
+			logins = append(logins, l)
+			if err := os.WriteFile(marker, nil, 0o600); err != nil {
+				t.Error(err)
+			}
+		},
+		Reported: func(s pop3.Summary, err error) { got, gerr = s, err },
+	}
+	t0 := time.Now()
+	if err := s.Session(context.Background(), socketConn(t)); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(t0); el > 3*time.Second {
+		t.Errorf("took %v: the login record was not seen while the process ran", el)
+	}
+	if len(logins) != 1 || logins[0] != (report.Login{Failure: pop3.FailureBadPassword}) {
+		t.Errorf("logins %+v", logins)
+	}
+	if gerr != nil || got != want {
+		t.Errorf("summary %+v, %v", got, gerr)
+	}
+}

@@ -89,15 +89,28 @@ func Read(r io.Reader) (pop3.Summary, error) {
 // smaller than a pipe's atomic write (PIPE_BUF), so the write neither
 // blocks nor tears.
 type Writer struct {
-	f *os.File
+	f         *os.File
+	loginSent bool
 }
 
 // NewWriter returns a Writer on the pipe f, which it closes after the one
 // record.
 func NewWriter(f *os.File) *Writer { return &Writer{f: f} }
 
-// SessionEvent does nothing: only the summary is reported.
+// SessionEvent does nothing: the summary is reported at the end, and the
+// login's outcome by Login, which root calls before ServeLogin runs.
 func (*Writer) SessionEvent(pop3.Event) {}
+
+// Login writes a login record (see login.go), once: later calls write
+// nothing. The session process calls it as root, as soon as root has
+// verified the credentials. Errors are dropped, as for SessionEnded.
+func (w *Writer) Login(l Login) {
+	if w.f == nil || w.loginSent {
+		return
+	}
+	w.loginSent = true
+	_, _ = w.f.Write(EncodeLogin(l))
+}
 
 // SessionEnded writes s. Errors are dropped: the daemon only loses a figure.
 func (w *Writer) SessionEnded(s pop3.Summary) {

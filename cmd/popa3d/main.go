@@ -200,8 +200,9 @@ func servePrivsep(ctx context.Context, cfg config.Config, daemonMode bool, re re
 	// A session process of the -D daemon reports its summary on the pipe
 	// the daemon handed it.
 	var obs pop3.Observer
+	var w *report.Writer
 	if f := privsep.ReportPipe(); f != nil {
-		w := report.NewWriter(f)
+		w = report.NewWriter(f)
 		obs = w
 		start := time.Now()
 		// A session that reached ServeLogin (a login, good or failed) has
@@ -217,6 +218,9 @@ func servePrivsep(ctx context.Context, cfg config.Config, daemonMode bool, re re
 	// A session under TLS goes on through its pre-auth process, which
 	// holds the TLS state (doc/design.md §14.6).
 	r.Relay = cfg.TLSConfigured()
+	if w != nil {
+		reportLogin(r, w) // guard.go: the daemon's penalty, and the login record
+	}
 	return servePrivsepInetd(ctx, r)
 }
 

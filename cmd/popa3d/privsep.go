@@ -231,6 +231,7 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 				counters.SessionEnded(s)
 			},
 		}
+		guardSpawn(ctx, &spawn) // guard.go
 		if err := spawn.Session(ctx, c); err != nil {
 			log.Error(fmt.Sprintf("%s: %v", host, err))
 		}

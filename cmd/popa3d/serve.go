@@ -64,7 +64,7 @@ func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account
 	served := *srv
 	served.Observer = counters
 	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
-		served.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr()), ImplicitTLS: isImplicitTLS(c)})
+		guardedSession(ctx, served, c) // guard.go
 	})
 	return serveCounted(ctx, d, counters, log)
 }
@@ -80,7 +80,7 @@ func serveCounted(ctx context.Context, d *daemon.Daemon, counters *metrics.Count
 // newDaemon returns the daemon for -D with the configured limits, whose
 // events counters observe.
 func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, counters *metrics.Counters, h daemon.Handler) *daemon.Daemon {
-	return &daemon.Daemon{
+	d := &daemon.Daemon{
 		Observer:      counters,
 		Listeners:     lns,
 		MaxSessions:   cfg.MaxSessions,
@@ -91,6 +91,8 @@ func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, counters
 		Logger:        log,
 		Handler:       h,
 	}
+	applyGuard(d, cfg) // guard.go
+	return d
 }
 
 // becomeServingUser makes sure no session runs as root. Single-account mode

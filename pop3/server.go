@@ -67,10 +67,14 @@ type Summary struct {
 	RemoteAddr    string  // ConnInfo.RemoteAddr
 	Failure       Failure // the login or mailbox failure that ended the session, if one did
 	Retrieved     int     // RETR commands that sent a whole message
-	Deleted       int     // messages deleted at UPDATE
-	BytesSent     int64   // every byte written to the client
-	Duration      time.Duration
-	UpdateTime    time.Duration // how long UPDATE took to commit the deletions; 0 when nothing was deleted
+	// RetrievedBytes is the size on the wire (as LIST gives it) of the
+	// messages counted in Retrieved.
+	RetrievedBytes int64
+	Deleted        int   // messages deleted at UPDATE
+	Updated        bool  // QUIT in TRANSACTION ran the UPDATE state (whether or not it deleted anything)
+	BytesSent      int64 // every byte written to the client
+	Duration       time.Duration
+	UpdateTime     time.Duration // how long UPDATE took to commit the deletions; 0 when nothing was deleted
 }
 
 // Serve runs one session on conn until the client quits, the session fails or

@@ -175,6 +175,10 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 	if err != nil {
 		return err
 	}
+	mln, err := listenMetrics(ctx, cfg.MetricsListen, log)
+	if err != nil {
+		return err
+	}
 	log.Info(fmt.Sprintf("System accounts with privilege separation: pre-auth as %s in %s", cfg.PreauthUser, cfg.Chroot))
 	for _, ln := range lns {
 		log.Info("Listening on " + ln.Addr().String())
@@ -199,5 +203,10 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 			log.Error(fmt.Sprintf("%s: %v", host, err))
 		}
 	})
+	// The exporter parses HTTP: a process of its own, in the jail.
+	ctx, stopMetrics := context.WithCancel(ctx)
+	waitMetrics := superviseExporter(ctx, re, mln, counters, log)
+	defer waitMetrics()
+	defer stopMetrics()
 	return serveCounted(ctx, d, counters, log)
 }

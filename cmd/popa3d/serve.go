@@ -46,6 +46,10 @@ func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account
 	if err != nil {
 		return err
 	}
+	mln, err := listenMetrics(ctx, cfg.MetricsListen, log)
+	if err != nil {
+		return err
+	}
 	if err := becomeServingUser(cfg, serving, log); err != nil {
 		return err
 	}
@@ -58,6 +62,10 @@ func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account
 	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
 		served.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
 	})
+	ctx, stopMetrics := context.WithCancel(ctx)
+	waitMetrics := serveMetricsInProcess(ctx, mln, counters, log)
+	defer waitMetrics()
+	defer stopMetrics()
 	return serveCounted(ctx, d, counters, log)
 }
 
@@ -70,7 +78,7 @@ func serveCounted(ctx context.Context, d *daemon.Daemon, counters *metrics.Count
 }
 
 // newDaemon returns the daemon for -D with the configured limits, whose
-// events counters observe.
+// events and running sessions counters count.
 func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, counters *metrics.Counters, h daemon.Handler) *daemon.Daemon {
 	return &daemon.Daemon{
 		Observer:      counters,
@@ -81,7 +89,11 @@ func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, counters
 		LogEvery:      holdOrNone(cfg.LimitLogEvery.Duration),
 		ShutdownGrace: cfg.ShutdownGrace.Duration,
 		Logger:        log,
-		Handler:       h,
+		Handler: func(ctx context.Context, c net.Conn) {
+			counters.Started()
+			defer counters.Ended()
+			h(ctx, c)
+		},
 	}
 }
 

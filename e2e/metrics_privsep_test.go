@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,8 +11,8 @@ import (
 )
 
 // TestMetricsPrivsep: with privilege separation the -D daemon (root) parses
-// no HTTP: the endpoint is served by a process of its own, started by the
-// daemon, running as preauth_user chrooted in the jail, and fed by the
+// no HTTP: the endpoint is served by the exporter, popa3d-metrics, started by
+// the daemon, running as preauth_user chrooted in the jail, and fed by the
 // daemon over a pipe. After real sessions of system accounts
 // (metricsScenario) every counter equals what they did, the figures of the
 // session processes' reports included.
@@ -62,8 +63,9 @@ func TestMetricsPrivsep(t *testing.T) {
 	}
 }
 
-// isExporter reports whether pid is a metrics exporter process.
+// isExporter reports whether pid is a metrics exporter process
+// (popa3d-metrics).
 func isExporter(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && slices.Contains(strings.Split(string(b), "\x00"), "--metrics-exporter")
+	return err == nil && filepath.Base(strings.Split(string(b), "\x00")[0]) == "popa3d-metrics"
 }

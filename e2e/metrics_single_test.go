@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 )
 
-// TestMetricsSingleAccount: in single-account mode under -D the serving
-// process, which is not root, serves the Prometheus endpoint, and after
+// TestMetricsSingleAccount: in single-account mode under -D the exporter,
+// a process the daemon starts as its own serving account (not root), serves
+// the Prometheus endpoint, and after
 // real sessions (metricsScenario) every counter equals what they did; the
 // "Daemon totals" line agrees.
 func TestMetricsSingleAccount(t *testing.T) {
@@ -22,13 +24,16 @@ func TestMetricsSingleAccount(t *testing.T) {
 	s.set("session_min_hold", `"0s"`)
 	d := s.startDaemon()
 
+	// The exporter is a process of its own, as the serving account.
 	daemonPid := d.p.cmd.Process.Pid
-	if pid := listenerPID(t, maddr, daemonPid); pid != daemonPid {
-		t.Fatalf("metrics listener held by %d, not the daemon %d", pid, daemonPid)
+	exporter := waitForChild(t, daemonPid, isExporter)
+	scrapeUntil(t, maddr, "an answer", func(series) bool { return true })
+	if pid := listenerPID(t, maddr, exporter, daemonPid); pid != exporter {
+		t.Fatalf("metrics listener held by %d, not the exporter %d", pid, exporter)
 	}
-	for _, uid := range processUIDs(t, daemonPid) {
-		if uid == "0" {
-			t.Fatalf("the process serving metrics runs as root: uids %v", processUIDs(t, daemonPid))
+	for _, pid := range []int{daemonPid, exporter} {
+		if uids := processUIDs(t, pid); slices.Contains(uids, "0") {
+			t.Fatalf("process %d runs as root: uids %v", pid, uids)
 		}
 	}
 

@@ -18,6 +18,9 @@ import (
 	"github.com/popa3d/popa3d/report"
 )
 
+// Path is where the exporter serves the metrics.
+const Path = "/metrics"
+
 // NumRefusals bounds the flood guard's refusal reasons counted: reasons
 // 1 to NumRefusals-1 (daemon.Refusal); a higher one is counted as 0,
 // "unknown".

@@ -49,8 +49,7 @@ func main() {
 // handedDescriptors lists the descriptors above 2 that the role args select
 // is handed, and keeps: the pre-auth role's credentials pipe and relay
 // channel; a session process's report pipe, when the -D daemon that started
-// it announced one; the metrics exporter's pipe and listener. `popa3d
-// passwd` is handed none. systemd socket
+// it announced one. `popa3d passwd` is handed none. systemd socket
 // activation goes here: the daemon's LISTEN_FDS (3 up to 3+n-1, when
 // LISTEN_PID is this process).
 func handedDescriptors(args []string) []int {
@@ -59,8 +58,6 @@ func handedDescriptors(args []string) []int {
 		return privsep.PreauthDescriptors()
 	case len(args) > 1 && args[1] == "passwd":
 		return nil
-	case len(args) > 1 && args[1] == exporterRole:
-		return exporterDescriptors()
 	}
 	return privsep.SessionDescriptors()
 }
@@ -71,9 +68,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 1 && args[1] == preauthRole {
 		return runPreauth(args, stderr)
-	}
-	if len(args) > 1 && args[1] == exporterRole {
-		return runExporter(args, stderr)
 	}
 	fs := newFlagSet(args[0], stderr)
 	daemonMode := fs.Bool("D", false, "run as a standalone daemon on the configured listeners")

@@ -3,54 +3,43 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/popa3d/popa3d/metrics"
-	"github.com/popa3d/popa3d/metrics/prom"
+	"github.com/popa3d/popa3d/privsep"
 )
 
-// exporterRole is the first argument that makes the program the metrics
-// exporter of a privilege-separated -D daemon. Like preauthRole, only the
-// program itself passes it.
-const exporterRole = "--metrics-exporter"
+// exporterProgram is the exporter's program (cmd/popa3d-metrics), looked
+// for beside this one. It is a program of its own so that the HTTP server
+// and the metrics library are linked into no session process.
+const exporterProgram = "popa3d-metrics"
 
-// The descriptors the daemon hands the exporter: the read end of the
-// snapshot pipe and the metrics listener, announced in its environment.
+// The descriptors handed to the exporter: the read end of the snapshot pipe
+// and the metrics listener, announced in its environment.
 const (
-	exporterPipeFD     = 3
-	exporterListenerFD = 4
-	exporterEnv        = "POPA3D_METRICS_FDS"
-	exporterEnvValue   = "3,4"
+	exporterEnv      = "POPA3D_METRICS_FDS"
+	exporterEnvValue = "3,4"
 )
-
-// exporterDescriptors lists what the exporter role keeps at start-up
-// (CloseInherited): fds 3 and 4 when the daemon announced them.
-func exporterDescriptors() []int {
-	if os.Getenv(exporterEnv) == exporterEnvValue {
-		return []int{exporterPipeFD, exporterListenerFD}
-	}
-	return nil
-}
 
 // feedInterval is how often the daemon sends the exporter its counters
 // when they changed: a scrape sees figures at most this old.
 const feedInterval = 200 * time.Millisecond
 
 // listenMetrics opens the metrics listener, if metrics_listen is set (nil
-// otherwise). It is opened by the process that starts as root, before
-// anything gives up root, so that a low port works; root never accepts on
-// it.
+// otherwise). It is opened by the process that starts, before anything
+// gives up root, so that a low port works; no process of popa3d's but the
+// exporter accepts on it.
 func listenMetrics(ctx context.Context, addr string, log *slog.Logger) (*net.TCPListener, error) {
 	if addr == "" {
 		return nil, nil
@@ -60,43 +49,61 @@ func listenMetrics(ctx context.Context, addr string, log *slog.Logger) (*net.TCP
 	if err != nil {
 		return nil, fmt.Errorf("metrics_listen: %w", err)
 	}
-	log.Info("Metrics on http://" + ln.Addr().String() + prom.Path)
+	log.Info("Metrics on http://" + ln.Addr().String() + metrics.Path)
 	return ln.(*net.TCPListener), nil
 }
 
-// serveMetricsInProcess serves counters on ln from this process, which has
-// given up root (single-account mode), until ctx is done.
-func serveMetricsInProcess(ctx context.Context, ln net.Listener, counters *metrics.Counters, log *slog.Logger) (wait func()) {
-	if ln == nil {
-		return func() {}
-	}
-	if os.Geteuid() == 0 {
-		// becomeServingUser never leaves root here; refuse rather than
-		// parse HTTP as root should that change.
-		panic("metrics: the in-process exporter must not run as root")
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := prom.Serve(ctx, ln, prom.Handler(counters.Snapshot), log); err != nil {
-			log.Error(err.Error())
-		}
-	}()
-	return func() { <-done }
+// exporter is how the daemon starts its exporter.
+type exporter struct {
+	program string
+	re      reexec       // for the logging flags and stderr
+	jail    privsep.Jail // under privilege separation: where it runs; zero otherwise
 }
 
-// superviseExporter runs the exporter process of a privilege-separated
-// daemon until ctx is done: it starts `popa3d --metrics-exporter` with the
-// read end of a pipe and ln, feeds the pipe with counters' snapshots
-// (metrics.Feed, which never waits and never reads), and starts a new
-// exporter, after a pause, if one exits. The returned function waits for
-// it to end.
-func superviseExporter(ctx context.Context, re reexec, ln *net.TCPListener, counters *metrics.Counters, log *slog.Logger) (wait func()) {
-	if ln == nil {
-		return func() {}
+// newExporter returns the exporter of the program beside this one; with
+// jail set (privilege separation), it confines itself there.
+func newExporter(re reexec, jail privsep.Jail) (exporter, error) {
+	exe, err := filepath.EvalSymlinks(re.exe)
+	if err != nil {
+		return exporter{}, fmt.Errorf("metrics exporter: %w", err)
 	}
+	p := filepath.Join(filepath.Dir(exe), exporterProgram)
+	if err := unix.Access(p, unix.X_OK); err != nil {
+		return exporter{}, fmt.Errorf("metrics exporter %s: %w (metrics_listen needs it installed beside popa3d)", p, err)
+	}
+	return exporter{program: p, re: re, jail: jail}, nil
+}
+
+func (e exporter) command(ctx context.Context) *exec.Cmd {
+	var args []string
+	if e.re.toStderr {
+		args = append(args, "-e")
+	}
+	if e.jail.Dir != "" {
+		args = append(args, "-jail", e.jail.Dir, "-uid", strconv.Itoa(e.jail.UID), "-gid", strconv.Itoa(e.jail.GID))
+	}
+	cmd := exec.CommandContext(ctx, e.program, args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", exporterEnv + "=" + exporterEnvValue}
+	if tz, ok := os.LookupEnv("TZ"); ok {
+		cmd.Env = append(cmd.Env, "TZ="+tz)
+	}
+	if e.re.stderr != nil {
+		cmd.Stderr = e.re.stderr
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// supervise runs the exporter until ctx is done: it starts the exporter
+// with the read end of a pipe and ln, feeds the pipe with counters'
+// snapshots (metrics.Feed, which never waits on the pipe and never reads
+// from it), and starts a new exporter, after a growing pause, if one exits.
+// The returned function waits for it to end.
+func (e exporter) supervise(ctx context.Context, ln *net.TCPListener, counters *metrics.Counters, log *slog.Logger) (wait func()) {
 	lnFile, err := ln.File()
-	_ = ln.Close() // the copy in lnFile stays
+	_ = ln.Close() // the copy in lnFile stays open
 	if err != nil {
 		log.Error(fmt.Sprintf("metrics: %v", err))
 		return func() {}
@@ -108,7 +115,7 @@ func superviseExporter(ctx context.Context, re reexec, ln *net.TCPListener, coun
 		pause := time.Second
 		for ctx.Err() == nil {
 			began := time.Now()
-			if err := runExporterOnce(ctx, re, lnFile, counters); err != nil && ctx.Err() == nil {
+			if err := e.runOnce(ctx, lnFile, counters); err != nil && ctx.Err() == nil {
 				log.Error(fmt.Sprintf("metrics exporter: %v", err))
 			}
 			if time.Since(began) > time.Minute {
@@ -124,20 +131,16 @@ func superviseExporter(ctx context.Context, re reexec, ln *net.TCPListener, coun
 	return func() { <-done }
 }
 
-// runExporterOnce starts one exporter process, feeds it until it exits or
-// ctx is done, and waits for it.
-func runExporterOnce(ctx context.Context, re reexec, lnFile *os.File, counters *metrics.Counters) error {
+// runOnce starts one exporter process, feeds it until it exits or ctx is
+// done, and waits for it.
+func (e exporter) runOnce(ctx context.Context, lnFile *os.File, counters *metrics.Counters) error {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return err
 	}
 	defer pw.Close()
-	cmd := re.command(ctx, exporterRole)
+	cmd := e.command(ctx)
 	cmd.ExtraFiles = []*os.File{pr, lnFile}
-	cmd.Env = append(cmd.Env, exporterEnv+"="+exporterEnvValue)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
 	exited, err := startNoNewPrivs(cmd)
 	pr.Close()
 	if err != nil {
@@ -157,8 +160,8 @@ func runExporterOnce(ctx context.Context, re reexec, lnFile *os.File, counters *
 
 // startNoNewPrivs starts cmd from an OS thread of its own that has
 // PR_SET_NO_NEW_PRIVS, so that the child has it on every thread from its
-// first instruction (as the pre-auth process: privsep's startPreauth), and
-// returns a channel that receives cmd.Wait's result. The thread is kept
+// first instruction (as the pre-auth process has: privsep's startPreauth),
+// and returns a channel that receives cmd.Wait's result. The thread is kept
 // until the process has exited: the parent-death signal follows the thread
 // that started the process.
 func startNoNewPrivs(cmd *exec.Cmd) (<-chan error, error) {
@@ -183,64 +186,18 @@ func startNoNewPrivs(cmd *exec.Cmd) (<-chan error, error) {
 	return exited, nil
 }
 
-// runExporter is the exporter process of a privilege-separated daemon. It
-// starts as root, handed the pipe and the listener; it reads the
-// configuration and connects to syslog, then enters the pre-auth jail
-// (chroot, preauth_user, no process may be started) before it accepts a
-// connection, and serves the snapshots the daemon writes until the daemon
-// closes the pipe or a signal stops it.
-func runExporter(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("c", "", "")
-	toStderr := fs.Bool("e", false, "")
-	if err := fs.Parse(args[2:]); err != nil || fs.NArg() > 0 || os.Geteuid() != 0 || len(exporterDescriptors()) == 0 {
-		fmt.Fprintf(stderr, "popa3d: %s is started only by popa3d -D itself, as root\n", exporterRole)
-		return 1
+// serveMetrics starts the exporter when metrics_listen is set (ln not nil)
+// and returns a function that waits for it to end once ctx is done. jail is
+// where it runs under privilege separation (zero in single-account mode,
+// where it runs as the serving account).
+func serveMetrics(ctx context.Context, ln *net.TCPListener, re reexec, jail privsep.Jail, counters *metrics.Counters, log *slog.Logger) (wait func(), err error) {
+	if ln == nil {
+		return func() {}, nil
 	}
-	cfg, ok := configFor(*cfgPath, *toStderr, stderr)
-	if !ok {
-		return 1
-	}
-	log := newLogger(cfg, stderr, false, os.Getpid())
-	fail := func(err error) int {
-		log.Error(fmt.Sprintf("metrics exporter: %v", err))
-		return 1
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(exporterPipeFD, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
-		return fail(fmt.Errorf("fd %d is not a pipe", exporterPipeFD))
-	}
-	pipe := os.NewFile(exporterPipeFD, "metrics pipe")
-	lnFile := os.NewFile(exporterListenerFD, "metrics listener")
-	ln, err := net.FileListener(lnFile)
-	lnFile.Close()
+	e, err := newExporter(re, jail)
 	if err != nil {
-		return fail(fmt.Errorf("fd %d: %w", exporterListenerFD, err))
+		ln.Close()
+		return nil, err
 	}
-	if _, ok := ln.(*net.TCPListener); !ok {
-		return fail(fmt.Errorf("fd %d is not a TCP listener", exporterListenerFD))
-	}
-	j, err := jail(cfg, false)
-	if err != nil {
-		return fail(err)
-	}
-	if err := j.Enter(); err != nil {
-		return fail(err)
-	}
-	ctx, stop := signalContext(false, log)
-	defer stop()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var m prom.Mirror
-	go func() {
-		defer cancel() // the daemon is gone, or spoke nonsense: stop
-		if err := m.Run(ctx, pipe); err != nil {
-			log.Error(fmt.Sprintf("metrics exporter: %v", err))
-		}
-	}()
-	if err := prom.Serve(ctx, ln, prom.Handler(m.Snapshot), log); err != nil {
-		return fail(err)
-	}
-	return 0
+	return e.supervise(ctx, ln, counters, log), nil
 }

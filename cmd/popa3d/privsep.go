@@ -168,7 +168,8 @@ func stdioInfo() (pop3.ConnInfo, error) {
 // pipe, as a fixed-size record the daemon checks (package report).
 func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *slog.Logger) error {
 	// Fail at start, not at the first connection, on a bad jail or group.
-	if _, _, err := privsepAccounts(cfg, true); err != nil {
+	j, _, err := privsepAccounts(cfg, true)
+	if err != nil {
 		return err
 	}
 	lns, err := daemon.Listen(ctx, cfg.Listen, log)
@@ -205,7 +206,11 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 	})
 	// The exporter parses HTTP: a process of its own, in the jail.
 	ctx, stopMetrics := context.WithCancel(ctx)
-	waitMetrics := superviseExporter(ctx, re, mln, counters, log)
+	defer stopMetrics()
+	waitMetrics, err := serveMetrics(ctx, mln, re, j, counters, log)
+	if err != nil {
+		return err
+	}
 	defer waitMetrics()
 	defer stopMetrics()
 	return serveCounted(ctx, d, counters, log)

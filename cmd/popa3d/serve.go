@@ -62,10 +62,21 @@ func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account
 	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
 		served.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
 	})
+	// The exporter parses HTTP: a process of its own, as this account.
 	ctx, stopMetrics := context.WithCancel(ctx)
-	waitMetrics := serveMetricsInProcess(ctx, mln, counters, log)
-	defer waitMetrics()
 	defer stopMetrics()
+	if mln != nil {
+		re, err := reexecFor("", cfg, false)
+		if err != nil {
+			return err
+		}
+		waitMetrics, err := serveMetrics(ctx, mln, re, privsep.Jail{}, counters, log)
+		if err != nil {
+			return err
+		}
+		defer waitMetrics()
+		defer stopMetrics()
+	}
 	return serveCounted(ctx, d, counters, log)
 }
 

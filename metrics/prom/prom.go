@@ -32,7 +32,7 @@ import (
 )
 
 // Path is where the metrics are served.
-const Path = "/metrics"
+const Path = metrics.Path
 
 var (
 	descAccepted = prometheus.NewDesc("popa3d_connections_accepted_total",

@@ -22,8 +22,8 @@ const (
 	loadMessages     = 5          // per retriever's mailbox
 	loadMessageSize  = 20 << 10   // bytes of body, about
 	maxIdleSession   = 64 << 10   // bytes per idle single-account session
-	maxPreauthPSS    = 2300 << 10 // bytes per pre-auth session, both processes (2.3 MB)
-	preauthSessions  = 50
+	maxPreauthPSS    = 2355 << 10 // bytes per pre-auth session, both processes (2.3 MiB)
+	preauthSessions  = 100
 )
 
 // raiseNoFile raises this process's RLIMIT_NOFILE to at least n (the
@@ -225,9 +225,9 @@ func addr(d *daemon) string { return d.addr }
 
 // TestLoadPrivsepPreauth: with privilege separation, each session before
 // login is two processes, the root session process and its jailed pre-auth
-// process. With 50 sessions idle before login, it reports their PSS (which
+// process. With 100 sessions idle before login, it reports their PSS (which
 // shares the program's pages among them) per session, and asserts it is at
-// most 2.3 MB; then the metrics count those sessions.
+// most 2.3 MiB; then the metrics count those sessions.
 func TestLoadPrivsepPreauth(t *testing.T) {
 	raiseNoFile(t, 4096)
 	s := newSystemSiteWith(t, "metldpre")

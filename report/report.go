@@ -22,8 +22,8 @@ import (
 	"github.com/popa3d/popa3d/pop3"
 )
 
-// Size is the length of every version-1 record (Encode, Decode); version 2
-// is in v2.go.
+// Size is the length of every version-1 record (Encode, Decode); version 3
+// is in summary3.go.
 const Size = 4 + 1 + 1 + 4 + 4 + 8 + 8 + 8
 
 // magic starts every record: "PR" and version 1.
@@ -75,9 +75,10 @@ func Decode(b []byte) (pop3.Summary, error) {
 	return s, nil
 }
 
-// Read reads one record of either version from r, which must then be at
-// its end: it reads the magic, then at most one byte more than a record of
-// that version, so a peer cannot make it read more than MaxSize+1 bytes.
+// Read reads one summary record of either version from r, which must then
+// be at its end: it reads the magic, then at most one byte more than a
+// record of that version, so a peer cannot make it read more than
+// MaxSize+1 bytes.
 func Read(r io.Reader) (pop3.Summary, error) {
 	var m [4]byte
 	if _, err := io.ReadFull(r, m[:]); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -85,28 +86,40 @@ func Read(r io.Reader) (pop3.Summary, error) {
 	} else if err != nil {
 		return pop3.Summary{}, fmt.Errorf("read a session record: %w", err)
 	}
-	size := Size
-	switch m {
-	case magic:
-	case magicV2:
-		size = SizeV2
-	default:
+	size, ok := summarySize(m)
+	if !ok {
 		return pop3.Summary{}, ErrBadRecord
 	}
 	rest, err := io.ReadAll(io.LimitReader(r, int64(size-len(m)+1)))
 	if err != nil {
 		return pop3.Summary{}, fmt.Errorf("read a session record: %w", err)
 	}
-	b := append(m[:], rest...)
-	if m == magic {
-		return Decode(b)
+	return decodeSummary(append(m[:], rest...))
+}
+
+// summarySize returns the size of a summary record whose magic is m, and
+// whether m is a summary record's magic at all.
+func summarySize(m [4]byte) (int, bool) {
+	switch m {
+	case magic:
+		return Size, true
+	case magicV3:
+		return SizeV3, true
 	}
-	rec, err := DecodeRecord(b)
-	if err != nil {
-		return pop3.Summary{}, err
+	return 0, false
+}
+
+// decodeSummary checks and decodes one summary record of either version.
+func decodeSummary(b []byte) (pop3.Summary, error) {
+	if len(b) >= 4 && [4]byte(b[:4]) == magicV3 {
+		rec, err := DecodeRecord(b)
+		if err != nil {
+			return pop3.Summary{}, err
+		}
+		setMechanism(&rec.Summary, rec.Mechanism)
+		return rec.Summary, nil
 	}
-	setMechanism(&rec.Summary, rec.Mechanism)
-	return rec.Summary, nil
+	return Decode(b)
 }
 
 // Writer is the pop3.Observer of a session process: it writes the
@@ -124,12 +137,12 @@ func NewWriter(f *os.File) *Writer { return &Writer{f: f} }
 // SessionEvent does nothing: only the summary is reported.
 func (*Writer) SessionEvent(pop3.Event) {}
 
-// SessionEnded writes s as a version-2 record. Errors are dropped: the daemon only loses a figure.
+// SessionEnded writes s as a version-3 record. Errors are dropped: the daemon only loses a figure.
 func (w *Writer) SessionEnded(s pop3.Summary) {
 	if w.f == nil {
 		return
 	}
-	_, _ = w.f.Write(EncodeV2(s))
+	_, _ = w.f.Write(EncodeV3(s))
 	_ = w.f.Close()
 	w.f = nil
 }

@@ -91,7 +91,7 @@ func serveCounted(ctx context.Context, d *daemon.Daemon, counters *metrics.Count
 // newDaemon returns the daemon for -D with the configured limits, whose
 // events and running sessions counters count.
 func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, counters *metrics.Counters, h daemon.Handler) *daemon.Daemon {
-	return &daemon.Daemon{
+	d := &daemon.Daemon{
 		Observer:      counters,
 		Listeners:     lns,
 		MaxSessions:   cfg.MaxSessions,
@@ -106,6 +106,11 @@ func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, counters
 			h(ctx, c)
 		},
 	}
+	// The penalties in force, once the daemon's flood guard tells them.
+	if p, ok := any(d).(metrics.Penalties); ok {
+		counters.Penalties = p
+	}
+	return d
 }
 
 // becomeServingUser makes sure no session runs as root. Single-account mode

@@ -11,7 +11,7 @@ import (
 	"github.com/popa3d/popa3d/pop3"
 )
 
-func TestRoundTripV2(t *testing.T) {
+func TestRoundTripV3(t *testing.T) {
 	for _, r := range []Record{
 		{Summary: pop3.Summary{Authenticated: true, Updated: true, Retrieved: 3, RetrievedBytes: 12345, Deleted: 2,
 			BytesSent: 1 << 40, Duration: 3 * time.Second, UpdateTime: 20 * time.Millisecond}, Mechanism: "USER"},
@@ -21,8 +21,8 @@ func TestRoundTripV2(t *testing.T) {
 		{Summary: pop3.Summary{Authenticated: true, Failure: pop3.FailureMailboxInUse}, Mechanism: "USER"},
 	} {
 		b := EncodeRecord(r)
-		if len(b) != SizeV2 {
-			t.Fatalf("record of %d bytes, want %d", len(b), SizeV2)
+		if len(b) != SizeV3 {
+			t.Fatalf("record of %d bytes, want %d", len(b), SizeV3)
 		}
 		got, err := DecodeRecord(b)
 		if err != nil || got != r {
@@ -45,9 +45,9 @@ func TestRoundTripV2(t *testing.T) {
 	}
 	// The strings stay in the session process.
 	s := pop3.Summary{Authenticated: true, Retrieved: 1, Duration: time.Second}
-	b := EncodeV2(s)
+	b := EncodeV3(s)
 	s.User, s.RemoteAddr = "alice", "192.0.2.1"
-	if !bytes.Equal(EncodeV2(s), b) {
+	if !bytes.Equal(EncodeV3(s), b) {
 		t.Fatal("user or address encoded")
 	}
 }
@@ -72,18 +72,18 @@ func TestLoginMechanism(t *testing.T) {
 	}
 }
 
-func TestRefusedV2(t *testing.T) {
-	good := EncodeV2(pop3.Summary{Authenticated: true, Duration: time.Second})
+func TestRefusedV3(t *testing.T) {
+	good := EncodeV3(pop3.Summary{Authenticated: true, Duration: time.Second})
 	bad := func(i int, v byte) []byte {
 		b := append([]byte(nil), good...)
 		b[i] = v
 		return b
 	}
 	for name, b := range map[string][]byte{
-		"short":                   good[:SizeV2-1],
+		"short":                   good[:SizeV3-1],
 		"long":                    append(append([]byte(nil), good...), 0),
 		"version 1 size":          good[:Size],
-		"magic":                   bad(3, 3),
+		"magic":                   bad(3, 2),
 		"unknown flag":            bad(4, 5),
 		"updated without login":   bad(4, flagUpdated),
 		"unknown reason":          bad(5, 200),
@@ -99,21 +99,21 @@ func TestRefusedV2(t *testing.T) {
 			t.Errorf("Read %s: %v, want ErrBadRecord", name, err)
 		}
 	}
-	noLogin := EncodeV2(pop3.Summary{Duration: time.Second})
+	noLogin := EncodeV3(pop3.Summary{Duration: time.Second})
 	noLogin[6] = MechanismCode("USER")
 	if _, err := DecodeRecord(noLogin); !errors.Is(err, ErrBadRecord) {
 		t.Errorf("mechanism without login: %v", err)
 	}
-	// Read stops one byte past a version-2 record, whatever follows.
+	// Read stops one byte past a version-3 record, whatever follows.
 	r := bytes.NewReader(append(append([]byte(nil), good...), make([]byte, 1<<20)...))
 	if _, err := Read(r); !errors.Is(err, ErrBadRecord) || r.Len() != 1<<20-1 {
 		t.Fatalf("long input: %v, %d bytes left", err, r.Len())
 	}
 }
 
-// TestWriterV2: the session process writes version 2, with the figures
+// TestWriterV3: the session process writes version 3, with the figures
 // version 1 lacks.
-func TestWriterV2(t *testing.T) {
+func TestWriterV3(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestWriterV2(t *testing.T) {
 	NewWriter(w).SessionEnded(s)
 	b := make([]byte, MaxSize+1)
 	n, _ := r.Read(b)
-	if n != SizeV2 || [4]byte(b[:4]) != magicV2 {
+	if n != SizeV3 || [4]byte(b[:4]) != magicV3 {
 		t.Fatalf("wrote %d bytes %x", n, b[:n])
 	}
 	got, err := DecodeRecord(b[:n])
@@ -134,8 +134,8 @@ func TestWriterV2(t *testing.T) {
 }
 
 func FuzzDecodeRecord(f *testing.F) {
-	f.Add(EncodeV2(pop3.Summary{Authenticated: true, Updated: true, Retrieved: 1, RetrievedBytes: 10, Duration: time.Second}))
-	f.Add([]byte("PR\x00\x02"))
+	f.Add(EncodeV3(pop3.Summary{Authenticated: true, Updated: true, Retrieved: 1, RetrievedBytes: 10, Duration: time.Second}))
+	f.Add([]byte("PR\x00\x03"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeRecord(b)
 		if err != nil {
@@ -147,9 +147,9 @@ func FuzzDecodeRecord(f *testing.F) {
 	})
 }
 
-// TestSeedCorpusV2 checks that the committed seed corpus of FuzzDecodeRecord
+// TestSeedCorpusV3 checks that the committed seed corpus of FuzzDecodeRecord
 // is there.
-func TestSeedCorpusV2(t *testing.T) {
+func TestSeedCorpusV3(t *testing.T) {
 	if m, _ := filepath.Glob("testdata/fuzz/FuzzDecodeRecord/*"); len(m) < 5 {
 		t.Fatalf("testdata/fuzz/FuzzDecodeRecord holds %d seeds, want 5", len(m))
 	}

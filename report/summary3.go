@@ -7,12 +7,13 @@ import (
 	"github.com/popa3d/popa3d/pop3"
 )
 
-// Version 2 of the record adds what the exporter needs and version 1 lacks:
+// Version 3 of the summary record (version 2 of the magic is left to a
+// record of another kind) adds what the metrics need and version 1 lacks:
 // the login mechanism, whether the session ran the UPDATE state (so that the
 // daemon knows the state each session ended in), and the bytes of the
 // messages retrieved. Its layout, big-endian and fixed like version 1's:
 //
-//	magic "PR\x00\x02"  4
+//	magic "PR\x00\x03"  4
 //	flags               1  authenticated 1, updated 2
 //	failure             1  pop3.Failure
 //	mechanism           1  MechanismCode; 0 exactly when no login was attempted
@@ -23,28 +24,31 @@ import (
 //	duration            8  nanoseconds
 //	UPDATE time         8  nanoseconds, at most the duration
 //
-// Session processes write version 2 (Writer); Read takes either version.
+// Session processes write version 3 (Writer); Read takes either version.
 
-// SizeV2 is the length of every version-2 record.
-const SizeV2 = 4 + 1 + 1 + 1 + 4 + 4 + 8 + 8 + 8 + 8
+// SizeV3 is the length of every version-3 record.
+const SizeV3 = 4 + 1 + 1 + 1 + 4 + 4 + 8 + 8 + 8 + 8
 
 // MaxSize is the length of the longest record of any version.
-const MaxSize = SizeV2
+const MaxSize = SizeV3
 
-var magicV2 = [4]byte{'P', 'R', 0, 2}
+var magicV3 = [4]byte{'P', 'R', 0, 3}
 
 const flagUpdated = 2
 
 // mechanisms are the login mechanisms a record can name, by code. Code 0 is
-// "no login"; a mechanism not in the table is reported as "other". New
-// names are added at the end, before "other" is never moved: a code is part
-// of the record's layout.
+// "no login"; a mechanism not in the table is reported as "other". A code
+// is part of the record's layout: a new name is appended, and no code
+// changes.
 var mechanisms = [...]string{"", "USER", "PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256",
 	"XOAUTH2", "OAUTHBEARER", "other"}
 
 // NumMechanisms is the number of mechanism codes: 0 (no login) to
-// NumMechanisms-1 ("other").
+// NumMechanisms-1.
 const NumMechanisms = len(mechanisms)
+
+// otherMechanism is the code of "other".
+const otherMechanism = 9
 
 // MechanismCode returns the code of a login mechanism's name: 0 for "", the
 // code of "other" for a name the table lacks.
@@ -54,7 +58,7 @@ func MechanismCode(name string) uint8 {
 			return uint8(i)
 		}
 	}
-	return uint8(NumMechanisms - 1)
+	return otherMechanism
 }
 
 // MechanismName returns the name of a mechanism code ("" for 0 and any
@@ -92,25 +96,25 @@ func LoginMechanism(s pop3.Summary) string {
 // field for it yet (see LoginMechanism): when it has, set it here.
 func setMechanism(s *pop3.Summary, name string) { _, _ = s, name }
 
-// Record is what a version-2 record carries: a summary's figures and the
+// Record is what a version-3 record carries: a summary's figures and the
 // name of its login mechanism.
 type Record struct {
 	Summary   pop3.Summary // without User and RemoteAddr
 	Mechanism string       // "" when no login was attempted
 }
 
-// EncodeV2 returns the version-2 record of s, with LoginMechanism(s).
-func EncodeV2(s pop3.Summary) []byte {
+// EncodeV3 returns the version-3 record of s, with LoginMechanism(s).
+func EncodeV3(s pop3.Summary) []byte {
 	return EncodeRecord(Record{Summary: s, Mechanism: LoginMechanism(s)})
 }
 
-// EncodeRecord returns r as a version-2 record. Counts beyond a record's
+// EncodeRecord returns r as a version-3 record. Counts beyond a record's
 // range are clamped; a mechanism is written only for a session that
 // attempted a login.
 func EncodeRecord(r Record) []byte {
 	s := r.Summary
-	b := make([]byte, 0, SizeV2)
-	b = append(b, magicV2[:]...)
+	b := make([]byte, 0, SizeV3)
+	b = append(b, magicV3[:]...)
 	var flags byte
 	if s.Authenticated {
 		flags |= flagAuthenticated
@@ -122,7 +126,7 @@ func EncodeRecord(r Record) []byte {
 	if loginAttempted(s) {
 		mech = MechanismCode(r.Mechanism)
 		if mech == 0 {
-			mech = MechanismCode("other")
+			mech = otherMechanism
 		}
 	}
 	b = append(b, flags, byte(s.Failure), mech)
@@ -136,12 +140,12 @@ func EncodeRecord(r Record) []byte {
 	return b
 }
 
-// DecodeRecord checks and decodes one version-2 record: it refuses any
+// DecodeRecord checks and decodes one version-3 record: it refuses any
 // other size or magic, an unknown flag, failure or mechanism, a mechanism
 // without a login or a login without one, UPDATE without a login, and any
 // figure out of range.
 func DecodeRecord(b []byte) (Record, error) {
-	if len(b) != SizeV2 || [4]byte(b[:4]) != magicV2 {
+	if len(b) != SizeV3 || [4]byte(b[:4]) != magicV3 {
 		return Record{}, ErrBadRecord
 	}
 	flags, failure, mech := b[4], pop3.Failure(b[5]), b[6]

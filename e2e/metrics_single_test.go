@@ -3,14 +3,17 @@ package e2e
 import (
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMetricsSingleAccount: in single-account mode under -D the exporter,
 // a process the daemon starts as its own serving account (not root), serves
-// the Prometheus endpoint, and after
-// real sessions (metricsScenario) every counter equals what they did; the
-// "Daemon totals" line agrees.
+// the Prometheus endpoint, and after real sessions (metricsScenario) every
+// counter equals what they did; the "Daemon totals" line agrees. A stopped
+// exporter does not hold up sessions, and a killed one is started again and
+// serves the counters the daemon kept.
 func TestMetricsSingleAccount(t *testing.T) {
 	good := account{name: "metgood", password: "met good pw", scheme: "sha512-crypt"}
 	drop := account{name: "metdrop", password: "met drop pw", scheme: "sha512-crypt"}
@@ -46,7 +49,39 @@ func TestMetricsSingleAccount(t *testing.T) {
 	if got["popa3d_sent_bytes_total"] <= want["popa3d_retrieved_bytes_total"] {
 		t.Errorf("sent bytes %g, retrieved %g", got["popa3d_sent_bytes_total"], want["popa3d_retrieved_bytes_total"])
 	}
+
+	// The daemon never waits on its exporter: with the exporter stopped,
+	// sessions are served as before, and their figures arrive once it
+	// runs again.
+	if err := syscall.Kill(exporter, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c := dial(t, d.addr)
+	c.login(drop)
+	c.quit()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a session with the exporter stopped took %v", took)
+	}
+	if err := syscall.Kill(exporter, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	scrapeUntil(t, maddr, "the session served while the exporter was stopped", func(s series) bool {
+		return s[`popa3d_sessions_total{last_state="update"}`] == 2 && s["popa3d_session_duration_seconds_count"] == 8
+	})
+
+	// An exporter that dies is started again, and serves the daemon's
+	// counters, which did not die with it.
+	if err := syscall.Kill(exporter, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	again := waitForChild(t, daemonPid, func(pid int) bool { return pid != exporter && isExporter(pid) })
+	got = scrapeUntil(t, maddr, "the new exporter", func(s series) bool { return s["popa3d_session_duration_seconds_count"] == 8 })
+	if got["popa3d_connections_accepted_total"] != 8 || got[`popa3d_logins_total{mechanism="USER",result="passed"}`] != 3 {
+		t.Errorf("after the exporter's restart (pid %d, was %d):\n%s", again, exporter, got)
+	}
+
 	d.terminate(t)
-	checkTotals(t, d.p.log(), "admitted=7", "refused_per_source=1", "sessions=7", "logged_in=2", "retrieved=2",
+	checkTotals(t, d.p.log(), "admitted=8", "refused_per_source=1", "sessions=8", "logged_in=3", "retrieved=2",
 		"deleted=1", "updates=1", "failed_bad_password=1", "failed_unknown_user=1")
 }

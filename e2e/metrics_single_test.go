@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -84,4 +87,29 @@ func TestMetricsSingleAccount(t *testing.T) {
 	d.terminate(t)
 	checkTotals(t, d.p.log(), "admitted=8", "refused_per_source=1", "sessions=8", "logged_in=3", "retrieved=2",
 		"deleted=1", "updates=1", "failed_bad_password=1", "failed_unknown_user=1")
+}
+
+// TestMetricsWithoutExporter: with metrics_listen set and no popa3d-metrics
+// beside the program, -D refuses to start and says why, rather than serve
+// without the metrics it was asked for.
+func TestMetricsWithoutExporter(t *testing.T) {
+	good := account{name: "metalone", password: "met alone pw", scheme: "sha512-crypt"}
+	s := newSite(t, good)
+	s.set("metrics_listen", strconv.Quote(freeAddr(t)))
+	dir := s.path("bin")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prog, err := os.ReadFile(popa3dBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone := filepath.Join(dir, "popa3d")
+	if err := os.WriteFile(alone, prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := runCommand(t, 30*time.Second, nil, nil, alone, "-e", "-c", s.config, "-D")
+	if r.code == 0 || !strings.Contains(string(r.stderr), "popa3d-metrics") {
+		t.Fatalf("popa3d -D without its exporter: exit %d\n%s", r.code, r.stderr)
+	}
 }

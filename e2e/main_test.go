@@ -15,7 +15,8 @@ import (
 
 // popa3dBin is the program under test, built once by TestMain. Setting
 // POPA3D_E2E_BIN runs the tests against a binary built elsewhere (for example
-// by root, when the tests run as an account without a Go toolchain).
+// by root, when the tests run as an account without a Go toolchain); the
+// metrics tests need popa3d-metrics beside it.
 var popa3dBin string
 
 func TestMain(m *testing.M) {

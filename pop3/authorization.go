@@ -111,6 +111,7 @@ func (ss *session) login(ctx context.Context, password string) {
 	}
 	ss.log.Info(fmt.Sprintf("%d message%s (%d byte%s) loaded", len(ss.msgs), plural(int64(len(ss.msgs))), total, plural(total)))
 	ss.state = stateTransaction
+	ss.growReplyBuffer()
 	ss.reply("+OK")
 }
 

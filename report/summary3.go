@@ -41,7 +41,7 @@ const flagUpdated = 2
 // is part of the record's layout: a new name is appended, and no code
 // changes.
 var mechanisms = [...]string{"", "USER", "PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-1", "SCRAM-SHA-256",
-	"XOAUTH2", "OAUTHBEARER", "other"}
+	"XOAUTH2", "OAUTHBEARER", "other", "SCRAM-SHA-256-PLUS"}
 
 // NumMechanisms is the number of mechanism codes: 0 (no login) to
 // NumMechanisms-1.
@@ -84,7 +84,8 @@ func loginAttempted(s pop3.Summary) bool {
 // LoginMechanism returns the mechanism of s's login, or "" when it
 // attempted none. The summary does not name a mechanism yet, and USER/PASS
 // is the only one served: it is "USER". When pop3.Summary gains its
-// Mechanism field (SASL), return s.Mechanism here when it is set.
+// Mechanism field (SASL), return s.Mechanism here when it is set and a
+// login was attempted.
 func LoginMechanism(s pop3.Summary) string {
 	if !loginAttempted(s) {
 		return ""

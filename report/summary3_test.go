@@ -67,7 +67,8 @@ func TestLoginMechanism(t *testing.T) {
 			t.Errorf("%+v: %q, want %q", tc.s, got, tc.want)
 		}
 	}
-	if MechanismCode("") != 0 || MechanismName(MechanismCode("PLAIN")) != "PLAIN" || MechanismName(200) != "" {
+	if MechanismCode("") != 0 || MechanismName(MechanismCode("PLAIN")) != "PLAIN" || MechanismName(200) != "" ||
+		MechanismName(MechanismCode("SCRAM-SHA-256-PLUS")) != "SCRAM-SHA-256-PLUS" || MechanismName(otherMechanism) != "other" {
 		t.Error("mechanism table")
 	}
 }

@@ -173,25 +173,36 @@ func TestFeed(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	full := 0
-	for range 2000 { // the counters change at every round: a record is due
+	// Full: the counters change at every round, a record is due at every
+	// tick, yet what the pipe holds stays the same over ten ticks.
+	full, last, same := false, -1, 0
+	for range 3000 {
 		c.Admitted()
 		time.Sleep(time.Millisecond)
-		if n, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ); err == nil && n > 60000 { // of a 64 KiB pipe: it takes no more records
-			full++
-			if full > 30 {
-				break
-			}
+		n, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == last && n > 0 {
+			same++
+		} else {
+			last, same = n, 0
+		}
+		if same >= 100 { // ten ticks of 10 ms
+			full = true
+			break
 		}
 	}
-	if full == 0 {
+	if !full {
 		select {
 		case err := <-fed:
 			t.Fatalf("the pipe never filled: Feed returned %v", err)
 		default:
 		}
-		n, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ)
-		t.Fatalf("the pipe never filled: %d bytes in it (%v)", n, err)
+		t.Fatalf("the pipe never filled: %d bytes in it", last)
+	}
+	if last%WireSize != 0 {
+		t.Fatalf("%d bytes in the pipe: not whole records", last)
 	}
 	// Whatever is in the pipe is whole records.
 	cancel()

@@ -46,7 +46,23 @@ func TestMetricsPrivsep(t *testing.T) {
 		t.Errorf("exporter %d lacks no_new_privs (%v)", exporter, err)
 	}
 
-	wantSeries := metricsScenario(t, d.addr, maddr, account{name: good.Name, password: "met good pw"},
+	// Neither a session process nor its pre-auth process holds the
+	// metrics listener.
+	c := dial(t, d.addr)
+	session := waitForChild(t, daemonPid, func(pid int) bool { return slices.ContainsFunc(children(pid), isPreauth) })
+	pre := waitForChild(t, session, isPreauth)
+	inode := listenInode(t, maddr)
+	for _, pid := range []int{session, pre} {
+		if holdsSocket(pid, inode) {
+			t.Errorf("session process %d holds the metrics listener", pid)
+		}
+	}
+	c.quit()
+	scrapeUntil(t, maddr, "the probe and the quit session", func(s series) bool {
+		return s[`popa3d_sessions_total{last_state="authorization"}`] == 2 && s["popa3d_sessions_active"] == 0
+	})
+
+	wantSeries := metricsScenario(t, d.addr, maddr, 2, account{name: good.Name, password: "met good pw"},
 		account{name: drop.Name, password: "met drop pw"}, msgs)
 	got := scrapeUntil(t, maddr, "every session", func(s series) bool {
 		return s["popa3d_session_duration_seconds_count"] == wantSeries["popa3d_session_duration_seconds_count"] &&
@@ -54,7 +70,7 @@ func TestMetricsPrivsep(t *testing.T) {
 	})
 	checkSeries(t, got, wantSeries)
 	d.terminate(t)
-	checkTotals(t, d.p.log(), "admitted=7", "refused_per_source=1", "sessions=7", "logged_in=2", "retrieved=2",
+	checkTotals(t, d.p.log(), "admitted=8", "refused_per_source=1", "sessions=8", "logged_in=2", "retrieved=2",
 		"deleted=1", "updates=1", "failed_bad_password=1", "failed_unknown_user=1")
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", exporter)); err == nil {
 		if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", exporter)); !strings.Contains(string(st), ") Z ") {

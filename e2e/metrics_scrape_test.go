@@ -111,12 +111,12 @@ func checkSeries(t *testing.T, got series, want map[string]float64) {
 // source and no slot held after a session: two idle sessions (and the
 // active gauge at 2), a third refused per source, a wrong password, an
 // unknown user, a good login that retrieves two messages and deletes one,
-// and another that drops the connection in TRANSACTION. It returns the
-// series it expects, the start-up probe included.
-func metricsScenario(t *testing.T, addr, maddr string, good, drop account, msgs []message) map[string]float64 {
-	// The start-up probe's session has ended.
-	scrapeUntil(t, maddr, "the probe", func(s series) bool {
-		return s[`popa3d_sessions_total{last_state="authorization"}`] == 1 && s["popa3d_sessions_active"] == 0
+// and another that drops the connection in TRANSACTION. prior is the
+// number of sessions that ended before, without a login (the start-up
+// probe among them). It returns the series it expects, prior included.
+func metricsScenario(t *testing.T, addr, maddr string, prior int, good, drop account, msgs []message) map[string]float64 {
+	scrapeUntil(t, maddr, "the sessions before", func(s series) bool {
+		return s[`popa3d_sessions_total{last_state="authorization"}`] == float64(prior) && s["popa3d_sessions_active"] == 0
 	})
 	idle1, idle2 := dial(t, addr), dial(t, addr)
 	scrapeUntil(t, maddr, "2 active sessions", func(s series) bool { return s["popa3d_sessions_active"] == 2 })
@@ -163,14 +163,14 @@ func metricsScenario(t *testing.T, addr, maddr string, good, drop account, msgs 
 	d.close()
 
 	return map[string]float64{
-		"popa3d_connections_accepted_total":                               7,
+		"popa3d_connections_accepted_total":                               float64(6 + prior),
 		`popa3d_connections_refused_total{reason="per_source"}`:           1,
 		`popa3d_connections_refused_total{reason="sessions"}`:             0,
 		`popa3d_logins_total{mechanism="USER",result="passed"}`:           2,
 		`popa3d_logins_total{mechanism="USER",result="bad_password"}`:     1,
 		`popa3d_logins_total{mechanism="USER",result="unknown_user"}`:     1,
 		`popa3d_logins_total{mechanism="USER",result="auth_unavailable"}`: 0,
-		`popa3d_sessions_total{last_state="authorization"}`:               5,
+		`popa3d_sessions_total{last_state="authorization"}`:               float64(4 + prior),
 		`popa3d_sessions_total{last_state="transaction"}`:                 1,
 		`popa3d_sessions_total{last_state="update"}`:                      1,
 		`popa3d_session_failures_total{reason="bad_password"}`:            1,
@@ -179,8 +179,8 @@ func metricsScenario(t *testing.T, addr, maddr string, good, drop account, msgs 
 		"popa3d_retrieved_bytes_total":                                    float64(msgs[0].size() + msgs[1].size()),
 		"popa3d_messages_deleted_total":                                   1,
 		"popa3d_update_duration_seconds_count":                            1,
-		"popa3d_session_duration_seconds_count":                           7,
-		`popa3d_session_duration_seconds_bucket{le="+Inf"}`:               7,
+		"popa3d_session_duration_seconds_count":                           float64(6 + prior),
+		`popa3d_session_duration_seconds_bucket{le="+Inf"}`:               float64(6 + prior),
 		"popa3d_sessions_active":                                          0,
 		"popa3d_penalties_in_force":                                       0,
 	}
@@ -209,15 +209,24 @@ func listenerPID(t *testing.T, addr string, pids ...int) int {
 	t.Helper()
 	inode := listenInode(t, addr)
 	for _, pid := range pids {
-		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		for _, e := range ents {
-			if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && l == "socket:["+inode+"]" {
-				return pid
-			}
+		if holdsSocket(pid, inode) {
+			return pid
 		}
 	}
 	t.Fatalf("none of %v holds the listener on %s", pids, addr)
 	return 0
+}
+
+// holdsSocket reports whether process pid has a descriptor of the socket
+// inode.
+func holdsSocket(pid int, inode string) bool {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, e := range ents {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && l == "socket:["+inode+"]" {
+			return true
+		}
+	}
+	return false
 }
 
 // listenInode returns the inode of the IPv4 socket listening on addr.

@@ -43,7 +43,7 @@ func TestMetricsSingleAccount(t *testing.T) {
 		}
 	}
 
-	want := metricsScenario(t, d.addr, maddr, good, drop, msgs)
+	want := metricsScenario(t, d.addr, maddr, 1, good, drop, msgs)
 	got := scrapeUntil(t, maddr, "every session", func(s series) bool {
 		return s["popa3d_session_duration_seconds_count"] == want["popa3d_session_duration_seconds_count"] &&
 			s["popa3d_sessions_active"] == 0

@@ -15,7 +15,8 @@ import (
 
 // popa3dBin is the program under test, built once by TestMain. Setting
 // POPA3D_E2E_BIN runs the tests against a binary built elsewhere (for example
-// by root, when the tests run as an account without a Go toolchain).
+// by root, when the tests run as an account without a Go toolchain); the
+// metrics tests need popa3d-metrics beside it.
 var popa3dBin string
 
 func TestMain(m *testing.M) {
@@ -41,10 +42,16 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: the go command is needed to build cmd/popa3d:", err)
 		return 1
 	}
-	cmd := exec.CommandContext(ctx, goTool, "build", "-o", popa3dBin, "./cmd/popa3d")
+	// popa3d and, beside it where popa3d looks for it, its metrics
+	// exporter; the directory is one a service account can reach.
+	cmd := exec.CommandContext(ctx, goTool, "build", "-o", dir+"/", "./cmd/popa3d", "./cmd/popa3d-metrics")
 	cmd.Dir = ".."
 	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/popa3d: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/popa3d ./cmd/popa3d-metrics: %v\n%s", err, out)
+		return 1
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	return m.Run()

@@ -29,8 +29,13 @@ func TestCounters(t *testing.T) {
 	s := c.Snapshot()
 	if s.Admitted != 10 || s.Sessions != 20 || s.LoggedIn != 10 || s.Retrieved != 20 || s.Deleted != 10 ||
 		s.BytesSent != 1600 || s.Updates != 10 || s.UpdateTime != 10*time.Millisecond ||
-		s.RefusedPerSource != 1 || s.RefusedSessions != 2 || len(s.Failed) != 1 || s.Failed[pop3.FailureBadPassword] != 10 {
+		s.RefusedPerSource() != 1 || s.RefusedSessions() != 2 || s.Failed[pop3.FailureBadPassword] != 10 {
 		t.Fatalf("snapshot %+v", s)
+	}
+	for f, n := range s.Failed {
+		if n != 0 && pop3.Failure(f) != pop3.FailureBadPassword {
+			t.Errorf("failures %s: %d, want none", pop3.Failure(f), n)
+		}
 	}
 	var buf bytes.Buffer
 	s.Log(slog.New(slog.NewTextHandler(&buf, nil)))

@@ -153,6 +153,7 @@ func (ss *session) loggedIn(ctx context.Context, id auth.Identity) {
 	}
 	ss.log.Info(fmt.Sprintf("%d message%s (%d byte%s) loaded", len(ss.msgs), plural(int64(len(ss.msgs))), total, plural(total)))
 	ss.state = stateTransaction
+	ss.growReplyBuffer()
 	ss.reply("+OK")
 }
 

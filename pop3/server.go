@@ -95,12 +95,16 @@ type Summary struct {
 	// Mechanism is how the client tried to log in: MechanismUser (USER and
 	// PASS) or a SASL mechanism's name ("PLAIN", "SCRAM-SHA-256",
 	// "SCRAM-SHA-256-PLUS"); "" when it never tried.
-	Mechanism  string
-	Retrieved  int   // RETR commands that sent a whole message
-	Deleted    int   // messages deleted at UPDATE
-	BytesSent  int64 // every byte written to the client
-	Duration   time.Duration
-	UpdateTime time.Duration // how long UPDATE took to commit the deletions; 0 when nothing was deleted
+	Mechanism string
+	Retrieved int // RETR commands that sent a whole message
+	// RetrievedBytes is the size on the wire (as LIST gives it) of the
+	// messages counted in Retrieved.
+	RetrievedBytes int64
+	Deleted        int   // messages deleted at UPDATE
+	Updated        bool  // QUIT in TRANSACTION ran the UPDATE state (whether or not it deleted anything)
+	BytesSent      int64 // every byte written to the client
+	Duration       time.Duration
+	UpdateTime     time.Duration // how long UPDATE took to commit the deletions; 0 when nothing was deleted
 }
 
 // Serve runs one session on conn until the client quits, the session fails or

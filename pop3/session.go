@@ -20,6 +20,12 @@ import (
 // collect here and leave in as few writes as possible.
 const bufferSize = 64 << 10
 
+// authBufferSize is the reply buffer until the mailbox is open: before
+// that, replies are status lines and CAPA's list, and a session waiting
+// for its client's login (most idle sessions are) holds only this much.
+// The full buffer is taken at login (growReplyBuffer).
+const authBufferSize = 2 << 10
+
 // Replies whose text is fixed. popa3d's replies carry no text; where RFC 2449
 // or RFC 3206 gives a response code, the code comes first.
 const (
@@ -55,6 +61,7 @@ type session struct {
 	in       *lineReader
 	wire     *deadlineWriter
 	out      *bufio.Writer
+	early    *redirect       // what the first, small out writes to (growReplyBuffer)
 	enc      *messageEncoder // made at the first RETR or TOP
 
 	state        state
@@ -92,7 +99,8 @@ func newSession(s *Server, conn io.ReadWriter, info ConnInfo, pending []byte) *s
 	ss.in = newLineReader(conn, pending)
 	ss.in.deadline = ss.armRead
 	ss.wire = &deadlineWriter{w: conn, dl: ss.dl, timeout: ss.lim.WriteTimeout, now: s.now}
-	ss.out = bufio.NewWriterSize(ss.wire, bufferSize)
+	ss.early = &redirect{w: ss.wire}
+	ss.out = bufio.NewWriterSize(ss.early, authBufferSize)
 	if ss.lim.PreAuthTime > 0 {
 		ss.authDeadline = ss.start.Add(ss.lim.PreAuthTime)
 	}
@@ -271,4 +279,23 @@ func (ss *session) dispatch(ctx context.Context, c command) {
 		return
 	}
 	spec.handle(ss, ctx, args)
+}
+
+// redirect is the writer of the small reply buffer a session starts with:
+// first the wire, then the full buffer that growReplyBuffer takes.
+type redirect struct{ w io.Writer }
+
+func (r *redirect) Write(p []byte) (int, error) { return r.w.Write(p) }
+
+// growReplyBuffer takes the full reply buffer once the mailbox is open.
+// Replies already queued move into it without a write to the client, so
+// pipelined replies still leave together.
+func (ss *session) growReplyBuffer() {
+	if ss.out.Size() >= bufferSize {
+		return
+	}
+	full := bufio.NewWriterSize(ss.wire, bufferSize)
+	ss.early.w = full
+	_ = ss.out.Flush() // into full; an error of the wire was seen already, and is seen again
+	ss.out = full
 }

@@ -75,6 +75,7 @@ func (ss *session) cmdRetr(ctx context.Context, args []string) {
 	}
 	if ss.send(ctx, i, -1) {
 		ss.summary.Retrieved++
+		ss.summary.RetrievedBytes += ss.msgs[i].Size
 		ss.last = max(ss.last, i+1)
 		ss.event(Event{Kind: MessageRetrieved, Bytes: ss.msgs[i].Size})
 	}
@@ -186,6 +187,7 @@ func (ss *session) accessFailed(err error, canReply bool) {
 // update is QUIT in TRANSACTION: the UPDATE state of RFC 1939 section 6.
 func (ss *session) update(ctx context.Context, _ []string) {
 	ss.state = stateDone
+	ss.summary.Updated = true
 	// The mailbox, and its session lock, is released before the reply
 	// leaves, so that a client that reconnects as soon as it reads the +OK
 	// is not told [IN-USE].

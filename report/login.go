@@ -78,7 +78,7 @@ var ErrNoSummary = errors.New("report: no session summary")
 // ReadStream reads what a session process writes on its report pipe: at
 // most one login record, which it hands to login (if not nil) as soon as it
 // has arrived, then one summary record, then the end of the pipe. It reads
-// at most LoginSize + Size + 1 bytes, each record in one piece of a size it
+// at most LoginSize + SizeV3 + 1 bytes, each record in one piece of a size it
 // knows from the magic, and stops at the first thing out of place. The
 // caller bounds the time (a deadline on r).
 func ReadStream(r io.Reader, login func(Login)) (pop3.Summary, error) {
@@ -112,13 +112,14 @@ func ReadStream(r io.Reader, login func(Login)) (pop3.Summary, error) {
 			if login != nil {
 				login(l)
 			}
-		case magic:
-			b := make([]byte, Size)
+		case magic, magicV3:
+			size, _ := summarySize(m)
+			b := make([]byte, size)
 			copy(b, m[:])
 			if _, err := io.ReadFull(r, b[4:]); err != nil {
 				return pop3.Summary{}, ErrBadRecord
 			}
-			s, err := Decode(b)
+			s, err := decodeSummary(b)
 			if err != nil {
 				return pop3.Summary{}, err
 			}

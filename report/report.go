@@ -22,7 +22,8 @@ import (
 	"github.com/popa3d/popa3d/pop3"
 )
 
-// Size is the length of every record.
+// Size is the length of every version-1 record (Encode, Decode); version 3
+// is in summary3.go.
 const Size = 4 + 1 + 1 + 4 + 4 + 8 + 8 + 8
 
 // magic starts every record: "PR" and version 1.
@@ -34,7 +35,7 @@ const flagAuthenticated = 1
 // ErrBadRecord is returned for anything that is not one well-formed record.
 var ErrBadRecord = errors.New("report: not a session record")
 
-// Encode returns the figures of s as a record; User and RemoteAddr are left
+// Encode returns the figures of s as a version-1 record; User and RemoteAddr are left
 // out. Counts beyond a record's range are clamped.
 func Encode(s pop3.Summary) []byte {
 	b := make([]byte, 0, Size)
@@ -52,7 +53,7 @@ func Encode(s pop3.Summary) []byte {
 	return b
 }
 
-// Decode checks and decodes one record.
+// Decode checks and decodes one version-1 record.
 func Decode(b []byte) (pop3.Summary, error) {
 	if len(b) != Size || [4]byte(b[:4]) != magic {
 		return pop3.Summary{}, ErrBadRecord
@@ -74,12 +75,49 @@ func Decode(b []byte) (pop3.Summary, error) {
 	return s, nil
 }
 
-// Read reads one record from r, which must then be at its end: it reads at
-// most one byte more than a record, so a peer cannot make it read more.
+// Read reads one summary record of either version from r, which must then
+// be at its end: it reads the magic, then at most one byte more than a
+// record of that version, so a peer cannot make it read more than
+// MaxSize+1 bytes.
 func Read(r io.Reader) (pop3.Summary, error) {
-	b, err := io.ReadAll(io.LimitReader(r, Size+1))
+	var m [4]byte
+	if _, err := io.ReadFull(r, m[:]); errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return pop3.Summary{}, ErrBadRecord
+	} else if err != nil {
+		return pop3.Summary{}, fmt.Errorf("read a session record: %w", err)
+	}
+	size, ok := summarySize(m)
+	if !ok {
+		return pop3.Summary{}, ErrBadRecord
+	}
+	rest, err := io.ReadAll(io.LimitReader(r, int64(size-len(m)+1)))
 	if err != nil {
 		return pop3.Summary{}, fmt.Errorf("read a session record: %w", err)
+	}
+	return decodeSummary(append(m[:], rest...))
+}
+
+// summarySize returns the size of a summary record whose magic is m, and
+// whether m is a summary record's magic at all.
+func summarySize(m [4]byte) (int, bool) {
+	switch m {
+	case magic:
+		return Size, true
+	case magicV3:
+		return SizeV3, true
+	}
+	return 0, false
+}
+
+// decodeSummary checks and decodes one summary record of either version.
+func decodeSummary(b []byte) (pop3.Summary, error) {
+	if len(b) >= 4 && [4]byte(b[:4]) == magicV3 {
+		rec, err := DecodeRecord(b)
+		if err != nil {
+			return pop3.Summary{}, err
+		}
+		setMechanism(&rec.Summary, rec.Mechanism)
+		return rec.Summary, nil
 	}
 	return Decode(b)
 }
@@ -112,12 +150,12 @@ func (w *Writer) Login(l Login) {
 	_, _ = w.f.Write(EncodeLogin(l))
 }
 
-// SessionEnded writes s. Errors are dropped: the daemon only loses a figure.
+// SessionEnded writes s as a version-3 record. Errors are dropped: the daemon only loses a figure.
 func (w *Writer) SessionEnded(s pop3.Summary) {
 	if w.f == nil {
 		return
 	}
-	_, _ = w.f.Write(Encode(s))
+	_, _ = w.f.Write(EncodeV3(s))
 	_ = w.f.Close()
 	w.f = nil
 }

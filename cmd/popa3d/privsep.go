@@ -56,7 +56,12 @@ func (r reexec) command(ctx context.Context, role string) *exec.Cmd {
 		args = append(args, "-T")
 	}
 	cmd := exec.CommandContext(ctx, r.exe, args...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	// GOMAXPROCS=1: a session process and its pre-auth process serve one
+	// client, one command at a time; the runtime's state for every further
+	// CPU (its caches, and the threads it starts to use them) cost each of
+	// them memory for nothing, about 0.3 MB a process (e2e
+	// TestLoadPrivsepPreauth).
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}
 	if tz, ok := os.LookupEnv("TZ"); ok {
 		cmd.Env = append(cmd.Env, "TZ="+tz)
 	}
@@ -187,7 +192,8 @@ func stdioInfo() (pop3.ConnInfo, error) {
 // pipe, as a fixed-size record the daemon checks (package report).
 func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *slog.Logger) error {
 	// Fail at start, not at the first connection, on a bad jail or group.
-	if _, _, err := privsepAccounts(cfg, true); err != nil {
+	j, _, err := privsepAccounts(cfg, true)
+	if err != nil {
 		return err
 	}
 	lns, err := daemon.Listen(ctx, cfg.Listen, log)
@@ -209,6 +215,11 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 		return err
 	}
 	watchCertificates(ctx, certs, log)
+	mln, err := listenMetrics(ctx, cfg.MetricsListen, log)
+	if err != nil {
+		closeListeners(lns)
+		return err
+	}
 	log.Info(fmt.Sprintf("System accounts with privilege separation: pre-auth as %s in %s", cfg.PreauthUser, cfg.Chroot))
 	for _, ln := range lns {
 		log.Info("Listening on " + ln.Addr().String())
@@ -236,5 +247,14 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 			log.Error(fmt.Sprintf("%s: %v", host, err))
 		}
 	})
+	// The exporter parses HTTP: a process of its own, in the jail.
+	ctx, stopMetrics := context.WithCancel(ctx)
+	defer stopMetrics()
+	waitMetrics, err := serveMetrics(ctx, mln, re, j, counters, log)
+	if err != nil {
+		return err
+	}
+	defer waitMetrics()
+	defer stopMetrics()
 	return serveCounted(ctx, d, counters, log)
 }

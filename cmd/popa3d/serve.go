@@ -54,6 +54,11 @@ func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account
 		return err
 	}
 	lns = append(lns, tlns...)
+	mln, err := listenMetrics(ctx, cfg.MetricsListen, log)
+	if err != nil {
+		closeListeners(lns)
+		return err
+	}
 	if err := becomeServingUser(cfg, serving, log); err != nil {
 		return err
 	}
@@ -66,6 +71,21 @@ func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account
 	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
 		guardedSession(ctx, served, c) // guard.go
 	})
+	// The exporter parses HTTP: a process of its own, as this account.
+	ctx, stopMetrics := context.WithCancel(ctx)
+	defer stopMetrics()
+	if mln != nil {
+		re, err := reexecFor("", cfg, false)
+		if err != nil {
+			return err
+		}
+		waitMetrics, err := serveMetrics(ctx, mln, re, privsep.Jail{}, counters, log)
+		if err != nil {
+			return err
+		}
+		defer waitMetrics()
+		defer stopMetrics()
+	}
 	return serveCounted(ctx, d, counters, log)
 }
 
@@ -78,7 +98,7 @@ func serveCounted(ctx context.Context, d *daemon.Daemon, counters *metrics.Count
 }
 
 // newDaemon returns the daemon for -D with the configured limits, whose
-// events counters observe.
+// events and running sessions counters count.
 func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, counters *metrics.Counters, h daemon.Handler) *daemon.Daemon {
 	d := &daemon.Daemon{
 		Observer:      counters,
@@ -89,9 +109,17 @@ func newDaemon(cfg config.Config, lns []net.Listener, log *slog.Logger, counters
 		LogEvery:      holdOrNone(cfg.LimitLogEvery.Duration),
 		ShutdownGrace: cfg.ShutdownGrace.Duration,
 		Logger:        log,
-		Handler:       h,
+		Handler: func(ctx context.Context, c net.Conn) {
+			counters.Started()
+			defer counters.Ended()
+			h(ctx, c)
+		},
 	}
 	applyGuard(d, cfg) // guard.go
+	// The penalties in force, once the daemon's flood guard tells them.
+	if p, ok := any(d).(metrics.Penalties); ok && counters != nil {
+		counters.Penalties = p
+	}
 	return d
 }
 

@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"syscall"
+	"time"
 
 	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/auth/pam"
@@ -18,6 +20,7 @@ import (
 	"github.com/popa3d/popa3d/metrics"
 	"github.com/popa3d/popa3d/pop3"
 	"github.com/popa3d/popa3d/privsep"
+	"github.com/popa3d/popa3d/proxy"
 )
 
 // preauthRole is the first argument that makes the program the pre-auth
@@ -84,7 +87,7 @@ func runPreauth(args []string, stderr io.Writer) int {
 		return 1
 	}
 	srv := &pop3.Server{Limits: serverLimits(cfg), Logger: log}
-	ctx, stop := signalContext(false, log)
+	ctx, stop, _ := signalContext(false, log)
 	defer stop()
 	connect := func() (io.ReadWriter, pop3.ConnInfo, error) {
 		c, info, err := stdioConn()
@@ -107,7 +110,11 @@ func privsepRunner(cfg config.Config, re reexec, a auth.Authenticator, log *slog
 	return &privsep.Runner{
 		// The pre-auth process's life is bounded by the runner and by its
 		// parent-death signal, not by a context.
-		PreauthCommand: func() *exec.Cmd { return re.command(context.Background(), preauthRole) },
+		PreauthCommand: func() *exec.Cmd {
+			cmd := re.command(context.Background(), preauthRole)
+			passSnapshot(cmd)
+			return cmd
+		},
 		Auth:           a,
 		Jail:           j,
 		MailGroup:      mailGID,
@@ -161,30 +168,64 @@ func stdioInfo() (pop3.ConnInfo, error) {
 	return pop3.ConnInfo{RemoteAddr: peerHost(0)}, nil
 }
 
-// servePrivsepDaemon listens and starts one root session process per
-// connection, each exactly as inetd would start the program, so that both
-// modes run the same session code. The daemon stays root to do that, and
-// reads no client byte: each session process reports its summary over a
-// pipe, as a fixed-size record the daemon checks (package report).
-func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *slog.Logger) error {
+// servePrivsepDaemon listens (or takes systemd's sockets) and starts one
+// root session process per connection, each exactly as inetd would start the
+// program, so that both modes run the same session code. The daemon stays
+// root to do that, and reads no client byte: each session process reports
+// its summary over a pipe, as a fixed-size record the daemon checks (package
+// report), and the PROXY headers of listen_proxy connections are read by a
+// jailed helper process that answers a fixed-size record (proxy.Helper).
+func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *slog.Logger, opts daemonOpts) error {
 	// Fail at start, not at the first connection, on a bad jail or group.
 	if _, _, err := privsepAccounts(cfg, true); err != nil {
 		return err
 	}
-	lns, err := daemon.Listen(ctx, cfg.Listen, log)
+	// What session processes read instead of the file: what was checked.
+	snap := &configSnapshot{}
+	if _, err := snap.load(opts.cfgPath, opts.toStderr); err != nil {
+		return err
+	}
+	defer snap.close()
+	kls, err := openListeners(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	log.Info(fmt.Sprintf("System accounts with privilege separation: pre-auth as %s in %s", cfg.PreauthUser, cfg.Chroot))
-	for _, ln := range lns {
-		log.Info("Listening on " + ln.Addr().String())
+	var resolve proxy.Resolver
+	if slices.ContainsFunc(kls, func(l kindedListener) bool { return l.kind == kindProxy }) {
+		helper := &proxy.Helper{
+			Command: func() *exec.Cmd {
+				cmd := re.command(context.Background(), proxyHelperRole)
+				snap.pass(cmd)
+				return cmd
+			},
+			Logger:  log,
+		}
+		if err := helper.Start(); err != nil {
+			for _, l := range kls {
+				l.ln.Close()
+			}
+			return err
+		}
+		defer helper.Close()
+		resolve = helper.Resolve
 	}
+	trust := newTrust(cfg)
+	lns := serveListeners(kls, cfg, trust, resolve, log)
 	counters := &metrics.Counters{}
 	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
 		host := daemon.Host(c.RemoteAddr())
+		client := proxiedClient(c)
 		spawn := privsep.Spawn{
-			Command: func(ctx context.Context) *exec.Cmd { return re.command(ctx, "") },
-			Grace:   cfg.ShutdownGrace.Duration,
+			Command: func(ctx context.Context) *exec.Cmd {
+				cmd := re.command(ctx, "")
+				snap.pass(cmd)
+				if client != "" {
+					cmd.Env = append(cmd.Env, clientEnv+"="+client)
+				}
+				return cmd
+			},
+			Grace: sessionKillAfter(cfg),
 			Reported: func(s pop3.Summary, err error) {
 				if err != nil {
 					// A session killed before its end, or one that sent
@@ -199,5 +240,31 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 			log.Error(fmt.Sprintf("%s: %v", host, err))
 		}
 	})
-	return serveCounted(ctx, d, counters, log)
+	reload := func() {
+		log.Info("SIGHUP: reloading the configuration")
+		next, err := snap.load(opts.cfgPath, opts.toStderr)
+		if err != nil {
+			log.Error(fmt.Sprintf("Reload: %v; keeping the running configuration", err))
+			return
+		}
+		logRestartNeeded(cfg, next, log)
+		if ps, err := next.TrustedPrefixes(); err == nil {
+			trust.Set(ps)
+		}
+		opts.runHooks(next, log)
+		log.Info("Reloaded the configuration: new sessions use it")
+	}
+	return runDaemon(ctx, d, counters, log, opts, reload)
+}
+
+// updateBound is how long after shutdown_grace a session process that is
+// still running gets SIGKILL. At shutdown_grace the daemon shuts its
+// connection down (daemon.Daemon.Serve), which ends any session that waits
+// for its client; one that still runs is writing an UPDATE, which must not
+// be cut, so it is given this much longer.
+const updateBound = 5 * time.Minute
+
+// sessionKillAfter is Spawn.Grace: SIGKILL only as a last resort.
+func sessionKillAfter(cfg config.Config) time.Duration {
+	return cfg.ShutdownGrace.Duration + updateBound
 }

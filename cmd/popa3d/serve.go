@@ -21,6 +21,7 @@ import (
 	"github.com/popa3d/popa3d/metrics"
 	"github.com/popa3d/popa3d/pop3"
 	"github.com/popa3d/popa3d/privsep"
+	"github.com/popa3d/popa3d/proxy"
 )
 
 // serveInetd serves the one session on stdin and stdout, as popa3d does when
@@ -39,25 +40,47 @@ func serveInetd(ctx context.Context, cfg config.Config, serving account.Account,
 	return nil
 }
 
-// serveDaemon listens, gives up root if it had it (for serving,
-// servingAccount's), and serves until a signal.
-func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account, srv *pop3.Server, log *slog.Logger) error {
-	lns, err := daemon.Listen(ctx, cfg.Listen, log)
+// serveDaemon listens (or takes systemd's sockets), gives up root if it had
+// it (for serving, servingAccount's), and serves until a signal; SIGHUP
+// reloads. PROXY headers are read in this process, which is not root.
+func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account, srv *pop3.Server, log *slog.Logger, opts daemonOpts) error {
+	kls, err := openListeners(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	if err := becomeServingUser(cfg, serving, log); err != nil {
+		for _, l := range kls {
+			l.ln.Close()
+		}
 		return err
-	}
-	for _, ln := range lns {
-		log.Info("Listening on " + ln.Addr().String())
 	}
 	counters := &metrics.Counters{}
 	served := *srv
 	served.Observer = counters
+	trust := newTrust(cfg)
+	r := &singleReloader{opts: opts, started: cfg, serving: serving, log: log, counters: counters, trust: trust}
+	r.server.Store(&served)
+	lns := serveListeners(kls, cfg, trust, proxy.Local(), log)
 	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
-		served.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
+		// The server of the latest reload; a running session keeps its own.
+		r.server.Load().Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
 	})
+	return runDaemon(ctx, d, counters, log, opts, r.reload)
+}
+
+// runDaemon serves d until ctx is done, reloading on SIGHUP and telling
+// systemd (READY, RELOADING, STOPPING, the watchdog), then logs the totals
+// of counters, its observer and its sessions'.
+func runDaemon(ctx context.Context, d *daemon.Daemon, counters *metrics.Counters, log *slog.Logger, opts daemonOpts, reload func()) error {
+	bg, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go opts.reloads(bg, reload)
+	go opts.notify.Watchdog(bg, func() bool { return true })
+	go func() {
+		<-ctx.Done()
+		opts.notify.Stopping()
+	}()
+	opts.notify.Ready(fmt.Sprintf("Serving on %d listener(s)", len(d.Listeners)))
 	return serveCounted(ctx, d, counters, log)
 }
 

@@ -23,7 +23,9 @@ const pendingHeaders = 64
 
 // Trust is the set of networks whose connections may carry a header. It can
 // be replaced while listeners use it (a reload).
-type Trust struct{ p atomic.Pointer[[]netip.Prefix] }
+type Trust struct {
+	p atomic.Pointer[[]netip.Prefix]
+}
 
 // NewTrust returns a Trust of prefixes.
 func NewTrust(prefixes []netip.Prefix) *Trust {
@@ -76,8 +78,8 @@ type Listener struct {
 	closed    chan struct{} // the accept loop has ended
 	shut      chan struct{} // Close was called
 	closeOnce sync.Once
-	err    error // why the accept loop ended; read after closed
-	refuse refusalLog
+	err       error // why the accept loop ended; read after closed
+	refuse    refusalLog
 }
 
 // Conn is a connection whose client address came from its PROXY header.

@@ -115,10 +115,10 @@ func privsepRunner(cfg config.Config, re reexec, a auth.Authenticator, log *slog
 			passSnapshot(cmd)
 			return cmd
 		},
-		Auth:           a,
-		Jail:           j,
-		MailGroup:      mailGID,
-		Lock:           mailbox.LockDir(cfg.LockDir),
+		Auth:      a,
+		Jail:      j,
+		MailGroup: mailGID,
+		Lock:      mailbox.LockDir(cfg.LockDir),
 		NewStore: func(id auth.Identity, lock mailbox.Locker) (mailbox.Store, error) {
 			// The session runs as the user: the mailbox must be the
 			// user's own file (issue 8, finding 5).
@@ -199,7 +199,7 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 				snap.pass(cmd)
 				return cmd
 			},
-			Logger:  log,
+			Logger: log,
 		}
 		if err := helper.Start(); err != nil {
 			for _, l := range kls {

@@ -50,4 +50,3 @@ func runProxyHelper(args []string, stderr io.Writer) int {
 	}
 	return 0
 }
-

@@ -97,7 +97,9 @@ func (n Notifier) Ready(status string) { n.send("READY=1\nSTATUS=" + status) }
 
 // Reloading says that a reload has begun (RELOADING=1 with MONOTONIC_USEC,
 // as Type=notify-reload wants); Ready says when it is over.
-func (n Notifier) Reloading() { n.send(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec()) }
+func (n Notifier) Reloading() {
+	n.send(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
+}
 
 // Stopping says that the service is shutting down (STOPPING=1).
 func (n Notifier) Stopping() { n.send("STOPPING=1\nSTATUS=Stopping: letting sessions finish") }

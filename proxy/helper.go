@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -54,6 +55,7 @@ type Helper struct {
 	mu        sync.Mutex
 	conn      *net.UnixConn
 	proc      *os.Process
+	exited    <-chan struct{}
 	pending   map[uint64]chan Record
 	next      uint64
 	lastStart time.Time
@@ -68,13 +70,22 @@ func (h *Helper) Start() error {
 	return err
 }
 
-// Close stops the helper.
+// Close stops the helper: it sees the end of its channel and exits, or is
+// killed a second later.
 func (h *Helper) Close() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.closed = true
-	if h.conn != nil {
-		h.conn.Close() // the helper sees its end and exits
+	conn, proc, exited := h.conn, h.proc, h.exited
+	h.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	conn.Close()
+	select {
+	case <-exited:
+	case <-time.After(time.Second):
+		_ = proc.Kill()
+		<-exited
 	}
 }
 
@@ -128,7 +139,7 @@ func (h *Helper) startLocked() (*net.UnixConn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("proxy helper: start: %w", err)
 	}
-	h.conn, h.proc = conn, cmd.Process
+	h.conn, h.proc, h.exited = conn, cmd.Process, exited
 	h.pending = map[uint64]chan Record{}
 	h.log().Info(fmt.Sprintf("PROXY header helper started (pid %d)", cmd.Process.Pid))
 	go h.read(conn, cmd, exited)
@@ -293,6 +304,9 @@ func ServeHelper(ch *net.UnixConn, log *slog.Logger) error {
 	}
 	for {
 		n, oobn, flags, _, err := ch.ReadMsgUnix(buf, oob)
+		if errors.Is(err, io.EOF) {
+			return nil // root closed the channel
+		}
 		if err != nil {
 			return fmt.Errorf("proxy helper: %w", err)
 		}

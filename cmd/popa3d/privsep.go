@@ -113,6 +113,9 @@ func privsepRunner(cfg config.Config, re reexec, a auth.Authenticator, log *slog
 		PreauthCommand: func() *exec.Cmd {
 			cmd := re.command(context.Background(), preauthRole)
 			passSnapshot(cmd)
+			if c := clientFromEnv(); c != "" {
+				cmd.Env = append(cmd.Env, clientEnv+"="+c)
+			}
 			return cmd
 		},
 		Auth:      a,
@@ -165,7 +168,7 @@ func stdioInfo() (pop3.ConnInfo, error) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
 		return pop3.ConnInfo{}, nil
 	}
-	return pop3.ConnInfo{RemoteAddr: peerHost(0)}, nil
+	return pop3.ConnInfo{RemoteAddr: clientHost(0)}, nil
 }
 
 // servePrivsepDaemon listens (or takes systemd's sockets) and starts one

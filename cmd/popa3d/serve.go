@@ -166,10 +166,20 @@ func stdioConn() (stdio, pop3.ConnInfo, error) {
 			// Replies leave whole; do not let Nagle hold the last piece.
 			_ = tc.SetNoDelay(true)
 		}
-		return stdio{in: c, out: c}, pop3.ConnInfo{RemoteAddr: peerHost(0)}, nil
+		return stdio{in: c, out: c}, pop3.ConnInfo{RemoteAddr: clientHost(0)}, nil
 	}
 	in, out := pollable(0, "stdin"), pollable(1, "stdout")
 	return stdio{in: in, out: out}, pop3.ConnInfo{}, nil
+}
+
+// clientHost returns the client's address for a connection on fd: the one
+// from a PROXY header, when the -D daemon passed one (clientEnv), or else
+// the socket's peer (peerHost).
+func clientHost(fd int) string {
+	if c := clientFromEnv(); c != "" {
+		return c
+	}
+	return peerHost(fd)
 }
 
 // peerHost returns the host of the peer of socket fd as popa3d logs it

@@ -192,6 +192,9 @@ func TestProxyProtocol(t *testing.T) {
 
 			d.terminate(t)
 			log := d.p.log()
+			if testing.Verbose() {
+				t.Logf("log:\n%s", log)
+			}
 			for _, want := range []string{
 				"Session from 192.0.2.7",
 				"Authentication passed for " + ps.user.name,

@@ -87,13 +87,16 @@ func (a *activated) reload(t *testing.T) {
 }
 
 // TestReloadUnderLoad sends SIGHUP, with a new mailbox setting, while n
-// sessions are logged in and retrieving: none fails, each keeps the
-// settings it started with, and new logins get the new ones.
+// sessions are logged in and retrieving, and more wait in AUTHORIZATION:
+// none fails, each keeps the settings it started with, and new logins get
+// the new ones. With privilege separation, each logged-in session needs a
+// system account of its own (about a second to create here), so most of its
+// 200 sessions are pre-auth ones.
 func TestReloadUnderLoad(t *testing.T) {
 	for _, tc := range []struct {
-		mode string
-		n    int
-	}{{"single", 200}, {"privsep", 40}} {
+		mode           string
+		n, preauth int
+	}{{"single", 200, 0}, {"privsep", 8, 192}} {
 		t.Run(tc.mode, func(t *testing.T) {
 			r := newReloadSite(t, tc.mode, tc.n)
 			a := r.startActivated(0)
@@ -111,6 +114,16 @@ func TestReloadUnderLoad(t *testing.T) {
 				}
 				clients[i] = c
 			})
+			waiting := make([]*client, tc.preauth)
+			wnames := make([]string, tc.preauth)
+			for i := range wnames {
+				wnames[i] = fmt.Sprintf("pre-auth %d", i)
+			}
+			concurrently(t, wnames, func(g goroutineT, i int) {
+				c := dial(g, a.plain)
+				c.ok("USER " + r.users[i%tc.n].name)
+				waiting[i] = c
+			})
 			if t.Failed() {
 				t.FailNow()
 			}
@@ -119,6 +132,13 @@ func TestReloadUnderLoad(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
+				concurrently(t, wnames, func(g goroutineT, i int) {
+					c := waiting[i]
+					c.t = g
+					for range 3 {
+						c.okMulti("CAPA")
+					}
+				})
 				concurrently(t, names, func(g goroutineT, i int) {
 					c := clients[i]
 					c.t = g
@@ -141,6 +161,11 @@ func TestReloadUnderLoad(t *testing.T) {
 				if n := stat(c); n != "3" {
 					g.Errorf("STAT after the reload: %s messages, want 3 (the new mailbox setting)", n)
 				}
+				c.quit()
+			})
+			concurrently(t, wnames, func(g goroutineT, i int) {
+				c := waiting[i]
+				c.t = g
 				c.quit()
 			})
 			concurrently(t, names[min(20, tc.n):], func(g goroutineT, i int) {

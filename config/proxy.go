@@ -62,14 +62,14 @@ func (s ProxySettings) TrustedPrefixes() ([]netip.Prefix, error) {
 		} else {
 			var a netip.Addr
 			if a, err = netip.ParseAddr(t); err == nil {
+				if a.Zone() != "" {
+					return nil, fmt.Errorf("proxy_trusted: %q: an address with a zone matches no client", t)
+				}
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("proxy_trusted: %q is not an address or a network: %w", t, err)
-		}
-		if p.Addr().Zone() != "" {
-			return nil, fmt.Errorf("proxy_trusted: %q: no zone, please", t)
 		}
 		ps = append(ps, p.Masked())
 	}

@@ -63,7 +63,12 @@ func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account
 	lns := serveListeners(kls, cfg, trust, proxy.Local(), log)
 	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
 		// The server of the latest reload; a running session keeps its own.
-		r.server.Load().Serve(ctx, c, pop3.ConnInfo{RemoteAddr: daemon.Host(c.RemoteAddr())})
+		// All sessions log under this one process's pid, so each line of a
+		// session names its client (client=), for fail2ban and for people.
+		host := daemon.Host(c.RemoteAddr())
+		s := *r.server.Load()
+		s.Logger = s.Logger.With("client", host)
+		s.Serve(ctx, c, pop3.ConnInfo{RemoteAddr: host})
 	})
 	return runDaemon(ctx, d, counters, log, opts, r.reload)
 }

@@ -94,7 +94,7 @@ func (a *activated) reload(t *testing.T) {
 // 200 sessions are pre-auth ones.
 func TestReloadUnderLoad(t *testing.T) {
 	for _, tc := range []struct {
-		mode           string
+		mode       string
 		n, preauth int
 	}{{"single", 200, 0}, {"privsep", 8, 192}} {
 		t.Run(tc.mode, func(t *testing.T) {

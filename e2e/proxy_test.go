@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,19 +191,56 @@ func TestProxyProtocol(t *testing.T) {
 			c = dial(t, d.addr)
 			c.quit()
 
+			if mode == "privsep" {
+				// A helper that dies is restarted at the next PROXY
+				// connection (at most once a second); meanwhile PROXY
+				// connections are closed, never served unchecked.
+				if err := syscall.Kill(helperPid, syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				served := false
+				for try := 0; try < 10 && !served; try++ {
+					time.Sleep(300 * time.Millisecond)
+					conn := dialFrom(t, "127.0.0.1", ps.proxyAddr, headerV1("192.0.2.20", 40200+try))
+					conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+					g := make([]byte, 3)
+					if n, _ := io.ReadFull(conn, g); n == 3 && string(g) == "+OK" {
+						served = true
+						conn.Write([]byte("QUIT\r\n"))
+						io.Copy(io.Discard, conn)
+					}
+					conn.Close()
+				}
+				if !served {
+					t.Error("no PROXY connection served within 3s of the helper's death")
+				}
+				next := waitForProcess(t, func(pid int) bool {
+					args := cmdline(pid)
+					return pid != helperPid && len(args) > 1 && args[1] == "--proxy-helper" && strings.Contains(strings.Join(args, " "), ps.config)
+				})
+				if st := procStatus(t, next); strings.Fields(st["Uid"])[0] == "0" {
+					t.Errorf("the restarted helper runs as uid %v", st["Uid"])
+				}
+				helperPid = next
+			}
+
 			d.terminate(t)
 			log := d.p.log()
 			if testing.Verbose() {
 				t.Logf("log:\n%s", log)
 			}
-			for _, want := range []string{
+			wants := []string{
 				"Session from 192.0.2.7",
 				"Authentication passed for " + ps.user.name,
 				"Session from 2001:db8::5",
 				"Authentication failed for " + ps.user.name,
 				"192.0.2.99: per source limit reached",
 				"127.0.0.2: PROXY connection closed",
-			} {
+			}
+			if mode == "privsep" {
+				wants = append(wants, "Session from 192.0.2.20", "PROXY header helper (pid ")
+			}
+			for _, want := range wants {
 				if !strings.Contains(log, want) {
 					t.Errorf("the log lacks %q:\n%s", want, log)
 				}

@@ -238,10 +238,17 @@ func TestReloadBroken(t *testing.T) {
 				os.WriteFile(pw, old, 0o600)
 			}
 
+			// A PROXY connection from 127.0.0.1 is served while it is
+			// trusted, and closed without a byte once a reload has taken
+			// it out of proxy_trusted.
+			c := greeted(t, dialFrom(t, "127.0.0.1", a.proxy, headerV1("192.0.2.30", 40300)))
+			c.quit()
 			r.set("listen", fmt.Sprintf("[%q]", freeAddr(t)))
 			r.set("mailbox", fmt.Sprintf("%q", r.dirB+"/%u"))
+			r.set("proxy_trusted", `["192.0.2.0/24"]`)
 			a.reload(t)
 			login("3")
+			closedWithoutAByte(t, dialFrom(t, "127.0.0.1", a.proxy, headerV1("192.0.2.30", 40301)), "a PROXY connection from a network no longer trusted", 10*time.Second)
 
 			if err := a.p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)

@@ -62,7 +62,7 @@ func logRestartNeeded(started, next config.Config, log *slog.Logger) {
 	}
 }
 
-// loadForReload reads the configuration again as the command line named it.
+// load reads the configuration again as the command line named it.
 func (o daemonOpts) load() (config.Config, error) {
 	cfg, err := loadConfig(o.cfgPath)
 	if err != nil {

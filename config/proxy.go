@@ -51,7 +51,8 @@ func (s ProxySettings) validate(c Config) error {
 }
 
 // TrustedPrefixes returns proxy_trusted as prefixes: a single address is
-// a /32 (IPv4) or /128 (IPv6) network.
+// a /32 (IPv4) or /128 (IPv6) network; an IPv4-mapped IPv6 network is its
+// IPv4 network, as clients' addresses are compared unmapped.
 func (s ProxySettings) TrustedPrefixes() ([]netip.Prefix, error) {
 	ps := make([]netip.Prefix, 0, len(s.ProxyTrusted))
 	for _, t := range s.ProxyTrusted {
@@ -70,6 +71,10 @@ func (s ProxySettings) TrustedPrefixes() ([]netip.Prefix, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("proxy_trusted: %q is not an address or a network: %w", t, err)
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Clients are compared unmapped: ::ffff:10.0.0.0/104 is 10.0.0.0/8.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		ps = append(ps, p.Masked())
 	}

@@ -9,7 +9,7 @@ import (
 func TestProxySettings(t *testing.T) {
 	c, err := Load(write(t, `listen = []
 listen_proxy = ["127.0.0.1:1110"]
-proxy_trusted = ["10.0.0.0/8", "192.0.2.1", "2001:db8::/32", "10.1.2.3/8"]
+proxy_trusted = ["10.0.0.0/8", "192.0.2.1", "2001:db8::/32", "10.1.2.3/8", "::ffff:172.16.0.0/108"]
 proxy_header_timeout = "2s"
 `))
 	if err != nil {
@@ -22,6 +22,7 @@ proxy_header_timeout = "2s"
 	want := []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32"),
 		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("172.16.0.0/12"),
 	}
 	if len(ps) != len(want) {
 		t.Fatalf("prefixes %v, want %v", ps, want)

@@ -184,8 +184,20 @@ func Default() Config {
 
 // Load reads the file at path over the defaults and validates the result.
 func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Default(), fmt.Errorf("config %s: %w", path, err)
+	}
+	return LoadData(path, data)
+}
+
+// LoadData is Load of data, read earlier from the file at path: relative
+// paths in it are relative to path's directory. A -D daemon hands its
+// session processes the configuration it checked this way, so that a file
+// edited since, and not yet reloaded, changes nothing.
+func LoadData(path string, data []byte) (Config, error) {
 	c := Default()
-	md, err := toml.DecodeFile(path, &c)
+	md, err := toml.Decode(string(data), &c)
 	if err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -231,8 +243,8 @@ func (c Config) resolve(p string) string {
 // Validate checks values that TOML's types cannot.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.Listen) == 0 {
-		errs = append(errs, errors.New("listen: at least one address is needed"))
+	if len(c.Listen) == 0 && len(c.ListenProxy) == 0 {
+		errs = append(errs, errors.New("listen: at least one address is needed (in listen or listen_proxy)"))
 	}
 	switch c.Mode() {
 	case ModePrivsep:

@@ -293,10 +293,23 @@ func (a *acceptor) track(c net.Conn, open bool) {
 	}
 }
 
+// closeAll ends the connections still open at the end of the grace. It
+// shuts each socket down before closing it: a session process holds its own
+// descriptors of the socket, which a close of the daemon's would not touch,
+// while a shutdown ends every read and write on it at once, so a session
+// blocked on its client ends; one writing an UPDATE does not use the socket
+// until it replies, and completes.
 func (a *acceptor) closeAll() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for c := range a.conns {
+		if s, ok := c.(interface {
+			CloseRead() error
+			CloseWrite() error
+		}); ok {
+			_ = s.CloseRead()
+			_ = s.CloseWrite()
+		}
 		c.Close()
 	}
 }

@@ -22,11 +22,13 @@ import (
 	"github.com/popa3d/popa3d/auth/passwdfile"
 	"github.com/popa3d/popa3d/auth/system"
 	"github.com/popa3d/popa3d/config"
+	"github.com/popa3d/popa3d/internal/systemd"
 	"github.com/popa3d/popa3d/logging"
 	"github.com/popa3d/popa3d/mailbox"
 	"github.com/popa3d/popa3d/mailbox/mbox"
 	"github.com/popa3d/popa3d/pop3"
 	"github.com/popa3d/popa3d/privsep"
+	"github.com/popa3d/popa3d/proxy"
 	"github.com/popa3d/popa3d/report"
 )
 
@@ -48,16 +50,20 @@ func main() {
 
 // handedDescriptors lists the descriptors above 2 that the role args select
 // is handed, and keeps: the pre-auth role's credentials pipe and relay
-// channel; a session process's report pipe, when the -D daemon that started
-// it announced one. `popa3d passwd` is handed none. systemd socket
-// activation goes here: the daemon's LISTEN_FDS (3 up to 3+n-1, when
-// LISTEN_PID is this process).
+// channel; the PROXY helper's channel; a session process's report pipe, when
+// the -D daemon that started it announced one; the -D daemon's sockets from
+// systemd (LISTEN_FDS: 3 up to 3+n-1, when LISTEN_PID is this process).
+// `popa3d passwd` is handed none.
 func handedDescriptors(args []string) []int {
 	switch {
 	case len(args) > 1 && args[1] == preauthRole:
 		return privsep.PreauthDescriptors()
+	case len(args) > 1 && args[1] == proxyHelperRole:
+		return proxy.HelperDescriptors()
 	case len(args) > 1 && args[1] == "passwd":
 		return nil
+	case isDaemon(args):
+		return systemd.Descriptors()
 	}
 	return privsep.SessionDescriptors()
 }
@@ -68,6 +74,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if len(args) > 1 && args[1] == preauthRole {
 		return runPreauth(args, stderr)
+	}
+	if len(args) > 1 && args[1] == proxyHelperRole {
+		return runProxyHelper(args, stderr)
 	}
 	fs := newFlagSet(args[0], stderr)
 	daemonMode := fs.Bool("D", false, "run as a standalone daemon on the configured listeners")
@@ -141,12 +150,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// SIGTERM and SIGINT end sessions without deleting anything; an UPDATE
 	// already writing finishes first (mailbox.Mailbox.Commit does not stop
 	// half way). So does SIGHUP for an inetd session (the line hung up); the
-	// daemon takes SIGHUP, an admin's usual "reload", as a no-op, since the
-	// password file is re-read whenever it changes. A failed write to the
+	// daemon takes SIGHUP as a reload (reload.go). A failed write to the
 	// client returns EPIPE instead of killing the process.
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, stop := signalContext(*daemonMode, log)
+	ctx, stop, hup := signalContext(*daemonMode, log)
 	defer stop()
+	opts := daemonOpts{cfgPath: *cfgPath, toStderr: *toStderr, hup: hup, notify: systemd.Notifier{Logger: log}}
 	if cfg.Mode() == config.ModeSingleAccount {
 		serving, aerr := servingAccount(cfg)
 		if aerr != nil {
@@ -173,8 +182,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		withTLS(srv, cfg, certs)
 		withSASL(srv, cfg)
 		if *daemonMode {
-			watchCertificates(ctx, certs, log)
-			err = serveDaemon(ctx, cfg, serving, srv, log)
+			watchCertificates(ctx, certs, log, &opts)
+			err = serveDaemon(ctx, cfg, serving, srv, log, opts)
 		} else {
 			err = serveInetd(ctx, cfg, serving, srv, *implicitTLS, log)
 		}
@@ -182,7 +191,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		var re reexec
 		if re, err = reexecFor(*cfgPath, cfg, clientStderr); err == nil {
 			re.implicitTLS = *implicitTLS
-			err = servePrivsep(ctx, cfg, *daemonMode, re, a, log)
+			err = servePrivsep(ctx, cfg, *daemonMode, re, a, log, opts)
 		}
 	}
 	if err != nil {
@@ -193,9 +202,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // servePrivsep serves system accounts, which needs root.
-func servePrivsep(ctx context.Context, cfg config.Config, daemonMode bool, re reexec, a auth.Authenticator, log *slog.Logger) error {
+func servePrivsep(ctx context.Context, cfg config.Config, daemonMode bool, re reexec, a auth.Authenticator, log *slog.Logger, opts daemonOpts) error {
 	if daemonMode {
-		return servePrivsepDaemon(ctx, cfg, re, log)
+		return servePrivsepDaemon(ctx, cfg, re, log, opts)
 	}
 	// A session process of the -D daemon reports its summary on the pipe
 	// the daemon handed it.
@@ -333,18 +342,15 @@ func withSASL(srv *pop3.Server, cfg config.Config) *pop3.Server {
 }
 
 // signalContext returns a context that SIGTERM and SIGINT end, and SIGHUP
-// too unless the program is the daemon, which logs SIGHUP and goes on.
-func signalContext(daemonMode bool, log *slog.Logger) (context.Context, context.CancelFunc) {
+// too unless the program is the daemon, for which SIGHUP is a reload: the
+// daemon's SIGHUPs arrive on the channel returned (one pending at most:
+// several in a row make one reload).
+func signalContext(daemonMode bool, log *slog.Logger) (context.Context, context.CancelFunc, <-chan os.Signal) {
 	stopSignals := []os.Signal{syscall.SIGTERM, syscall.SIGINT}
 	var hup chan os.Signal
 	if daemonMode {
 		hup = make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
-		go func() {
-			for range hup {
-				log.Info("SIGHUP: nothing to reload; the password file is re-read when it changes")
-			}
-		}()
 	} else {
 		stopSignals = append(stopSignals, syscall.SIGHUP)
 	}
@@ -353,9 +359,8 @@ func signalContext(daemonMode bool, log *slog.Logger) (context.Context, context.
 		stop()
 		if hup != nil {
 			signal.Stop(hup)
-			close(hup)
 		}
-	}
+	}, hup
 }
 
 // configFor loads the configuration the flags name (-c, -e); a failure is
@@ -373,6 +378,11 @@ func configFor(path string, toStderr bool, stderr io.Writer) (config.Config, boo
 }
 
 func loadConfig(path string) (config.Config, error) {
+	if snap := snapshotPath(); snap != "" {
+		// A process of a privilege-separated -D daemon: the configuration
+		// the daemon checked (snapshot.go).
+		return loadSnapshot(path, snap)
+	}
 	if path == "" {
 		if !config.Exists(defaultConfig) {
 			return config.Default(), nil

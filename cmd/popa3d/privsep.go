@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"syscall"
+	"time"
 
 	"github.com/popa3d/popa3d/auth"
 	"github.com/popa3d/popa3d/auth/pam"
@@ -18,6 +20,7 @@ import (
 	"github.com/popa3d/popa3d/metrics"
 	"github.com/popa3d/popa3d/pop3"
 	"github.com/popa3d/popa3d/privsep"
+	"github.com/popa3d/popa3d/proxy"
 )
 
 // preauthRole is the first argument that makes the program the pre-auth
@@ -107,7 +110,7 @@ func runPreauth(args []string, stderr io.Writer) int {
 		return 1
 	}
 	withTLS(srv, cfg, certs)
-	ctx, stop := signalContext(false, log)
+	ctx, stop, _ := signalContext(false, log)
 	defer stop()
 	connect := func() (io.ReadWriter, pop3.ConnInfo, error) {
 		c, info, err := stdioConn()
@@ -131,11 +134,18 @@ func privsepRunner(cfg config.Config, re reexec, a auth.Authenticator, log *slog
 	return &privsep.Runner{
 		// The pre-auth process's life is bounded by the runner and by its
 		// parent-death signal, not by a context.
-		PreauthCommand: func() *exec.Cmd { return re.command(context.Background(), preauthRole) },
-		Auth:           a,
-		Jail:           j,
-		MailGroup:      mailGID,
-		Lock:           mailbox.LockDir(cfg.LockDir),
+		PreauthCommand: func() *exec.Cmd {
+			cmd := re.command(context.Background(), preauthRole)
+			passSnapshot(cmd)
+			if c := clientFromEnv(); c != "" {
+				cmd.Env = append(cmd.Env, clientEnv+"="+c)
+			}
+			return cmd
+		},
+		Auth:      a,
+		Jail:      j,
+		MailGroup: mailGID,
+		Lock:      mailbox.LockDir(cfg.LockDir),
 		NewStore: func(id auth.Identity, lock mailbox.Locker) (mailbox.Store, error) {
 			// The session runs as the user: the mailbox must be the
 			// user's own file (issue 8, finding 5).
@@ -182,56 +192,83 @@ func stdioInfo() (pop3.ConnInfo, error) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
 		return pop3.ConnInfo{}, nil
 	}
-	return pop3.ConnInfo{RemoteAddr: peerHost(0)}, nil
+	return pop3.ConnInfo{RemoteAddr: clientHost(0)}, nil
 }
 
-// servePrivsepDaemon listens and starts one root session process per
-// connection, each exactly as inetd would start the program, so that both
-// modes run the same session code. The daemon stays root to do that, and
-// reads no client byte: each session process reports its summary over a
-// pipe, as a fixed-size record the daemon checks (package report).
-func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *slog.Logger) error {
+// servePrivsepDaemon listens (or takes systemd's sockets) and starts one
+// root session process per connection, each exactly as inetd would start the
+// program, so that both modes run the same session code. The daemon stays
+// root to do that, and reads no client byte: each session process reports
+// its summary over a pipe, as a fixed-size record the daemon checks (package
+// report), and the PROXY headers of listen_proxy connections are read by a
+// jailed helper process that answers a fixed-size record (proxy.Helper).
+func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *slog.Logger, opts daemonOpts) error {
 	// Fail at start, not at the first connection, on a bad jail or group.
 	j, _, err := privsepAccounts(cfg, true)
 	if err != nil {
 		return err
 	}
-	lns, err := daemon.Listen(ctx, cfg.Listen, log)
+	// What session processes read instead of the file: what was checked.
+	snap := &configSnapshot{}
+	if _, err := snap.load(opts.cfgPath, opts.toStderr); err != nil {
+		return err
+	}
+	defer snap.close()
+	kls, err := openListeners(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	tlns, err := tlsListeners(ctx, cfg, log)
-	if err != nil {
-		closeListeners(lns)
-		return err
-	}
-	lns = append(lns, tlns...)
 	// Checked here so that a bad pair stops the start, and watched so that
 	// a broken new one is reported; every pre-auth process reads the files
 	// itself.
 	certs, err := openCertificates(cfg, log)
 	if err != nil {
-		closeListeners(lns)
+		closeKinded(kls)
 		return err
 	}
-	watchCertificates(ctx, certs, log)
+	watchCertificates(ctx, certs, log, &opts)
 	mln, err := listenMetrics(ctx, cfg.MetricsListen, log)
 	if err != nil {
-		closeListeners(lns)
+		closeKinded(kls)
 		return err
 	}
 	log.Info(fmt.Sprintf("System accounts with privilege separation: pre-auth as %s in %s", cfg.PreauthUser, cfg.Chroot))
-	for _, ln := range lns {
-		log.Info("Listening on " + ln.Addr().String())
+	var resolve proxy.Resolver
+	if slices.ContainsFunc(kls, func(l kindedListener) bool { return l.kind == kindProxy }) {
+		helper := &proxy.Helper{
+			Command: func() *exec.Cmd {
+				cmd := re.command(context.Background(), proxyHelperRole)
+				snap.pass(cmd)
+				return cmd
+			},
+			Logger: log,
+		}
+		if err := helper.Start(); err != nil {
+			closeKinded(kls)
+			return err
+		}
+		defer helper.Close()
+		resolve = helper.Resolve
 	}
+	trust := newTrust(cfg)
+	lns := serveListeners(kls, cfg, trust, resolve, log)
 	counters := &metrics.Counters{}
 	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
 		host := daemon.Host(c.RemoteAddr())
-		sre := re
-		sre.implicitTLS = isImplicitTLS(c)
+		client := proxiedClient(c)
+		implicit := isImplicitTLS(c)
 		spawn := privsep.Spawn{
-			Command: func(ctx context.Context) *exec.Cmd { return sre.command(ctx, "") },
-			Grace:   cfg.ShutdownGrace.Duration,
+			Command: func(ctx context.Context) *exec.Cmd {
+				sre := re
+				sre.implicitTLS = implicit
+				cmd := sre.command(ctx, "")
+				snap.pass(cmd)
+				if client != "" {
+					cmd.Env = append(cmd.Env, clientEnv+"="+client)
+				}
+				return cmd
+			},
+			Grace: sessionKillAfter(cfg),
 			Reported: func(s pop3.Summary, err error) {
 				if err != nil {
 					// A session killed before its end, or one that sent
@@ -256,5 +293,31 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 	}
 	defer waitMetrics()
 	defer stopMetrics()
-	return serveCounted(ctx, d, counters, log)
+	reload := func() {
+		log.Info("SIGHUP: reloading the configuration")
+		next, err := snap.load(opts.cfgPath, opts.toStderr)
+		if err != nil {
+			log.Error(fmt.Sprintf("Reload: %v; keeping the running configuration", err))
+			return
+		}
+		logRestartNeeded(cfg, next, log)
+		if ps, err := next.TrustedPrefixes(); err == nil {
+			trust.Set(ps)
+		}
+		opts.runHooks(next, log)
+		log.Info("Reloaded the configuration: new sessions use it")
+	}
+	return runDaemon(ctx, d, counters, log, opts, reload)
+}
+
+// updateBound is how long after shutdown_grace a session process that is
+// still running gets SIGKILL. At shutdown_grace the daemon shuts its
+// connection down (daemon.Daemon.Serve), which ends any session that waits
+// for its client; one that still runs is writing an UPDATE, which must not
+// be cut, so it is given this much longer.
+const updateBound = 5 * time.Minute
+
+// sessionKillAfter is Spawn.Grace: SIGKILL only as a last resort.
+func sessionKillAfter(cfg config.Config) time.Duration {
+	return cfg.ShutdownGrace.Duration + updateBound
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/popa3d/popa3d/metrics"
 	"github.com/popa3d/popa3d/pop3"
 	"github.com/popa3d/popa3d/privsep"
+	"github.com/popa3d/popa3d/proxy"
 )
 
 // serveInetd serves the one session on stdin and stdout, as popa3d does when
@@ -41,35 +42,37 @@ func serveInetd(ctx context.Context, cfg config.Config, serving account.Account,
 	return nil
 }
 
-// serveDaemon listens, gives up root if it had it (for serving,
-// servingAccount's), and serves until a signal.
-func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account, srv *pop3.Server, log *slog.Logger) error {
-	lns, err := daemon.Listen(ctx, cfg.Listen, log)
+// serveDaemon listens (or takes systemd's sockets), gives up root if it had
+// it (for serving, servingAccount's), and serves until a signal; SIGHUP
+// reloads. PROXY headers are read in this process, which is not root.
+func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account, srv *pop3.Server, log *slog.Logger, opts daemonOpts) error {
+	kls, err := openListeners(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	tlns, err := tlsListeners(ctx, cfg, log)
-	if err != nil {
-		closeListeners(lns)
-		return err
-	}
-	lns = append(lns, tlns...)
 	mln, err := listenMetrics(ctx, cfg.MetricsListen, log)
 	if err != nil {
-		closeListeners(lns)
+		closeKinded(kls)
 		return err
 	}
 	if err := becomeServingUser(cfg, serving, log); err != nil {
+		closeKinded(kls)
 		return err
-	}
-	for _, ln := range lns {
-		log.Info("Listening on " + ln.Addr().String())
 	}
 	counters := &metrics.Counters{}
 	served := *srv
 	served.Observer = counters
+	trust := newTrust(cfg)
+	r := &singleReloader{opts: opts, started: cfg, serving: serving, log: log, counters: counters, trust: trust}
+	r.server.Store(&served)
+	lns := serveListeners(kls, cfg, trust, proxy.Local(), log)
 	d := newDaemon(cfg, lns, log, counters, func(ctx context.Context, c net.Conn) {
-		guardedSession(ctx, served, c) // guard.go
+		// The server of the latest reload; a running session keeps its own.
+		// All sessions log under this one process's pid, so each line of a
+		// session names its client (client=), for fail2ban and for people.
+		s := *r.server.Load()
+		s.Logger = s.Logger.With("client", daemon.Host(c.RemoteAddr()))
+		guardedSession(ctx, s, c) // guard.go
 	})
 	// The exporter parses HTTP: a process of its own, as this account.
 	ctx, stopMetrics := context.WithCancel(ctx)
@@ -86,6 +89,22 @@ func serveDaemon(ctx context.Context, cfg config.Config, serving account.Account
 		defer waitMetrics()
 		defer stopMetrics()
 	}
+	return runDaemon(ctx, d, counters, log, opts, r.reload)
+}
+
+// runDaemon serves d until ctx is done, reloading on SIGHUP and telling
+// systemd (READY, RELOADING, STOPPING, the watchdog), then logs the totals
+// of counters, its observer and its sessions'.
+func runDaemon(ctx context.Context, d *daemon.Daemon, counters *metrics.Counters, log *slog.Logger, opts daemonOpts, reload func()) error {
+	bg, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go opts.reloads(bg, reload)
+	go opts.notify.Watchdog(bg, func() bool { return true })
+	go func() {
+		<-ctx.Done()
+		opts.notify.Stopping()
+	}()
+	opts.notify.Ready(fmt.Sprintf("Serving on %d listener(s)", len(d.Listeners)))
 	return serveCounted(ctx, d, counters, log)
 }
 
@@ -181,10 +200,20 @@ func stdioConn() (stdio, pop3.ConnInfo, error) {
 			// Replies leave whole; do not let Nagle hold the last piece.
 			_ = tc.SetNoDelay(true)
 		}
-		return stdio{in: c, out: c}, pop3.ConnInfo{RemoteAddr: peerHost(0)}, nil
+		return stdio{in: c, out: c}, pop3.ConnInfo{RemoteAddr: clientHost(0)}, nil
 	}
 	in, out := pollable(0, "stdin"), pollable(1, "stdout")
 	return stdio{in: in, out: out}, pop3.ConnInfo{}, nil
+}
+
+// clientHost returns the client's address for a connection on fd: the one
+// from a PROXY header, when the -D daemon passed one (clientEnv), or else
+// the socket's peer (peerHost).
+func clientHost(fd int) string {
+	if c := clientFromEnv(); c != "" {
+		return c
+	}
+	return peerHost(fd)
 }
 
 // peerHost returns the host of the peer of socket fd as popa3d logs it

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/popa3d/popa3d/config"
@@ -92,28 +89,22 @@ func checkImplicitFlag(cfg config.Config, implicit, daemonMode bool) error {
 	return nil
 }
 
-// watchCertificates re-reads the certificates on SIGHUP and when their
-// files change, until ctx is done; each outcome is logged, and a failed
-// reload leaves the previous certificates in use. This is the certificates'
-// part of a configuration reload: whoever orchestrates SIGHUP for the whole
-// configuration calls store.Reload instead.
-func watchCertificates(ctx context.Context, store *tlsconf.Store, log *slog.Logger) {
+// watchCertificates re-reads the certificates when their files change,
+// until ctx is done, and adds their re-reading to the daemon's SIGHUP
+// reload (opts' reload hooks); each outcome is logged, and a failed reload
+// leaves the previous certificates in use.
+func watchCertificates(ctx context.Context, store *tlsconf.Store, log *slog.Logger, opts *daemonOpts) {
 	if store == nil {
 		return
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				logReload(log, store.Reload())
-			}
+	opts.reloadHooks = append(opts.reloadHooks, func(config.Config) error {
+		err := store.Reload()
+		logReload(log, err)
+		if err != nil {
+			return fmt.Errorf("certificates: %w", err)
 		}
-	}()
+		return nil
+	})
 	go store.Watch(ctx, certCheckInterval)
 }
 

@@ -43,6 +43,7 @@ func TestCollector(t *testing.T) {
 popa3d_connections_accepted_total 3
 # HELP popa3d_connections_refused_total Connections the flood guard closed without a byte, by reason.
 # TYPE popa3d_connections_refused_total counter
+popa3d_connections_refused_total{reason="penalty"} 0
 popa3d_connections_refused_total{reason="per_source"} 1
 popa3d_connections_refused_total{reason="sessions"} 2
 # HELP popa3d_logins_total Login attempts, by result and mechanism.

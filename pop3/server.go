@@ -129,8 +129,8 @@ func (s *Server) Serve(ctx context.Context, conn io.ReadWriter, info ConnInfo) S
 type Credentials struct {
 	User     string
 	Password string
-	// Mechanism is MechanismUser or "PLAIN"; "" means MechanismUser. It is
-	// not carried by privilege separation's record (doc/design.md §6.2).
+	// Mechanism is MechanismUser or "PLAIN"; "" means MechanismUser.
+	// Privilege separation's record carries it (doc/design.md §6.2).
 	Mechanism string
 	// Pending holds the client bytes read after the PASS line and not
 	// processed yet (pipelined commands); at most limits.ReadBuffer bytes.

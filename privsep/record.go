@@ -9,20 +9,38 @@ import (
 
 	"github.com/popa3d/popa3d/limits"
 	"github.com/popa3d/popa3d/pop3"
+	"github.com/popa3d/popa3d/sasl"
 )
 
 // The credentials record is all that crosses from the pre-auth process to
-// root: a magic, three lengths and three byte strings (user, password,
-// pipelined input). The magic also says where the session goes on (mode).
+// root: a magic, the login mechanism's code, three lengths and three byte
+// strings (user, password, pipelined input). The magic also says where the
+// session goes on (mode). Version 2 (P3C2, P3R2) added the mechanism byte,
+// so that the user's session reports how the client logged in; version 1
+// (P3C1, P3R1, no mechanism) is no longer written by anything and is
+// refused like any other bad header. The layout, big-endian:
+//
+//	magic      4  "P3C2" (direct) or "P3R2" (relayed)
+//	mechanism  1  mechUser (USER/PASS) or mechPlain (AUTH PLAIN)
+//	user       2  length
+//	password   2  length
+//	pending    2  length
+//	then the user name, the password and the pending bytes.
 // Root reads at most MaxRecord bytes and checks every length against the
 // bound the pre-auth process itself enforces, so a compromised pre-auth
 // process can make root read no more than that and can only present a user
 // name and password, as any client can (popa3d: a buffer-sized record and
 // 256 bytes of credentials, section 2).
 const (
-	recordMagic = "P3C1" // direct
-	relayMagic  = "P3R1" // relayed
-	headerSize  = len(recordMagic) + 3*2
+	recordMagic = "P3C2" // direct
+	relayMagic  = "P3R2" // relayed
+	headerSize  = len(recordMagic) + 1 + 3*2
+
+	// The mechanism codes: the only two by which a pre-auth process hands
+	// a password to root (SCRAM needs no password and is for virtual users
+	// only). Any other byte is refused.
+	mechUser  = 1
+	mechPlain = 2
 
 	// MaxUser is the longest user name a record may carry: a USER argument
 	// (limits.Argument characters, each at most 4 bytes of UTF-8).
@@ -65,8 +83,13 @@ func EncodeRecord(c pop3.Credentials, m mode) ([]byte, error) {
 	if err := checkFields(len(c.User), len(c.Password), len(c.Pending)); err != nil {
 		return nil, err
 	}
+	mech, err := mechanismCode(c.Mechanism)
+	if err != nil {
+		return nil, err
+	}
 	b := make([]byte, 0, headerSize+len(c.User)+len(c.Password)+len(c.Pending))
 	b = append(b, m.magic()...)
+	b = append(b, mech)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(c.User)))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(c.Password)))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(c.Pending)))
@@ -76,9 +99,23 @@ func EncodeRecord(c pop3.Credentials, m mode) ([]byte, error) {
 	return b, nil
 }
 
+// mechanismCode returns the record's code for a Credentials.Mechanism ("" is
+// USER/PASS, as pop3.Credentials says).
+func mechanismCode(name string) (byte, error) {
+	switch name {
+	case "", pop3.MechanismUser:
+		return mechUser, nil
+	case sasl.MechPlain:
+		return mechPlain, nil
+	}
+	return 0, fmt.Errorf("%w: mechanism %q carries no password", errRecord, name)
+}
+
 // DecodeRecord parses a record from untrusted bytes. It accepts exactly one
 // whole record; a user name or password that is empty or holds a NUL (which
-// C interfaces would cut short) is refused. The magic gives the mode.
+// C interfaces would cut short) is refused, and so is a mechanism code
+// other than mechUser and mechPlain. The magic gives the mode. The decoded
+// Mechanism is always named (pop3.MechanismUser or "PLAIN"), never "".
 func DecodeRecord(b []byte) (pop3.Credentials, mode, error) {
 	if len(b) < headerSize {
 		return pop3.Credentials{}, direct, fmt.Errorf("%w: no header", errRecord)
@@ -92,9 +129,18 @@ func DecodeRecord(b []byte) (pop3.Credentials, mode, error) {
 	default:
 		return pop3.Credentials{}, direct, fmt.Errorf("%w: no header", errRecord)
 	}
-	nu := int(binary.BigEndian.Uint16(b[4:]))
-	np := int(binary.BigEndian.Uint16(b[6:]))
-	nb := int(binary.BigEndian.Uint16(b[8:]))
+	var mech string
+	switch b[4] {
+	case mechUser:
+		mech = pop3.MechanismUser
+	case mechPlain:
+		mech = sasl.MechPlain
+	default:
+		return pop3.Credentials{}, direct, fmt.Errorf("%w: mechanism code %d", errRecord, b[4])
+	}
+	nu := int(binary.BigEndian.Uint16(b[5:]))
+	np := int(binary.BigEndian.Uint16(b[7:]))
+	nb := int(binary.BigEndian.Uint16(b[9:]))
 	if err := checkFields(nu, np, nb); err != nil {
 		return pop3.Credentials{}, direct, err
 	}
@@ -109,7 +155,7 @@ func DecodeRecord(b []byte) (pop3.Credentials, mode, error) {
 	if bytes.IndexByte(user, 0) >= 0 || bytes.IndexByte(pass, 0) >= 0 {
 		return pop3.Credentials{}, direct, fmt.Errorf("%w: NUL in user name or password", errRecord)
 	}
-	c := pop3.Credentials{User: string(user), Password: string(pass)}
+	c := pop3.Credentials{User: string(user), Password: string(pass), Mechanism: mech}
 	if nb > 0 {
 		c.Pending = bytes.Clone(pending)
 	}

@@ -9,13 +9,14 @@ import (
 
 	"github.com/popa3d/popa3d/limits"
 	"github.com/popa3d/popa3d/pop3"
+	"github.com/popa3d/popa3d/sasl"
 )
 
 func TestRecordRoundTrip(t *testing.T) {
 	for _, c := range []pop3.Credentials{
-		{User: "alice", Password: "wonderland"},
-		{User: "bob", Password: "p w", Pending: []byte("STAT\r\nLIST\r\n")},
-		{User: strings.Repeat("u", MaxUser), Password: strings.Repeat("p", MaxPassword), Pending: bytes.Repeat([]byte{'x'}, MaxPending)},
+		{User: "alice", Password: "wonderland", Mechanism: pop3.MechanismUser},
+		{User: "bob", Password: "p w", Pending: []byte("STAT\r\nLIST\r\n"), Mechanism: sasl.MechPlain},
+		{User: strings.Repeat("u", MaxUser), Password: strings.Repeat("p", MaxPassword), Pending: bytes.Repeat([]byte{'x'}, MaxPending), Mechanism: sasl.MechPlain},
 	} {
 		for _, m := range []mode{direct, relayed} {
 			b, err := EncodeRecord(c, m)
@@ -26,25 +27,59 @@ func TestRecordRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%q: %v", c.User, err)
 			}
-			if got.User != c.User || got.Password != c.Password || !bytes.Equal(got.Pending, c.Pending) || gm != m {
-				t.Errorf("round trip of %q, mode %d changed it (mode %d)", c.User, m, gm)
+			if got.User != c.User || got.Password != c.Password || !bytes.Equal(got.Pending, c.Pending) || gm != m || got.Mechanism != c.Mechanism {
+				t.Errorf("round trip of %q (%s), mode %d changed it (mode %d, %q)", c.User, c.Mechanism, m, gm, got.Mechanism)
 			}
+		}
+	}
+}
+
+// TestRecordMechanism pins the mechanism byte: "" (what pop3 calls USER)
+// goes as USER, each mechanism comes back named, and a mechanism that
+// carries no password (SCRAM) cannot be written at all.
+func TestRecordMechanism(t *testing.T) {
+	for in, want := range map[string]string{"": pop3.MechanismUser, pop3.MechanismUser: pop3.MechanismUser, sasl.MechPlain: sasl.MechPlain} {
+		b, err := EncodeRecord(pop3.Credentials{User: "alice", Password: "pw", Mechanism: in}, direct)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		got, _, err := DecodeRecord(b)
+		if err != nil || got.Mechanism != want {
+			t.Errorf("mechanism %q came back as %q (%v), want %q", in, got.Mechanism, err, want)
+		}
+	}
+	for _, m := range []string{sasl.MechSCRAMSHA256, sasl.MechSCRAMSHA256Plus, "LOGIN"} {
+		if _, err := EncodeRecord(pop3.Credentials{User: "alice", Password: "pw", Mechanism: m}, direct); !errors.Is(err, errRecord) {
+			t.Errorf("EncodeRecord with mechanism %q: %v, want a refusal", m, err)
 		}
 	}
 }
 
 func TestRecordRejects(t *testing.T) {
 	good, _ := EncodeRecord(pop3.Credentials{User: "alice", Password: "pw", Pending: []byte("STAT\r\n")}, direct)
+	withMech := func(code byte) []byte {
+		b := bytes.Clone(good)
+		b[4] = code
+		return b
+	}
+	// version1 is good as the old record (P3C1) wrote it: no mechanism.
+	version1 := append([]byte("P3C1"), good[5:]...)
 	header := func(nu, np, nb int) []byte {
 		b := []byte(recordMagic)
+		b = append(b, mechUser)
 		b = binary.BigEndian.AppendUint16(b, uint16(nu))
 		b = binary.BigEndian.AppendUint16(b, uint16(np))
 		return binary.BigEndian.AppendUint16(b, uint16(nb))
 	}
 	for name, b := range map[string][]byte{
 		"short header":       good[:5],
-		"wrong magic":        append([]byte("P3C2"), good[4:]...),
-		"wrong relay magic":  append([]byte("P3R2"), good[4:]...),
+		"wrong magic":        append([]byte("P3C3"), good[4:]...),
+		"wrong relay magic":  append([]byte("P3R3"), good[4:]...),
+		"version 1 record":   version1,
+		"version 1 relayed":  append([]byte("P3R1"), good[5:]...),
+		"mechanism 0":        withMech(0),
+		"mechanism 3":        withMech(3),
+		"mechanism 0xff":     withMech(0xff),
 		"one byte missing":   good[:len(good)-1],
 		"one byte too many":  append(bytes.Clone(good), 'x'),
 		"user over bound":    append(header(MaxUser+1, 1, 0), make([]byte, MaxUser+2)...),
@@ -77,7 +112,7 @@ func TestRecordRejects(t *testing.T) {
 func FuzzDecodeRecord(f *testing.F) {
 	for _, c := range []pop3.Credentials{
 		{User: "alice", Password: "wonderland"},
-		{User: "bob", Password: "x", Pending: []byte("STAT\r\nLIST\r\nQUIT\r\n")},
+		{User: "bob", Password: "x", Pending: []byte("STAT\r\nLIST\r\nQUIT\r\n"), Mechanism: sasl.MechPlain},
 	} {
 		b, _ := EncodeRecord(c, direct)
 		f.Add(b)
@@ -85,10 +120,14 @@ func FuzzDecodeRecord(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte("P3C1\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte("P3C2\x02\x00\x00\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, m, err := readRecord(bytes.NewReader(b))
 		if err != nil {
 			return
+		}
+		if c.Mechanism != pop3.MechanismUser && c.Mechanism != sasl.MechPlain {
+			t.Fatalf("accepted mechanism %q", c.Mechanism)
 		}
 		if c.User == "" || c.Password == "" || len(c.User) > MaxUser || len(c.Password) > MaxPassword || len(c.Pending) > MaxPending {
 			t.Fatalf("accepted out of bounds: %d %d %d", len(c.User), len(c.Password), len(c.Pending))
@@ -115,12 +154,13 @@ func TestRecordBounds(t *testing.T) {
 		}
 	}
 	creds := func(nu, np, nb int) pop3.Credentials {
-		return pop3.Credentials{User: strings.Repeat("u", nu), Password: strings.Repeat("p", np), Pending: bytes.Repeat([]byte{'x'}, nb)}
+		return pop3.Credentials{User: strings.Repeat("u", nu), Password: strings.Repeat("p", np), Pending: bytes.Repeat([]byte{'x'}, nb), Mechanism: pop3.MechanismUser}
 	}
 	// raw encodes without EncodeRecord's check, as a compromised pre-auth
 	// process could.
 	raw := func(c pop3.Credentials) []byte {
 		b := []byte(recordMagic)
+		b = append(b, mechUser)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(c.User)))
 		b = binary.BigEndian.AppendUint16(b, uint16(len(c.Password)))
 		b = binary.BigEndian.AppendUint16(b, uint16(len(c.Pending)))

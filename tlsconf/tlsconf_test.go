@@ -19,7 +19,7 @@ import (
 
 // writePair writes a fresh self-signed certificate for name and its key
 // into dir as name.pem and name.key.
-func writePair(t *testing.T, dir, name string) Pair {
+func writePair(t testing.TB, dir, name string) Pair {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

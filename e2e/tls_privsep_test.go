@@ -102,14 +102,24 @@ func TestTLSPrivsep(t *testing.T) {
 	if processExists(relay) || processExists(session) {
 		t.Errorf("%v after QUIT: relay alive %v, session process alive %v", time.Since(quitAt), processExists(relay), processExists(session))
 	}
-	// Each pre-auth process reads the pair when its session starts: a new
-	// certificate serves the next connection, without a signal.
+	// The daemon watches the files and hands each session its last good
+	// set: a new certificate serves new connections once the watch has
+	// seen it (every 5 s), without a signal.
 	ts.rotate(t, s.site)
-	nc, tc := dialTLS(t, ts.listenTLS, ts.clientConfig())
-	if got := tc.ConnectionState().PeerCertificates[0].SerialNumber; got.Cmp(ts.serial) != 0 {
-		t.Errorf("after a new pair: serial %s, want %s", got, ts.serial)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		nc, tc := dialTLS(t, ts.listenTLS, ts.clientConfig())
+		got := tc.ConnectionState().PeerCertificates[0].SerialNumber
+		nc.cmd("QUIT")
+		tc.Close()
+		if got.Cmp(ts.serial) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a new pair: serial %s 15 s later, want %s", got, ts.serial)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	nc.cmd("QUIT")
 	d.terminate(t)
 	if after, _ := os.ReadFile(mboxPath); string(after) != string(before) {
 		t.Error("the mailbox changed")

@@ -98,9 +98,10 @@ func runPreauth(args []string, stderr io.Writer) int {
 		return 1
 	}
 	srv := withSASL(&pop3.Server{Limits: serverLimits(cfg), Logger: log}, cfg)
-	// The certificates and key are read here, as root, before the jail;
-	// this process is the only one of the session that ever holds them.
-	certs, err := openCertificates(cfg, log)
+	// The certificates and key are read here, as root, before the jail
+	// (from the -D daemon's snapshot, or the files in inetd mode); this
+	// process is the only one of the session that ever holds them.
+	certs, err := preauthCertificates(cfg, log)
 	if err != nil {
 		log.Error(err.Error())
 		return 1
@@ -137,6 +138,7 @@ func privsepRunner(cfg config.Config, re reexec, a auth.Authenticator, log *slog
 		PreauthCommand: func() *exec.Cmd {
 			cmd := re.command(context.Background(), preauthRole)
 			passSnapshot(cmd)
+			passCertSnapshot(cmd)
 			if c := clientFromEnv(); c != "" {
 				cmd.Env = append(cmd.Env, clientEnv+"="+c)
 			}
@@ -219,14 +221,23 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 		return err
 	}
 	// Checked here so that a bad pair stops the start, and watched so that
-	// a broken new one is reported; every pre-auth process reads the files
-	// itself.
-	certs, err := openCertificates(cfg, log)
+	// a broken new one is reported and the last good set stays in use:
+	// every session gets a snapshot of that set (tls.go, certSnapshot).
+	var certSnap *certSnapshot
+	certs, err := openCertificatesThen(cfg, log, func() { certSnap.refreshLogged(log) })
 	if err != nil {
 		closeKinded(kls)
 		return err
 	}
-	watchCertificates(ctx, certs, log, &opts)
+	if certs != nil {
+		certSnap = &certSnapshot{store: certs}
+		if err := certSnap.refresh(); err != nil {
+			closeKinded(kls)
+			return err
+		}
+		defer certSnap.close()
+	}
+	watchCertificatesThen(ctx, certs, log, &opts, func() { certSnap.refreshLogged(log) })
 	mln, err := listenMetrics(ctx, cfg.MetricsListen, log)
 	if err != nil {
 		closeKinded(kls)
@@ -263,6 +274,7 @@ func servePrivsepDaemon(ctx context.Context, cfg config.Config, re reexec, log *
 				sre.implicitTLS = implicit
 				cmd := sre.command(ctx, "")
 				snap.pass(cmd)
+				certSnap.pass(cmd)
 				if client != "" {
 					cmd.Env = append(cmd.Env, clientEnv+"="+client)
 				}

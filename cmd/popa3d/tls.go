@@ -5,7 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/popa3d/popa3d/config"
 	"github.com/popa3d/popa3d/daemon"
@@ -21,9 +28,14 @@ import (
 //     SIGHUP and when the files change.
 //   - privilege separation: each pre-auth process loads them while still
 //     root, before it enters its jail, and terminates TLS there; root's
-//     session process and the user's never hold the key. The -D daemon
-//     loads them too, only to refuse a bad pair at start and to report a
-//     broken one on SIGHUP or a change; it never uses them.
+//     session process and the user's never hold the key. In inetd mode the
+//     pre-auth process reads the files. Under -D the daemon (root) loads
+//     them, re-reads them on SIGHUP and when the files change, and keeps
+//     the last set that loaded: it hands each session a snapshot of that
+//     set's PEM bytes (certSnapshot, a sealed memory file named by
+//     tlsSnapshotEnv), which the session process passes on to its pre-auth
+//     process, so that a broken new pair is logged and the old one keeps
+//     serving new sessions. The daemon never does a handshake.
 
 // certCheckInterval is how often the -D daemon looks for changed
 // certificate files.
@@ -41,10 +53,143 @@ func tlsPairs(cfg config.Config) []tlsconf.Pair {
 // openCertificates loads the certificates when TLS is configured; nil
 // otherwise.
 func openCertificates(cfg config.Config, log *slog.Logger) (*tlsconf.Store, error) {
+	return openCertificatesThen(cfg, log, nil)
+}
+
+// openCertificatesThen is openCertificates that also calls loaded, when not
+// nil, after each successful reload that Watch makes.
+func openCertificatesThen(cfg config.Config, log *slog.Logger, loaded func()) (*tlsconf.Store, error) {
 	if !cfg.TLSConfigured() {
 		return nil, nil
 	}
-	return tlsconf.Open(tlsPairs(cfg), func(err error) { logReload(log, err) })
+	return tlsconf.Open(tlsPairs(cfg), func(err error) {
+		logReload(log, err)
+		if err == nil && loaded != nil {
+			loaded()
+		}
+	})
+}
+
+// tlsSnapshotEnv names, in a session process's and its pre-auth process's
+// environment, the certificates the privilege-separated -D daemon last
+// loaded successfully: /proc/<daemon pid>/fd/<n>, a sealed memory file
+// holding tlsconf.Store.Snapshot. Only root can open it (the daemon's
+// descriptors are not the user's to read), and no process inherits the
+// descriptor: the pre-auth process opens the path while root, before its
+// jail; the session process never opens it, before or after it becomes
+// the user.
+const tlsSnapshotEnv = "POPA3D_TLS_SNAPSHOT"
+
+// certSnapshot is the daemon's snapshot of its certificate store.
+type certSnapshot struct {
+	store *tlsconf.Store
+	mu    sync.Mutex
+	f     *os.File // nil until made
+	path  string   // what tlsSnapshotEnv says
+}
+
+// refresh makes the store's current set the snapshot later sessions get.
+// On an error the snapshot stays as it was.
+func (s *certSnapshot) refresh() error {
+	data := s.store.Snapshot()
+	defer clear(data)
+	fd, err := unix.MemfdCreate("popa3d-tls", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return fmt.Errorf("certificate snapshot: memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "certificate snapshot")
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("certificate snapshot: %w", err)
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return fmt.Errorf("certificate snapshot: seal: %w", err)
+	}
+	s.mu.Lock()
+	old := s.f
+	s.f = f
+	s.path = "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(int(f.Fd()))
+	s.mu.Unlock()
+	if old != nil {
+		// As for the configuration's snapshot: a session process started
+		// just before may not have passed it on yet.
+		time.AfterFunc(snapshotKeep, func() { old.Close() })
+	}
+	return nil
+}
+
+// refreshLogged is refresh, its error logged.
+func (s *certSnapshot) refreshLogged(log *slog.Logger) {
+	if err := s.refresh(); err != nil {
+		log.Error(fmt.Sprintf("TLS certificates: %v; new sessions keep the previous ones", err))
+	}
+}
+
+// pass names the snapshot in cmd's environment.
+func (s *certSnapshot) pass(cmd *exec.Cmd) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f != nil {
+		cmd.Env = append(cmd.Env, tlsSnapshotEnv+"="+s.path)
+	}
+}
+
+func (s *certSnapshot) close() {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+}
+
+// certSnapshotPath returns the certificate snapshot this process was
+// given, or "".
+func certSnapshotPath() string {
+	p := os.Getenv(tlsSnapshotEnv)
+	if !strings.HasPrefix(p, "/proc/") || !strings.Contains(p, "/fd/") {
+		return ""
+	}
+	return p
+}
+
+// passCertSnapshot passes on the certificate snapshot this process was
+// given, if any, to a process it starts (a session process to its pre-auth
+// process).
+func passCertSnapshot(cmd *exec.Cmd) {
+	if p := certSnapshotPath(); p != "" {
+		cmd.Env = append(cmd.Env, tlsSnapshotEnv+"="+p)
+	}
+}
+
+// preauthCertificates loads a pre-auth process's certificates, as root:
+// the -D daemon's snapshot when it handed one, the files otherwise (inetd
+// mode); nil when TLS is not configured.
+func preauthCertificates(cfg config.Config, log *slog.Logger) (*tlsconf.Store, error) {
+	if !cfg.TLSConfigured() {
+		return nil, nil
+	}
+	p := certSnapshotPath()
+	if p == "" {
+		return openCertificates(cfg, log)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificates: the -D daemon's snapshot %s: %w", p, err)
+	}
+	defer clear(data)
+	store, err := tlsconf.FromSnapshot(data)
+	if err != nil {
+		return nil, fmt.Errorf("TLS certificates: the -D daemon's snapshot %s: %w", p, err)
+	}
+	return store, nil
 }
 
 func logReload(log *slog.Logger, err error) {
@@ -94,6 +239,13 @@ func checkImplicitFlag(cfg config.Config, implicit, daemonMode bool) error {
 // reload (opts' reload hooks); each outcome is logged, and a failed reload
 // leaves the previous certificates in use.
 func watchCertificates(ctx context.Context, store *tlsconf.Store, log *slog.Logger, opts *daemonOpts) {
+	watchCertificatesThen(ctx, store, log, opts, nil)
+}
+
+// watchCertificatesThen is watchCertificates that also calls loaded, when
+// not nil, after each successful reload on SIGHUP (the reloads on a change
+// of the files call what openCertificatesThen was given).
+func watchCertificatesThen(ctx context.Context, store *tlsconf.Store, log *slog.Logger, opts *daemonOpts, loaded func()) {
 	if store == nil {
 		return
 	}
@@ -102,6 +254,9 @@ func watchCertificates(ctx context.Context, store *tlsconf.Store, log *slog.Logg
 		logReload(log, err)
 		if err != nil {
 			return fmt.Errorf("certificates: %w", err)
+		}
+		if loaded != nil {
+			loaded()
 		}
 		return nil
 	})

@@ -202,3 +202,63 @@ func runTLSSASLClient(t *testing.T, tg tlsTarget, mode, version, mech string) tl
 	}
 	return s
 }
+
+// TestTLSSASLPrivsep: a system account logs in with AUTH PLAIN over TLS
+// under privilege separation; the session goes on through the relay (the
+// pre-auth process, jailed as preauth_user, holding the TLS state). Real
+// clients (mpop, curl, Python) retrieve the messages over implicit TLS and
+// STLS, and a session driven here shows the relay in /proc.
+func TestTLSSASLPrivsep(t *testing.T) {
+	s := newSystemSiteWith(t, "tfwsp")
+	msgs := smallMessages("tfwsplain", 1, 2)
+	u := s.account("tfwsplain", "tfw plain tls pw", "YESCRYPT", msgs)
+	ts := enableTLS(t, s.site)
+	d := s.startDaemon()
+	_, plainPort, _ := strings.Cut(d.addr, ":")
+	tg := tlsTarget{s: s.site, ts: ts, plainPort: plainPort, tlsPort: ts.tlsPort(), user: u.Name, password: "tfw plain tls pw", msgs: msgs}
+
+	for _, starttls := range []string{"off", "on"} {
+		if got := authLine(mpopSASL(t, tg, "plain", starttls, "")); got != "AUTH PLAIN" {
+			t.Errorf("mpop auth plain, tls_starttls %s: sent %q", starttls, got)
+		}
+	}
+	curlPlain(t, tg)
+	for _, mode := range []string{"ssl", "stls"} {
+		sess := runTLSSASLClient(t, tg, mode, "1.2", "PLAIN")
+		if sess.Auth != "+OK" {
+			t.Fatalf("AUTH PLAIN over %s: %q", mode, sess.Auth)
+		}
+		if !slices.Contains(sess.Capa, "SASL PLAIN") {
+			t.Errorf("CAPA under TLS %q, want SASL PLAIN alone", sess.Capa)
+		}
+		sess.checkMessages(t, msgs)
+	}
+
+	c, tc := dialTLS(t, ts.listenTLS, ts.clientConfig())
+	defer tc.Close()
+	if r := c.cmd("AUTH PLAIN " + b64("\x00"+u.Name+"\x00tfw plain tls pw")); r != "+OK" {
+		t.Fatalf("AUTH PLAIN: %q", r)
+	}
+	session := waitForChild(t, d.p.cmd.Process.Pid, func(pid int) bool { return !isPreauth(pid) })
+	relay := waitForChild(t, session, isPreauth)
+	waitForProcess(t, func(pid int) bool { return pid == session && procStatusOK(pid, "Uid", fmt.Sprint(u.UID)) })
+	if f := strings.Fields(procStatus(t, relay)["Uid"]); len(f) != 4 || f[0] != fmt.Sprint(s.pre.UID) {
+		t.Errorf("relay %d: Uid %v, want the pre-auth account %d", relay, f, s.pre.UID)
+	}
+	if n := tcpSockets(t, relay); n != 1 {
+		t.Errorf("relay %d holds %d TCP sockets, want the client's", relay, n)
+	}
+	if n := tcpSockets(t, session); n != 0 {
+		t.Errorf("the user's session process %d holds %d TCP sockets", session, n)
+	}
+	if r := c.cmd("RETR 2"); !strings.HasPrefix(r, "+OK") {
+		t.Fatalf("RETR 2: %q", r)
+	}
+	if got := c.multi(); !bytes.Equal(got, msgs[1].data) {
+		t.Errorf("RETR 2 through the relay: %s", describeDiff(got, msgs[1].data))
+	}
+	if r := c.cmd("QUIT"); r != "+OK" {
+		t.Errorf("QUIT: %q", r)
+	}
+	d.terminate(t)
+}

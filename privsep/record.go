@@ -26,6 +26,7 @@ import (
 //	password   2  length
 //	pending    2  length
 //	then the user name, the password and the pending bytes.
+//
 // Root reads at most MaxRecord bytes and checks every length against the
 // bound the pre-auth process itself enforces, so a compromised pre-auth
 // process can make root read no more than that and can only present a user

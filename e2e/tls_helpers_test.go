@@ -210,7 +210,9 @@ func (c *popClient) capa() string {
 	for l := c.line(); l != "."; l = c.line() {
 		caps = append(caps, l)
 	}
-	return " " + strings.Join(caps, " ") + " "
+	// One capability a line, between newlines, so that a test matches
+	// whole lines ("\nUSER\n"), not a word of another line ("UTF8 USER").
+	return "\n" + strings.Join(caps, "\n") + "\n"
 }
 
 // multi reads a multi-line response's body, dot-unstuffed, lines ending in

@@ -63,7 +63,7 @@ func TestTLSRefusals(t *testing.T) {
 
 	// From a non-loopback address: no password before TLS.
 	c := plain(ownAddr)
-	if caps := c.capa(); !strings.Contains(caps, " STLS ") || strings.Contains(caps, " USER ") {
+	if caps := c.capa(); !strings.Contains(caps, "\nSTLS\n") || strings.Contains(caps, "\nUSER\n") {
 		t.Errorf("CAPA before TLS from %s: %q; want STLS, not USER", own, caps)
 	}
 	if r := c.cmd("USER " + gina.name); r != tlsRequired {
@@ -76,7 +76,7 @@ func TestTLSRefusals(t *testing.T) {
 		t.Fatalf("STLS: %q", r)
 	}
 	c.startTLS(ts.clientConfig())
-	if caps := c.capa(); strings.Contains(caps, " STLS ") || !strings.Contains(caps, " USER ") {
+	if caps := c.capa(); strings.Contains(caps, "\nSTLS\n") || !strings.Contains(caps, "\nUSER\n") {
 		t.Errorf("CAPA under TLS: %q", caps)
 	}
 	if r := c.cmd("STLS"); r != "-ERR TLS is already active" {
@@ -93,7 +93,7 @@ func TestTLSRefusals(t *testing.T) {
 
 	// From loopback, the default policy lets a password through.
 	c = plain(s.listen)
-	if caps := c.capa(); !strings.Contains(caps, " STLS ") || !strings.Contains(caps, " USER ") {
+	if caps := c.capa(); !strings.Contains(caps, "\nSTLS\n") || !strings.Contains(caps, "\nUSER\n") {
 		t.Errorf("CAPA from loopback: %q", caps)
 	}
 	c.cmd("USER " + gina.name)

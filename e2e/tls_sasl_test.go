@@ -104,6 +104,10 @@ func TestTLSSASLClients(t *testing.T) {
 				if got := authLine(dia); got != "AUTH SCRAM-SHA-256" {
 					t.Errorf("mpop auth scram-sha-256, tls_starttls %s, priorities %q: sent %q", starttls, prio, got)
 				}
+				want := map[string]string{"": "(TLS1.3)-", "NORMAL:-VERS-TLS1.3": "(TLS1.2)-"}[prio]
+				if !strings.Contains(dia, want) {
+					t.Errorf("mpop, priorities %q: no %s in its TLS session parameters:\n%s", prio, want, dia)
+				}
 				if !strings.Contains(dia, "SASL SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN") {
 					t.Errorf("mpop saw no SCRAM-SHA-256-PLUS in CAPA under TLS:\n%s", dia)
 				}

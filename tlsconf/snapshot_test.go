@@ -80,6 +80,7 @@ func TestSnapshotRejects(t *testing.T) {
 		"two pairs said":  append(append([]byte(snapshotMagic), 0, 2), good[len(snapshotMagic)+2:]...),
 		"length too long": append(append([]byte(snapshotMagic), 0, 1), 0xff, 0xff, 0xff, 0xff),
 		"over the bound":  binary.BigEndian.AppendUint32(append([]byte(snapshotMagic), 0, 1), maxFile+1),
+		"too many pairs":  append(binary.BigEndian.AppendUint16([]byte(snapshotMagic), maxPairs+1), good[len(snapshotMagic)+2:]...),
 		"key of another":  swapped,
 		"not PEM":         snapshotOf(pairPEM{cert: []byte("x"), key: []byte("y")}),
 	} {
@@ -88,6 +89,17 @@ func TestSnapshotRejects(t *testing.T) {
 		} else if name != "key of another" && name != "not PEM" && !errors.Is(err, errSnapshot) {
 			t.Errorf("%s: %v, want errSnapshot", name, err)
 		}
+	}
+}
+
+func TestOpenBoundsPairs(t *testing.T) {
+	p := writePair(t, t.TempDir(), "a.example.test")
+	pairs := make([]Pair, maxPairs+1)
+	for i := range pairs {
+		pairs[i] = p
+	}
+	if _, err := Open(pairs, nil); err == nil {
+		t.Errorf("Open took %d pairs", len(pairs))
 	}
 }
 

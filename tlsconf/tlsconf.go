@@ -76,6 +76,9 @@ func Open(pairs []Pair, onReload func(error)) (*Store, error) {
 	if len(pairs) == 0 {
 		return nil, errors.New("tls: no certificate configured")
 	}
+	if len(pairs) > maxPairs {
+		return nil, fmt.Errorf("tls: %d certificates configured, at most %d", len(pairs), maxPairs)
+	}
 	s := &Store{pairs: append([]Pair(nil), pairs...), onReload: onReload}
 	if err := s.Reload(); err != nil {
 		return nil, err
@@ -121,6 +124,9 @@ func load(pairs []Pair) (*set, error) {
 	}
 	return parse(pems, func(i int) string { return fmt.Sprintf("certificate %s with key %s", pairs[i].Cert, pairs[i].Key) })
 }
+
+// maxPairs bounds the number of pairs (a snapshot counts them in 16 bits).
+const maxPairs = 1000
 
 // maxFile bounds a certificate or key file: a chain of a few certificates
 // is some kilobytes.
@@ -204,8 +210,8 @@ func FromSnapshot(b []byte) (*Store, error) {
 		return nil, fmt.Errorf("%w: no header", errSnapshot)
 	}
 	n := int(binary.BigEndian.Uint16(b[len(snapshotMagic):]))
-	if n == 0 {
-		return nil, fmt.Errorf("%w: no certificate", errSnapshot)
+	if n == 0 || n > maxPairs {
+		return nil, fmt.Errorf("%w: %d pairs", errSnapshot, n)
 	}
 	rest := b[len(snapshotMagic)+2:]
 	field := func() ([]byte, error) {
@@ -220,7 +226,7 @@ func FromSnapshot(b []byte) (*Store, error) {
 		rest = rest[4+l:]
 		return f, nil
 	}
-	pems := make([]pairPEM, 0, min(n, 64))
+	pems := make([]pairPEM, 0, n)
 	for range n {
 		cert, err := field()
 		if err != nil {

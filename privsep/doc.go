@@ -46,6 +46,13 @@
 //     process chose the client's socket (a plaintext session once TLS is
 //     optional), and root closes its end.
 //
+// The relay reads and writes the client's socket and the channel with RawIO
+// (raw system calls on the non-blocking sockets, readiness from the
+// runtime's poller), as root's session process does its end of the channel:
+// an ordinary system call after an idle spell wakes the runtime's monitor
+// thread, which cost the relay more CPU than copying and encrypting
+// (doc/design.md §14.6).
+//
 // The relay's lifetime: it ends when both directions are done. The client's
 // end of input is passed on as a half-close of the channel (the session sees
 // end of input, as it would on the socket); the end of the session (root

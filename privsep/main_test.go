@@ -15,6 +15,7 @@ var testRoles = map[string]func() int{
 	"session":     sessionRole,
 	"preauth":     preauthRole,
 	"relayrecord": relayRecordRole,
+	"echo":        echoRole,
 }
 
 func TestMain(m *testing.M) {

@@ -43,7 +43,7 @@ var errRelayIdle = errors.New("no byte either way for longer than the idle timeo
 // relaying is one relay between the client and root's session.
 type relaying struct {
 	client  relayConn
-	channel *net.UnixConn
+	channel net.Conn      // the channel, read and written as raw system calls (RawIO)
 	idle    time.Duration // 0: none
 	write   time.Duration // 0: none
 	last    atomic.Int64  // when a byte last moved either way, in Unix nanoseconds
@@ -55,7 +55,7 @@ type relaying struct {
 // cut by a deadline or ctx is done; it logs why, unless the session simply
 // ended.
 func relay(ctx context.Context, client relayConn, channel *net.UnixConn, lim pop3.Limits, log *slog.Logger) {
-	r := &relaying{client: client, channel: channel, write: lim.WriteTimeout}
+	r := &relaying{client: client, channel: RawIO(channel), write: lim.WriteTimeout}
 	if lim.IdleTimeout > 0 {
 		r.idle = lim.IdleTimeout + relaySlack
 	}
@@ -67,12 +67,12 @@ func relay(ctx context.Context, client relayConn, channel *net.UnixConn, lim pop
 	go func() {
 		// Client to session: the client's end of input becomes the
 		// session's.
-		errs <- r.copy(channel, client, func() { _ = channel.CloseWrite() })
+		errs <- r.copy(r.channel, client, func() { _ = channel.CloseWrite() })
 	}()
 	go func() {
 		// Session to client: the session's end becomes the client's; the
 		// client gets limits.LingerTime to stop sending.
-		errs <- r.copy(client, channel, func() {
+		errs <- r.copy(client, r.channel, func() {
 			r.ended.Store(true)
 			if cw, ok := client.(interface{ CloseWrite() error }); ok {
 				_ = cw.CloseWrite()

@@ -90,7 +90,7 @@ func (r *Runner) Serve(ctx context.Context, in, out *os.File, connect func() (io
 		if err := releaseClient(in, out); err != nil {
 			return err
 		}
-		conn = h.channel
+		conn = RawIO(h.channel)
 	} else if conn, err = connect(); err != nil {
 		return fmt.Errorf("client connection: %w", err)
 	}

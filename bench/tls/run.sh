@@ -10,10 +10,13 @@
 # ones, one per session in flight) with one sha512-crypt password for every
 # server, generates the mbox with bench/mailbox (20,000 messages: about
 # 105 MB), and prints one line per measurement. Ports 2110-2115.
-# Environment: PEERS (bench/peers.sh), PEERS_STATE (/tmp/peers-tls).
+# Environment: PEERS (bench/peers.sh), PEERS_STATE (/tmp/peers-tls),
+# SERVERS (which to measure, in this order: default "privsep single dovecot").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-20000} secs=${2:-10}
+SERVERS=${SERVERS:-privsep single dovecot}
+want() { [[ " $SERVERS " == *" $1 "* ]]; }
 PEERS=${PEERS:-bench/peers.sh}
 export PEERS_STATE=${PEERS_STATE:-/tmp/peers-tls}
 pass=tlsbenchpass1
@@ -45,7 +48,11 @@ chown tlsbench:mail /var/mail/tlsbench; chmod 600 /var/mail/tlsbench
 touch -d '1 hour ago' /var/mail/tlsbench /var/mail/tlsb*
 echo "mailbox: $n messages, $(stat -c %s /var/mail/tlsbench) bytes"
 
-dovecot_pid=$(bash "$PEERS" dovecot-mbox 2114 2115 | tail -n 1)
+dovecot_pid=
+if want dovecot || [[ ! -e $PEERS_STATE/tls/cert.pem ]]; then
+	# Dovecot's start also makes the certificate every server uses.
+	dovecot_pid=$(bash "$PEERS" dovecot-mbox 2114 2115 | tail -n 1)
+fi
 cert=$PEERS_STATE/tls/cert.pem key=$PEERS_STATE/tls/key.pem
 
 measure() { # NAME PORT PID
@@ -74,11 +81,13 @@ chroot = "$state/empty"
 preauth_user = "popa3d"
 $common
 CONF
-"$state/popa3d" -D -c "$state/privsep.toml" 2>"$state/privsep.log" &
-ours=$!
-for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/2111) 2>/dev/null && break; sleep 0.1; done
-measure "ours, privilege separation (pre-auth process relays TLS)" 2111 "$ours"
-kill "$ours"; wait "$ours" || true
+if want privsep; then
+	"$state/popa3d" -D -c "$state/privsep.toml" 2>"$state/privsep.log" &
+	ours=$!
+	for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/2111) 2>/dev/null && break; sleep 0.1; done
+	measure "ours, privilege separation (pre-auth process relays TLS)" 2111 "$ours"
+	kill "$ours"; wait "$ours" || true
+fi
 
 echo "tlsbench:$hash" >"$state/passwd"
 install -d -o tlsbench "$state/single"
@@ -99,11 +108,15 @@ install -d -o tlsbench "$state/smail"
 for f in /var/mail/tlsbench /var/mail/tlsb[1-8]; do
 	cp -p "$f" "$state/smail/"; chown tlsbench "$state/smail/${f##*/}"
 done
-"$state/popa3d" -D -c "$state/single.toml" 2>"$state/single.log" &
-ours=$!
-for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/2113) 2>/dev/null && break; sleep 0.1; done
-measure "ours, single-account mode (TLS in the serving process)" 2113 "$ours"
-kill "$ours"; wait "$ours" || true
+if want single; then
+	"$state/popa3d" -D -c "$state/single.toml" 2>"$state/single.log" &
+	ours=$!
+	for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/2113) 2>/dev/null && break; sleep 0.1; done
+	measure "ours, single-account mode (TLS in the serving process)" 2113 "$ours"
+	kill "$ours"; wait "$ours" || true
+fi
 
-measure "Dovecot $(dovecot --version | cut -d' ' -f1), POP3S" 2115 "$dovecot_pid"
-bash "$PEERS" stop dovecot-mbox
+if want dovecot; then
+	measure "Dovecot $(dovecot --version | cut -d' ' -f1), POP3S" 2115 "$dovecot_pid"
+fi
+if [[ -n $dovecot_pid ]]; then bash "$PEERS" stop dovecot-mbox; fi

@@ -116,6 +116,13 @@ func runPreauth(args []string, stderr io.Writer) int {
 	connect := func() (io.ReadWriter, pop3.ConnInfo, error) {
 		c, info, err := stdioConn()
 		info.ImplicitTLS = *implicitTLS
+		if nc, ok := c.in.(net.Conn); ok && c.out == c.in {
+			// The pre-auth process may become the relay: its reads and
+			// writes of the client leave the runtime's monitor asleep
+			// (privsep.RawIO).
+			raw := privsep.RawIO(nc)
+			c.in, c.out = raw, raw
+		}
 		return c, info, err
 	}
 	if err := privsep.Preauth(ctx, j, srv, connect); err != nil {

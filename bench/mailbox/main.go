@@ -3,7 +3,7 @@
 // the figures of several servers as a Markdown table. run.sh in this
 // directory drives it against our server, Debian's popa3d and Dovecot.
 //
-//	mailbox gen -n 10000 [-seed 1] [-user NAME] -o FILE
+//	mailbox gen -n 10000 [-seed 1] [-user NAME] [-shape mixed|small] -o FILE
 //	mailbox measure -addr 127.0.0.1:PORT -user U -pass P -n 10000 -server NAME -mailbox LABEL [-first-hook CMD] -out RESULTS
 //	mailbox report -ours NAME [-note TEXT]... RESULTS
 package main
@@ -55,6 +55,7 @@ func genCommand(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 10000, "number of messages")
 	seed := fs.Uint64("seed", 1, "random seed: the same seed and -n give the same bytes")
 	user := fs.String("user", "popa3dbench", "local part of the recipient address")
+	shapeName := fs.String("shape", "mixed", "size mix: mixed (2-20 KB text, some attachments of 100 KB-2 MB) or small (about 1.4 KB text)")
 	out := fs.String("o", "", "output file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,11 +63,15 @@ func genCommand(args []string, stdout, stderr io.Writer) error {
 	if *out == "" || *n < 1 {
 		return fmt.Errorf("need -o FILE and -n >= 1")
 	}
+	sh, ok := shapes[*shapeName]
+	if !ok {
+		return fmt.Errorf("unknown shape %q", *shapeName)
+	}
 	f, err := os.Create(*out)
 	if err != nil {
 		return err
 	}
-	st, err := generate(f, *n, *seed, *user)
+	st, err := generateShape(f, sh, *n, *seed, *user)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -819,8 +819,8 @@ func TestIndexCacheSameSizeOutsideSample(t *testing.T) {
 	const n = 3 * (indexSamples + 2)
 	orig := testMailbox(n)
 	sampled := map[int]bool{}
-	for j := 0; j <= indexSamples+1; j++ {
-		sampled[j*(n-1)/(indexSamples+1)] = true
+	for _, i := range sampleIndices(n) {
+		sampled[i] = true
 	}
 	victim := -1
 	for i := n / 2; i < n; i++ {

@@ -177,7 +177,7 @@ func (m *mbox) fromCache(f io.ReaderAt, st fileState, c *cachedIndex, how string
 	lim := m.store.lim
 	last := c.entries[n-1].Offset
 	tail := st.size - last
-	more, err := indexSplit(io.NewSectionReader(f, last, tail), tail, Limits{MaxMessages: lim.MaxMessages - (n - 1), MaxBytes: tail}, blockSize, splitMin)
+	more, err := indexSplit(io.NewSectionReader(f, last, tail), tail, Limits{MaxMessages: lim.MaxMessages - (n - 1), MaxBytes: tail}, blockSize, splitMin, estimateBlock)
 	if err != nil {
 		// A full parse gives the right error, with file offsets.
 		return nil, nil
@@ -190,13 +190,9 @@ func (m *mbox) fromCache(f io.ReaderAt, st fileState, c *cachedIndex, how string
 	}
 	// A UID depends only on the messages before it (uid.go), so the
 	// cached ones stand; the last cached message's may have changed.
-	uids, err := uidsFrom(f, entries, n-1)
+	msgs, err := messagesFrom(f, entries, n-1, c.msgs[:n-1])
 	if err != nil {
 		return nil, nil
-	}
-	msgs := slices.Grow(c.msgs[:n-1], len(uids))
-	for i, uid := range uids {
-		msgs = append(msgs, mailbox.Message{Size: entries[n-1+i].Size, UID: uid})
 	}
 	return entries, msgs
 }
@@ -204,15 +200,7 @@ func (m *mbox) fromCache(f io.ReaderAt, st fileState, c *cachedIndex, how string
 // messagesOf returns the snapshot of entries read from r: their sizes and
 // UIDs.
 func messagesOf(r io.ReaderAt, entries []Entry) ([]mailbox.Message, error) {
-	uids, err := UIDs(r, entries)
-	if err != nil {
-		return nil, err
-	}
-	msgs := make([]mailbox.Message, len(entries))
-	for i := range entries {
-		msgs[i] = mailbox.Message{Size: entries[i].Size, UID: uids[i]}
-	}
-	return msgs, nil
+	return messagesFrom(r, entries, 0, nil)
 }
 
 // separated reports whether the two bytes before off are the LF-only empty

@@ -804,6 +804,15 @@ func TestExtendUIDs(t *testing.T) {
 			if !slices.Equal(append(pre, got...), all) {
 				t.Fatalf("round %d, split at %d: extended %q, want %q", round, p, got, all)
 			}
+			msgs, err := messagesFrom(r, entries, p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, msg := range msgs {
+				if msg.UID != got[i] || msg.Size != entries[p+i].Size {
+					t.Fatalf("round %d, split at %d: message %d is %+v, uidsFrom %q", round, p, i, msg, got[i])
+				}
+			}
 		}
 	}
 }

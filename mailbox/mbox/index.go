@@ -82,7 +82,7 @@ func hex8(w uint32) uint64 {
 // grow with line or message length; only the returned slice grows with the
 // message count.
 func Index(r io.ReaderAt, size int64, lim Limits) ([]Entry, error) {
-	return indexSplit(r, size, lim, blockSize, splitMin)
+	return indexSplit(r, size, lim, blockSize, splitMin, estimateBlock)
 }
 
 // splitMin is the smallest mailbox Index parses in two halves at once: a
@@ -91,8 +91,8 @@ func Index(r io.ReaderAt, size int64, lim Limits) ([]Entry, error) {
 // goroutine would cost more than it saves.
 const splitMin = 32 << 20
 
-// indexSplit is Index with the read size and the split threshold as
-// parameters, for tests. A mailbox of at least minSplit bytes is cut at the
+// indexSplit is Index with the read size, the split threshold and the
+// estimate's sample size (estimateCount) as parameters, for tests. A mailbox of at least minSplit bytes is cut at the
 // first message start ("\n\nFrom ") after its middle, and the two halves
 // are parsed concurrently. The result is exactly the sequential parse's: a
 // message start found by the search is one for the sequential parser too
@@ -100,7 +100,7 @@ const splitMin = 32 << 20
 // the first half parses its last message with the whole file in view (so
 // it ends and is refused exactly as it would be), and an error of the first
 // half wins, as it would come first.
-func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit int64) ([]Entry, error) {
+func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit, sample int64) ([]Entry, error) {
 	lim = lim.WithDefaults()
 	collect := func(from, stop int64, out *entryChunks) error {
 		return scanRange(r, size, lim, block, from, stop, func(e *Entry) error {
@@ -115,14 +115,22 @@ func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit int64
 			return nil, err
 		}
 	}
+	est, err := estimateCount(r, size, lim, sample)
+	if err != nil {
+		return nil, err
+	}
+	all := make([]Entry, 0, est)
 	if mid <= 0 {
-		var entries entryChunks
+		entries := entryChunks{region: all}
 		if err := collect(0, size, &entries); err != nil {
 			return nil, err
 		}
 		return joinEntries(&entries), nil
 	}
-	var first, second entryChunks
+	// Each half fills its share of one slice; the second half's entries
+	// then move down next to the first half's.
+	first := entryChunks{region: all[: 0 : est/2]}
+	second := entryChunks{region: all[est/2 : est/2 : est]}
 	var err2 error
 	done := make(chan struct{})
 	go func() {
@@ -139,19 +147,53 @@ func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit int64
 	case first.n+second.n > lim.MaxMessages:
 		return nil, refuse("more than %d messages", lim.MaxMessages)
 	}
-	return joinEntries(&first, &second), nil
+	if first.overflowed() || second.overflowed() {
+		return joinEntries(&first, &second), nil
+	}
+	k := copy(all[len(first.region):cap(all)], second.region)
+	return all[:len(first.region)+k], nil
 }
 
-// entryChunks collects a parse's entries in blocks that are never copied
-// while the parse runs, for joinEntries to copy once into a slice of the
-// exact length. Appending to one slice instead copies it at every growth,
-// about four times its final size in all for Go's growth factor: on a
-// large mailbox of small messages those copies and the fresh pages they
-// fault in cost as much as the parse itself.
+// estimateCount guesses how many messages the first size bytes of r hold,
+// from the message starts in its first sample bytes, with a quarter
+// to spare: the capacity a parse's entries get at once; 0 for a small
+// input. A wrong guess costs
+// only speed: entries past it go into chunks (entryChunks), and capacity
+// never used is never touched, so it costs address space, not memory.
+func estimateCount(r io.ReaderAt, size int64, lim Limits, sample int64) (int, error) {
+	const minEstimate = 64
+	if size < 16*sample {
+		return 0, nil
+	}
+	n := sample
+	buf := make([]byte, n)
+	if _, err := r.ReadAt(buf, 0); err != nil && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("read at 0: %w", err)
+	}
+	starts := int64(bytes.Count(buf, fromSep)) + 1
+	est := starts * (size / n)
+	est += est/4 + minEstimate
+	return int(min(est, int64(lim.MaxMessages), size/int64(minMessage)+1)), nil
+}
+
+// estimateBlock is the sample estimateCount reads: short enough to cost
+// little next to the parse, long enough to hold dozens of messages. Below
+// 16 samples' bytes the entries go into chunks from the start: the sample
+// would be much of what the parse reads anyway.
+const estimateBlock = 256 << 10
+
+// entryChunks collects a parse's entries: first into region, a slice whose
+// capacity the caller sized (estimateCount), then, past it, in blocks that
+// are never copied while the parse runs, for joinEntries to copy once into
+// a slice of the exact length. Appending to one slice instead copies it at
+// every growth, about four times its final size in all for Go's growth
+// factor: on a large mailbox of small messages those copies and the fresh
+// pages they fault in cost as much as the parse itself.
 type entryChunks struct {
-	full [][]Entry
-	cur  []Entry
-	n    int
+	region []Entry
+	full   [][]Entry
+	cur    []Entry
+	n      int
 }
 
 // Chunk lengths double from minChunk to maxChunk entries: a small mailbox
@@ -162,6 +204,11 @@ const (
 )
 
 func (c *entryChunks) add(e *Entry) {
+	c.n++
+	if len(c.region) < cap(c.region) {
+		c.region = append(c.region, *e)
+		return
+	}
 	if len(c.cur) == cap(c.cur) {
 		k := minChunk
 		if c.cur != nil {
@@ -171,10 +218,13 @@ func (c *entryChunks) add(e *Entry) {
 		c.cur = make([]Entry, 0, k)
 	}
 	c.cur = append(c.cur, *e)
-	c.n++
 }
 
-// joinEntries returns the entries of parts, in order, in one slice.
+// overflowed reports whether c holds entries past its region.
+func (c *entryChunks) overflowed() bool { return c.cur != nil }
+
+// joinEntries returns the entries of parts, in order, in one slice: the
+// only part's region itself if it holds them all.
 func joinEntries(parts ...*entryChunks) []Entry {
 	n := 0
 	for _, c := range parts {
@@ -183,8 +233,12 @@ func joinEntries(parts ...*entryChunks) []Entry {
 	if n == 0 {
 		return nil
 	}
+	if len(parts) == 1 && !parts[0].overflowed() {
+		return parts[0].region
+	}
 	entries := make([]Entry, 0, n)
 	for _, c := range parts {
+		entries = append(entries, c.region...)
 		for _, b := range c.full {
 			entries = append(entries, b...)
 		}

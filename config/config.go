@@ -199,7 +199,11 @@ func Load(path string) (Config, error) {
 	c.dir = filepath.Dir(abs)
 	c.PasswdFile = c.resolve(c.PasswdFile)
 	if !account.InHome(c.Mailbox) {
+		maildir := c.MaildirMailbox()
 		c.Mailbox = c.resolve(c.Mailbox)
+		if maildir && !c.MaildirMailbox() {
+			c.Mailbox += "/" // a Maildir stays one (maildir.go)
+		}
 	}
 	c.LockDir = c.resolve(c.LockDir)
 	c.Chroot = c.resolve(c.Chroot)

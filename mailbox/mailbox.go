@@ -1,6 +1,6 @@
 // Package mailbox defines what a POP3 session needs from a mail store: a fixed
 // snapshot of messages, a way to stream one, and a commit of deletions. The
-// backends (mbox, later Maildir) live in subpackages; this package holds only the
+// backends (mbox, Maildir) live in subpackages; this package holds only the
 // contract and the errors callers branch on.
 package mailbox
 

@@ -112,6 +112,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "popa3d: locking: %v\n", err)
 		return 1
 	}
+	if err := checkMaildir(cfg, log); err != nil {
+		fmt.Fprintf(stderr, "popa3d: %v\n", err)
+		return 1
+	}
 	a, err := newAuthenticator(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "popa3d: %v\n", err)
@@ -255,6 +259,9 @@ func checkRunnable(cfg config.Config) error {
 // serving only a mailbox file that is the user's own. Another mailbox format
 // goes here, beside mbox.
 func newStore(cfg config.Config, log *slog.Logger, home string, lock mailbox.Locker, systemAccount bool) (mailbox.Store, error) {
+	if cfg.MaildirMailbox() {
+		return newMaildirStore(cfg, log, home, lock, systemAccount)
+	}
 	o := storeOptions(cfg, log)
 	o.StateDir = stateDir(cfg.StateDir, home, log)
 	o.Locker = lock

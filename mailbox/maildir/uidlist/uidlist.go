@@ -1,0 +1,584 @@
+// Package uidlist keeps a Maildir's UIDs and POP3 UIDLs in Dovecot's
+// dovecot-uidlist, exactly as Dovecot 2.3 does, so that Dovecot and popa3d
+// can serve the same Maildir, in either order or side by side, and agree on
+// every UIDL.
+//
+// What is reproduced (the references are Dovecot's source files):
+//   - the file formats, version 1 (read; "1 <uidvalidity> <nextuid>", records
+//     "<uid> <name>") and version 3 (read and written; "3 V<uidvalidity>
+//     N<nextuid> G<guid> ...", records "<uid> [<key><value> ...] :<base>"),
+//     with Dovecot's validity rules (maildir-uidlist.c);
+//   - its dotlock, dovecot-uidlist.lock (file-dotlock.c; see dotlock.go);
+//   - the order in which new files get UIDs: by the timestamp the name starts
+//     with, then the microseconds of its "M<usecs>" part, then the name
+//     (maildir-filename.c; see order.go);
+//   - the UIDVALIDITY of a new file, from dovecot-uidvalidity
+//     (mailbox-uidvalidity.c);
+//   - how the file is written back: new records appended in place, or the
+//     whole file rewritten to dovecot-uidlist.tmp and renamed when it is new,
+//     of version 1, lacks a mailbox GUID, or 25% or more of its records are
+//     of messages that are gone;
+//   - the UIDL: a record's P (POP3 UIDL) field when present (empty: the base
+//     name), else pop3_uidl_format, by default "%08Xu%08Xv".
+package uidlist
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FileName is the uidlist's name inside the Maildir.
+const FileName = "dovecot-uidlist"
+
+// maxFileSize bounds the dovecot-uidlist read into memory: a million
+// records of Dovecot's longest usual lines fit with room to spare.
+const maxFileSize = 256 << 20
+
+// compressPercentage is Dovecot's UIDLIST_COMPRESS_PERCENTAGE.
+const compressPercentage = 75
+
+// Entry is a message file the Maildir holds now.
+type Entry struct {
+	// Base is the file name up to the ":2," info part (Dovecot's base
+	// name). It must not be empty or hold '/' or ':'. Dovecot ignores
+	// files whose names hold CR or LF, and so does Sync (they are left
+	// out of its result).
+	Base string
+	// Name is the whole file name, Base and any info part (":2,S");
+	// "" means Base.
+	Name string
+	// New says the file is in new/.
+	New bool
+	// Name and New matter for one case only: where one new file's base
+	// name is a prefix of another's, Dovecot's order depends on whether
+	// an info part follows (see sortKey). File times, sizes and flags
+	// never matter.
+}
+
+// sortKey is the name Dovecot's POP3 server compares when it orders new
+// files: it moves files from new/ to cur/ as it numbers them (its default,
+// pop3_no_flag_updates = no), appending ":2," to a name without an info
+// part, and compares the names it moved them to.
+func (e Entry) sortKey() string {
+	name := e.Name
+	if name == "" {
+		name = e.Base
+	}
+	if e.New && !strings.Contains(name, ":") {
+		return name + ":2,"
+	}
+	return name
+}
+
+// Assigned is an entry with its IMAP UID and POP3 UIDL.
+type Assigned struct {
+	Base string
+	UID  uint32
+	// UIDL is the record's P field when it has one (empty P: Base), else
+	// Options.Format expanded. A P value is served as Dovecot serves it,
+	// unchecked; UIDL from the format is always 0x21..0x7E when Base is.
+	UIDL string
+	// Order is the record's O field (Dovecot's POP3 order for migrated
+	// mail: lower first, messages without one after them), 0 if none.
+	Order uint32
+}
+
+// Options tunes Sync. The zero value is Dovecot's defaults.
+type Options struct {
+	// Format is pop3_uidl_format; "" means DefaultFormat.
+	Format string
+	// UIDValidityDir holds dovecot-uidvalidity, consulted when a new
+	// dovecot-uidlist is created; "" means the Maildir itself (Dovecot's
+	// place for INBOX at the mailbox list root).
+	UIDValidityDir string
+	// LockTimeout bounds the wait for dovecot-uidlist.lock; 0 means
+	// Dovecot's StaleTimeout + 2 s. The context's deadline, if sooner,
+	// wins.
+	LockTimeout time.Duration
+	// StaleTimeout is the age after which an unchanged lock is broken;
+	// 0 means DefaultStaleTimeout (Dovecot's 120 s).
+	StaleTimeout time.Duration
+	// Hostname goes into the lock ("<pid>:<hostname>"); "" means
+	// os.Hostname, as Dovecot's my_hostname.
+	Hostname string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logf, if set, hears of events worth a log line that are not errors
+	// (a stale lock broken, files skipped).
+	Logf func(format string, args ...any)
+
+	mode fs.FileMode // set by Sync: the mode of the files it creates
+}
+
+func (o *Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+func (o *Options) staleTimeout() time.Duration {
+	if o.StaleTimeout > 0 {
+		return o.StaleTimeout
+	}
+	return DefaultStaleTimeout
+}
+
+func (o *Options) lockTimeout() time.Duration {
+	if o.LockTimeout > 0 {
+		return o.LockTimeout
+	}
+	return o.staleTimeout() + 2*time.Second
+}
+
+func (o *Options) hostname() string {
+	if o.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		o.Hostname = h
+	}
+	return o.Hostname
+}
+
+// fileMode is set by Sync from the Maildir's mode (Dovecot's
+// file_create_mode: the directory's permission bits less the x bits).
+func (o *Options) fileMode() fs.FileMode { return o.mode }
+
+// Sync reads dir/dovecot-uidlist under Dovecot's dotlock, assigns UIDs to
+// entries it does not list exactly as Dovecot would, writes the file back as
+// Dovecot does when it assigned any (or when Dovecot would rewrite it), and
+// returns every entry with its UID and UIDL, sorted by UID.
+//
+// A dovecot-uidlist that Dovecot would reject as broken is never written.
+// When its header is readable, Sync returns the entries it lists before the
+// broken line, with their UIDs and UIDLs, and a *CorruptError: the other
+// entries (including new mail) are left out, as giving them UIDs could
+// change a UIDL the broken part assigns. With a broken header it returns no
+// entries and the *CorruptError. Either way the caller logs the error; the
+// file stays as it is for an administrator to mend (Dovecot itself unlinks
+// it and gives the messages it can no longer place new UIDs, so their UIDLs
+// change).
+func Sync(ctx context.Context, dir string, entries []Entry, opts Options) ([]Assigned, error) {
+	format, err := parseFormat(cmp(opts.Format, DefaultFormat))
+	if err != nil {
+		return nil, err
+	}
+	names, err := baseNames(entries, &opts)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("uidlist: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("uidlist: %s is not a directory", dir)
+	}
+	opts.mode = fi.Mode().Perm() & 0o666
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, FileName)
+	lock, err := lockUIDList(ctx, path, &opts)
+	if err != nil {
+		return nil, err
+	}
+	res, syncErr := syncLocked(dir, path, names, format, lock, &opts)
+	if err := lock.release(); err != nil && syncErr == nil {
+		syncErr = err
+		res = nil
+	}
+	return res, syncErr
+}
+
+func cmp(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// newFile is a file not yet listed: its base name and the name Dovecot
+// would order it by.
+type newFile struct{ base, key string }
+
+// baseNames checks the entries and returns them with distinct base names.
+func baseNames(entries []Entry, o *Options) ([]Entry, error) {
+	names := make([]Entry, 0, len(entries))
+	seen := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		b := e.Base
+		if b == "" || strings.ContainsAny(b, "/:\x00") {
+			return nil, fmt.Errorf("uidlist: bad base name %q", b)
+		}
+		if e.Name != "" && baseName(e.Name) != b {
+			return nil, fmt.Errorf("uidlist: name %q does not start with base %q", e.Name, b)
+		}
+		if strings.ContainsAny(b, "\r\n") {
+			if o.Logf != nil {
+				o.Logf("uidlist: ignoring a file whose name holds CR or LF: %q", b)
+			}
+			continue
+		}
+		if seen[b] {
+			continue // the same message in new/ and cur/
+		}
+		seen[b] = true
+		names = append(names, e)
+	}
+	return names, nil
+}
+
+func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotlock, o *Options) ([]Assigned, error) {
+	f, ino, err := readFile(path)
+	var corrupt *CorruptError
+	if errors.As(err, &corrupt) {
+		corrupt.Path = path
+		if f == nil {
+			return nil, corrupt
+		}
+		// Serve what the readable part lists; write nothing.
+		listed := make(map[string]Record, len(f.Records))
+		for _, r := range f.Records {
+			listed[r.Base()] = r
+		}
+		var out []Assigned
+		for _, n := range names {
+			if r, ok := listed[n.Base]; ok {
+				out = append(out, assign(r, n.Base, f.UIDValidity, format))
+			}
+		}
+		slices.SortFunc(out, func(a, b Assigned) int { return compareUID(a.UID, b.UID) })
+		return out, corrupt
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	fresh := f == nil
+	if fresh {
+		f = &File{Version: 3, NextUID: 1}
+	}
+	byBase := make(map[string]int, len(f.Records))
+	for i, r := range f.Records {
+		byBase[r.Base()] = i
+	}
+	kept := make([]Record, 0, len(names))
+	var newFiles []newFile
+	for _, n := range names {
+		if i, ok := byBase[n.Base]; ok {
+			r := f.Records[i]
+			r.Name = n.Base // Dovecot writes the current base name
+			kept = append(kept, r)
+		} else {
+			newFiles = append(newFiles, newFile{base: n.Base, key: n.sortKey()})
+		}
+	}
+	slices.SortFunc(kept, func(a, b Record) int { return compareUID(a.UID, b.UID) })
+
+	if fresh {
+		v, err := nextUIDValidity(cmp(o.UIDValidityDir, dir), o.now(), o.mode)
+		if err != nil {
+			return nil, err
+		}
+		f.UIDValidity = v
+	}
+	if !f.HaveGUID {
+		f.GUID = newGUID(o.now())
+		f.HaveGUID = true
+	}
+
+	sortNew(newFiles)
+	added := make([]Record, 0, len(newFiles))
+	for _, n := range newFiles {
+		if f.NextUID >= ^uint32(0) {
+			return nil, fmt.Errorf("uidlist: %s: out of UIDs (next %d)", path, f.NextUID)
+		}
+		added = append(added, Record{UID: f.NextUID, Name: n.base})
+		f.NextUID++
+	}
+	all := append(kept, added...)
+
+	// Dovecot rewrites the file (dropping the records of files that are
+	// gone) when it is new, of version 1, lacks a GUID, had a field it
+	// dropped or a name listed twice, or when 25% or more of its records
+	// are of files that are gone; else it appends the new records.
+	// Dovecot scans the Maildir under the lock; our entries were scanned
+	// before it, so a file delivered (and numbered by another session)
+	// since is missing from them. A record is therefore dropped only if
+	// its file is missing from a listing of new/ and cur/ taken now.
+	mustRewrite := fresh || f.Version != 3 || f.Dirty || !f.HaveGUIDRead || (len(added) > 0 && f.Partial)
+	compress := f.Lines*compressPercentage/100 >= len(all)
+	if mustRewrite || compress {
+		live, err := liveRecords(dir, f, kept)
+		if err != nil {
+			return nil, err
+		}
+		recs := slices.SortedFunc(slices.Values(append(live, all...)), func(a, b Record) int { return compareUID(a.UID, b.UID) })
+		if mustRewrite || f.Lines*compressPercentage/100 >= len(recs) {
+			if err := recreate(dir, path, f, recs, lock, o); err != nil {
+				return nil, err
+			}
+		} else if len(added) > 0 {
+			if err := appendRecords(path, ino, added, lock); err != nil {
+				return nil, err
+			}
+		}
+	} else if len(added) > 0 {
+		if err := appendRecords(path, ino, added, lock); err != nil {
+			return nil, err
+		}
+	}
+
+	out := make([]Assigned, 0, len(all))
+	for _, r := range all {
+		out = append(out, assign(r, r.Name, f.UIDValidity, format))
+	}
+	return out, nil
+}
+
+// liveRecords returns the records of f whose files are in new/ or cur/ now
+// but not among kept (the caller's entries).
+func liveRecords(dir string, f *File, kept []Record) ([]Record, error) {
+	if len(f.Records) == len(kept) {
+		return nil, nil
+	}
+	present := make(map[string]bool)
+	for _, sub := range []string{"new", "cur"} {
+		d, err := os.Open(filepath.Join(dir, sub))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("uidlist: %w", err)
+		}
+		names, err := d.Readdirnames(-1)
+		d.Close()
+		if err != nil {
+			return nil, fmt.Errorf("uidlist: list %s: %w", sub, err)
+		}
+		for _, n := range names {
+			present[baseName(n)] = true
+		}
+	}
+	inKept := make(map[string]bool, len(kept))
+	for _, r := range kept {
+		inKept[r.Name] = true
+	}
+	var live []Record
+	for _, r := range f.Records {
+		if b := r.Base(); present[b] && !inKept[b] && writable(b) {
+			r.Name = b
+			live = append(live, r)
+		}
+	}
+	return live, nil
+}
+
+func compareUID(a, b uint32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func assign(r Record, base string, uidValidity uint32, format uidlFormat) Assigned {
+	a := Assigned{Base: base, UID: r.UID}
+	if o, ok := r.Field('O'); ok {
+		if n, err := strconv.ParseUint(o, 10, 32); err == nil {
+			a.Order = uint32(n)
+		}
+	}
+	if p, ok := r.Field('P'); ok {
+		if p == "" {
+			p = base
+		}
+		a.UIDL = p
+		return a
+	}
+	guid, ok := r.Field('G')
+	if !ok || guid == "" {
+		guid = base
+	}
+	a.UIDL = format.expand(r.UID, uidValidity, base, guid)
+	return a
+}
+
+// readFile reads and parses the uidlist; a missing or empty file gives a nil
+// File. ino identifies the file read, for the append.
+func readFile(path string) (*File, fs.FileInfo, error) {
+	fh, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("uidlist: %w", err)
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("uidlist: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("uidlist: %s is not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(fh, maxFileSize+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("uidlist: read %s: %w", path, err)
+	}
+	if len(data) > maxFileSize {
+		return nil, nil, fmt.Errorf("uidlist: %s is larger than %d bytes", path, maxFileSize)
+	}
+	f, err := Parse(data)
+	return f, fi, err
+}
+
+// newGUID makes a mailbox GUID laid out as Dovecot's guid_128_generate
+// (nanoseconds and seconds, little-endian, then bytes unique to the
+// process); only its uniqueness matters.
+func newGUID(now time.Time) [16]byte {
+	var g [16]byte
+	binary.LittleEndian.PutUint32(g[0:4], uint32(now.Nanosecond()))
+	binary.LittleEndian.PutUint32(g[4:8], uint32(now.Unix()))
+	binary.LittleEndian.PutUint16(g[8:10], uint16(os.Getpid()))
+	_, _ = rand.Read(g[10:])
+	return g
+}
+
+// Encode writes f's header and the records as Dovecot's version 3 file. It
+// refuses a record whose base name the format cannot hold (see writable).
+func Encode(w io.Writer, f *File, recs []Record) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "3 V%d N%d G%s", f.UIDValidity, f.NextUID, hex.EncodeToString(f.GUID[:]))
+	for _, e := range f.HeaderExt {
+		if e[0] == ' ' {
+			// A field read from a double space: written back, it would
+			// be read as the next key (Dovecot would write it, and then
+			// reject its own file if that key were N or V).
+			continue
+		}
+		b.WriteByte(' ')
+		b.WriteString(e)
+	}
+	b.WriteByte('\n')
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return err
+	}
+	return writeRecords(w, recs)
+}
+
+// writable says whether a base name survives the file format: not empty,
+// no LF (which ends the line), CR (Dovecot ignores such files and strips a
+// CR before the LF), '/' or NUL.
+func writable(base string) bool {
+	return base != "" && !strings.ContainsAny(base, "\r\n/\x00")
+}
+
+func writeRecords(w io.Writer, recs []Record) error {
+	buf := make([]byte, 0, 64<<10)
+	for _, r := range recs {
+		if !writable(baseName(r.Name)) {
+			return fmt.Errorf("uidlist: cannot write a record for %q", r.Name)
+		}
+		buf = strconv.AppendUint(buf, uint64(r.UID), 10)
+		for _, e := range r.Ext {
+			buf = append(buf, ' ')
+			buf = append(buf, e...)
+		}
+		buf = append(buf, " :"...)
+		buf = append(buf, baseName(r.Name)...)
+		buf = append(buf, '\n')
+		if len(buf) >= 60<<10 {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	if len(buf) > 0 {
+		_, err := w.Write(buf)
+		return err
+	}
+	return nil
+}
+
+// recreate writes the whole file to dovecot-uidlist.tmp and renames it over
+// dovecot-uidlist, as Dovecot's maildir_uidlist_recreate.
+func recreate(dir, path string, f *File, recs []Record, lock *dotlock, o *Options) error {
+	tmp := filepath.Join(dir, FileName+".tmp")
+	fh, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, o.mode)
+	if err != nil {
+		return fmt.Errorf("uidlist: %w", err)
+	}
+	fail := func(err error) error {
+		fh.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("uidlist: write %s: %w", tmp, err)
+	}
+	if err := fh.Chmod(o.mode); err != nil {
+		return fail(err)
+	}
+	if err := Encode(fh, f, recs); err != nil {
+		return fail(err)
+	}
+	if err := fh.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := fh.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("uidlist: close %s: %w", tmp, err)
+	}
+	if !lock.held() {
+		os.Remove(tmp)
+		return fmt.Errorf("uidlist: %s was overridden; not writing %s", lock.path, path)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("uidlist: %w", err)
+	}
+	return nil
+}
+
+// appendRecords appends the new records to the file that was read, as
+// Dovecot's maildir_uidlist_sync_update does when it need not rewrite.
+func appendRecords(path string, read fs.FileInfo, recs []Record, lock *dotlock) error {
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("uidlist: %w", err)
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return fmt.Errorf("uidlist: %w", err)
+	}
+	if !os.SameFile(fi, read) || fi.Size() != read.Size() {
+		return fmt.Errorf("uidlist: %s changed under the lock; not appending", path)
+	}
+	if !lock.held() {
+		return fmt.Errorf("uidlist: %s was overridden; not writing %s", lock.path, path)
+	}
+	if err := writeRecords(fh, recs); err != nil {
+		return fmt.Errorf("uidlist: append to %s: %w", path, err)
+	}
+	if err := fh.Sync(); err != nil {
+		return fmt.Errorf("uidlist: sync %s: %w", path, err)
+	}
+	return nil
+}

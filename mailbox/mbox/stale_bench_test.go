@@ -138,3 +138,34 @@ func BenchmarkOpenStale100k(b *testing.B) {
 	run("inplace-ro", func() { cp(orig); os.Remove(cache); openInChild(b, path, state, dir, 0); inplace(ro) })
 	run("fresh-ro", func() { cp(ro); os.Remove(cache) })
 }
+
+// BenchmarkIndexFile indexes the mailbox named by MBOX_BENCH_FILE (skipped
+// without it), in the page cache: the parse alone, in one process.
+func BenchmarkIndexFile(b *testing.B) {
+	path := os.Getenv("MBOX_BENCH_FILE")
+	if path == "" {
+		b.Skip("set MBOX_BENCH_FILE")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	b.ReportAllocs()
+	cpu := startCPU()
+	for b.Loop() {
+		entries, err := Index(f, fi.Size(), Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := messagesOf(f, entries); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu.report(b)
+}

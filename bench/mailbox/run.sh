@@ -200,15 +200,19 @@ name_dovecot=dovecot-$(dovecot --version | cut -d' ' -f1)
 # The user's own mailbox, if any, is put back at the end.
 saved=$WORK/saved-mailbox
 saved_maildir=$WORK/saved-maildir
-if [ -e "$mbox" ] && ! [ -e "$saved" ]; then mv "$mbox" "$saved"; fi
-if [ "$mode" = maildir ] && [ -e "$maildir" ] && ! [ -e "$saved_maildir" ]; then mv "$maildir" "$saved_maildir"; fi
+if [ "$mode" = maildir ]; then
+	if [ -e "$maildir" ] && ! [ -e "$saved_maildir" ]; then mv "$maildir" "$saved_maildir"; fi
+elif [ -e "$mbox" ] && ! [ -e "$saved" ]; then
+	mv "$mbox" "$saved"
+fi
 cleanup() {
 	stop_ours; stop_popa3d; stop_dovecot
-	rm -f "$mbox" "/var/mail/.$user.bench"
-	if [ -e "$saved" ]; then mv "$saved" "$mbox"; fi
 	if [ "$mode" = maildir ]; then
 		rm -rf "$maildir" "$maildir.bench"
 		if [ -e "$saved_maildir" ]; then mv "$saved_maildir" "$maildir"; fi
+	else
+		rm -f "$mbox" "/var/mail/.$user.bench"
+		if [ -e "$saved" ]; then mv "$saved" "$mbox"; fi
 	fi
 }
 trap cleanup EXIT
@@ -265,12 +269,14 @@ for spec in $sizes; do
 done
 if [ "$mode" = maildir ]; then
 	what="Maildir (maildir_uidl = dovecot), Dovecot Maildir (~/Maildir); messages as files in cur/ named as Dovecot's LDA names them (S= and W= sizes)"
+	nagle=()
 else
 	what="popa3d-1.0.3 = Debian's under socat (inetd mode), Dovecot mbox (dotlock+fcntl)"
+	nagle=(-note "popa3d 1.0.3 sends a multi-line reply as three writes (status line, body, terminator); under Nagle the last one often waits for the client's delayed ACK (about 40 ms), which dominates its RETR figures (and at times its UIDL one).")
 fi
 "$bench" report -ours "$name_ours" \
 	-note "Servers: ours = $(cd "$repo" && git describe --always --dirty) (cmd/popa3d -D, auth = system with privilege separation, sha512-crypt, index cache and journal in state_dir), $what. Same mailbox bytes, same password hash scheme, warm page cache; loopback." \
 	-note "Server CPU: user+system time of all the server's processes (from /proc/PID/stat of the daemon, socat or Dovecot's master and their descendants, reaped ones included), per operation; 10 ms ticks, so a figure under about 20 ms is coarse." \
-	-note "popa3d 1.0.3 sends a multi-line reply as three writes (status line, body, terminator); under Nagle the last one often waits for the client's delayed ACK (about 40 ms), which dominates its RETR figures (and at times its UIDL one)." \
+	"${nagle[@]}" \
 	-note "Mailboxes: seed $SEED, generator $gensum; login to STAT = USER sent until the STAT reply (after the greeting); UIDL/RETR from the command sent until the last byte." \
 	"$results" | tee "$WORK/report-$mode.md"

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sync/atomic"
 
 	"github.com/popa3d/popa3d/mailbox"
@@ -82,13 +81,19 @@ func (m *mbox) snapshot(f *os.File, st fileState, sdir *statedir.Dir) ([]Entry, 
 		how string
 	)
 	if sdir != nil {
-		c = m.readCache(sdir, func(h *cachedIndex) bool {
+		c = m.readCache(sdir, func(h *cachedIndex) (int, bool) {
 			if h.path != m.abs {
 				s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", sdir.Join(m.indexFile), h.path, m.abs))
-				return false
+				return 0, false
 			}
 			how = m.cacheFits(r, st, h)
-			return how != ""
+			if how == indexedAppend {
+				// Room for the new mail at the density of the old, and a
+				// quarter more: the index grows in place.
+				grown := int64(h.count) * st.size / h.state.size
+				return int(min(grown+grown/4+64, int64(s.lim.MaxMessages))), true
+			}
+			return 0, how != ""
 		})
 	}
 	var entries []Entry
@@ -177,16 +182,14 @@ func (m *mbox) fromCache(f io.ReaderAt, st fileState, c *cachedIndex, how string
 	lim := m.store.lim
 	last := c.entries[n-1].Offset
 	tail := st.size - last
-	more, err := indexSplit(io.NewSectionReader(f, last, tail), tail, Limits{MaxMessages: lim.MaxMessages - (n - 1), MaxBytes: tail}, blockSize, splitMin, estimateBlock)
+	entries, err := indexAppend(c.entries[:n-1], io.NewSectionReader(f, last, tail), tail, Limits{MaxMessages: lim.MaxMessages - (n - 1), MaxBytes: tail}, blockSize, splitMin, estimateBlock)
 	if err != nil {
 		// A full parse gives the right error, with file offsets.
 		return nil, nil
 	}
-	entries := slices.Grow(c.entries[:n-1], len(more))
-	for _, e := range more {
-		e.Offset += last
-		e.DataOffset += last
-		entries = append(entries, e)
+	for i := n - 1; i < len(entries); i++ {
+		entries[i].Offset += last
+		entries[i].DataOffset += last
 	}
 	// A UID depends only on the messages before it (uid.go), so the
 	// cached ones stand; the last cached message's may have changed.

@@ -191,18 +191,20 @@ func decodeIndexBody(rd *cachefile.Reader, maxCount int) (*cachedIndex, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := decodeIndexEntries(rd, c); err != nil {
+	if err := decodeIndexEntries(rd, c, 0); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
 // decodeIndexEntries decodes the entries that follow the header c was
-// decoded from, to the end of the body, into c.entries and c.msgs. It fails,
-// leaving c's entries unset, unless they are consistent (decodeIndexBody).
-func decodeIndexEntries(rd *cachefile.Reader, c *cachedIndex) error {
+// decoded from, to the end of the body, into c.entries and c.msgs, slices
+// with room for capacity messages (the count, if more) so that the index of
+// a mailbox that grew is extended in place. It fails, leaving c's entries
+// unset, unless they are consistent (decodeIndexBody).
+func decodeIndexEntries(rd *cachefile.Reader, c *cachedIndex, capacity int) error {
 	n := c.count
-	entries := make([]Entry, n)
+	entries := make([]Entry, n, max(n, capacity))
 	u := newUIDTable(n, rd.Left())
 	size := c.state.size
 	var off int64
@@ -228,7 +230,7 @@ func decodeIndexEntries(rd *cachefile.Reader, c *cachedIndex) error {
 			return corruptIndex("sample of message %d differs from its entry", i)
 		}
 	}
-	c.entries, c.msgs = entries, u.messages(entries)
+	c.entries, c.msgs = entries, u.messages(entries, cap(entries))
 	return nil
 }
 
@@ -389,12 +391,13 @@ func (u *uidTable) addSuffix(suffix []byte) {
 	u.all = append(u.all, suffix...)
 }
 
-// messages returns the snapshot of entries with the UIDs added, in order.
-func (u *uidTable) messages(entries []Entry) []mailbox.Message {
+// messages returns the snapshot of entries with the UIDs added, in order,
+// in a slice with room for capacity messages.
+func (u *uidTable) messages(entries []Entry, capacity int) []mailbox.Message {
 	// all is not written again, so it can back the string without a copy,
 	// as in strings.Builder.
 	uids := unsafe.String(unsafe.SliceData(u.all), len(u.all))
-	msgs := make([]mailbox.Message, len(entries))
+	msgs := make([]mailbox.Message, len(entries), max(len(entries), capacity))
 	at, sfs := 0, u.suffixed
 	for i := range msgs {
 		end := at + 16

@@ -23,19 +23,21 @@ func (s *Store) cacheFailed(err error) {
 }
 
 // readIndex reads the header of the cache file name in dir, of at most
-// maxCount messages, and decodes the entries too if fits accepts the header.
-// A missing file, or one that does not fit, is no cache and no error.
-func readIndex(dir *statedir.Dir, name string, maxCount int, fits func(*cachedIndex) bool) (*cachedIndex, error) {
+// maxCount messages, and decodes the entries too if fits accepts the
+// header, into slices with room for the capacity it returns. A missing
+// file, or one that does not fit, is no cache and no error.
+func readIndex(dir *statedir.Dir, name string, maxCount int, fits func(*cachedIndex) (capacity int, ok bool)) (*cachedIndex, error) {
 	var c *cachedIndex
 	err := cachefile.Read(dir, name, indexFormat, indexChunk, func(rd *cachefile.Reader) error {
 		h, err := decodeIndexHeader(rd, maxCount)
 		if err != nil {
 			return err
 		}
-		if !fits(h) {
+		capacity, ok := fits(h)
+		if !ok {
 			return errUnfit
 		}
-		if err := decodeIndexEntries(rd, h); err != nil {
+		if err := decodeIndexEntries(rd, h, capacity); err != nil {
 			return err
 		}
 		c = h
@@ -63,7 +65,7 @@ func writeIndex(dir *statedir.Dir, name string, c *cachedIndex) error {
 
 // readCache reads the mailbox's index cache from dir if fits accepts its
 // header (cacheFits). Failures are reported, never returned.
-func (m *mbox) readCache(dir *statedir.Dir, fits func(*cachedIndex) bool) *cachedIndex {
+func (m *mbox) readCache(dir *statedir.Dir, fits func(*cachedIndex) (int, bool)) *cachedIndex {
 	s := m.store
 	c, err := readIndex(dir, m.indexFile, s.lim.MaxMessages, fits)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 
 	"github.com/popa3d/popa3d/mailbox"
 )
@@ -101,6 +102,13 @@ const splitMin = 32 << 20
 // it ends and is refused exactly as it would be), and an error of the first
 // half wins, as it would come first.
 func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit, sample int64) ([]Entry, error) {
+	return indexAppend(nil, r, size, lim, block, minSplit, sample)
+}
+
+// indexAppend is indexSplit appending the entries to dst, in its spare
+// capacity if it has enough: an index cache decoded with room for the mail
+// appended since grows in place.
+func indexAppend(dst []Entry, r io.ReaderAt, size int64, lim Limits, block int, minSplit, sample int64) ([]Entry, error) {
 	lim = lim.WithDefaults()
 	collect := func(from, stop int64, out *entryChunks) error {
 		return scanRange(r, size, lim, block, from, stop, func(e *Entry) error {
@@ -119,18 +127,20 @@ func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit, samp
 	if err != nil {
 		return nil, err
 	}
-	all := make([]Entry, 0, est)
+	dst = slices.Grow(dst, est)
+	all := dst[len(dst):len(dst):cap(dst)]
 	if mid <= 0 {
 		entries := entryChunks{region: all}
 		if err := collect(0, size, &entries); err != nil {
 			return nil, err
 		}
-		return joinEntries(&entries), nil
+		return joinEntries(dst, &entries), nil
 	}
 	// Each half fills its share of one slice; the second half's entries
 	// then move down next to the first half's.
-	first := entryChunks{region: all[: 0 : est/2]}
-	second := entryChunks{region: all[est/2 : est/2 : est]}
+	half := min(est, cap(all)) / 2
+	first := entryChunks{region: all[:0:half]}
+	second := entryChunks{region: all[half:half:cap(all)]}
 	var err2 error
 	done := make(chan struct{})
 	go func() {
@@ -148,10 +158,10 @@ func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit, samp
 		return nil, refuse("more than %d messages", lim.MaxMessages)
 	}
 	if first.overflowed() || second.overflowed() {
-		return joinEntries(&first, &second), nil
+		return joinEntries(dst, &first, &second), nil
 	}
 	k := copy(all[len(first.region):cap(all)], second.region)
-	return all[:len(first.region)+k], nil
+	return dst[:len(dst)+len(first.region)+k], nil
 }
 
 // estimateCount guesses how many messages the first size bytes of r hold,
@@ -223,10 +233,11 @@ func (c *entryChunks) add(e *Entry) {
 // overflowed reports whether c holds entries past its region.
 func (c *entryChunks) overflowed() bool { return c.cur != nil }
 
-// joinEntries returns the entries of parts, in order, in one slice: the
-// only part's region itself if it holds them all.
-func joinEntries(parts ...*entryChunks) []Entry {
-	n := 0
+// joinEntries returns dst followed by the entries of parts, in order, in
+// one slice: dst extended in place if the only part's region, which
+// follows dst in its spare capacity, holds them all.
+func joinEntries(dst []Entry, parts ...*entryChunks) []Entry {
+	n := len(dst)
 	for _, c := range parts {
 		n += c.n
 	}
@@ -234,9 +245,10 @@ func joinEntries(parts ...*entryChunks) []Entry {
 		return nil
 	}
 	if len(parts) == 1 && !parts[0].overflowed() {
-		return parts[0].region
+		return dst[:len(dst)+len(parts[0].region)]
 	}
 	entries := make([]Entry, 0, n)
+	entries = append(entries, dst...)
 	for _, c := range parts {
 		entries = append(entries, c.region...)
 		for _, b := range c.full {

@@ -217,6 +217,14 @@ func (m *maildir) unlink(dir uint8, name string) bool {
 	if d == nil {
 		return false
 	}
+	if m.store.opts.RequireOwner {
+		// A system account's session touches only the user's files.
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && int(st.Uid) != os.Geteuid() {
+			m.store.log.Warn(fmt.Sprintf("Maildir %s: %s/%s belongs to uid %d: not deleted", m.path, dirNames[dir], name, st.Uid))
+			return false
+		}
+	}
 	err := unix.Unlinkat(int(d.Fd()), name, 0)
 	if err != nil && !errors.Is(err, unix.ENOENT) {
 		m.store.log.Warn(fmt.Sprintf("Maildir %s: unlink %s/%s: %v", m.path, dirNames[dir], name, err))

@@ -66,7 +66,7 @@ func FuzzWireReader(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wr := newWireReader(fh)
+		wr := newWireReaderSize(fh, int64(len(data)%700)) // a small buffer: many fills
 		defer wr.Close()
 		var got []byte
 		buf := make([]byte, 7)

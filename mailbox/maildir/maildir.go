@@ -436,7 +436,7 @@ func (m *maildir) measure(msg *message, fn fileName) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	wr := newWireReader(f)
+	wr := newWireReaderSize(f, st.Size)
 	if _, err := io.Copy(io.Discard, wr); err != nil {
 		return false, fmt.Errorf("read %s: %w", f.Name(), err)
 	}

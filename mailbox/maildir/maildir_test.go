@@ -282,6 +282,15 @@ func TestRequireOwner(t *testing.T) {
 		t.Errorf("another's message: %v, want ErrNotOwned", err)
 	}
 	mb.Close()
+	// DELE of it at UPDATE leaves it: only the user's files are touched.
+	mb = f.open(s)
+	if err := mb.Commit(context.Background(), []int{0}); err != nil {
+		t.Fatal(err)
+	}
+	mb.Close()
+	if _, err := os.Stat(w); err != nil {
+		t.Errorf("another's message was deleted: %v", err)
+	}
 	os.Chown(w, 0, 0)
 	os.Link(w, filepath.Join(f.root, "hardlink"))
 	mb = f.open(s)

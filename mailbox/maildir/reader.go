@@ -19,6 +19,7 @@ type wireReader struct {
 	f      *os.File
 	raw    []byte
 	out    []byte // converted, not yet returned
+	outBuf []byte // out's storage, reused by each fill
 	heldCR bool   // the last raw byte read was a CR not yet known to end a line
 	n      int64  // raw bytes read
 	sent   int64  // converted bytes produced
@@ -28,7 +29,15 @@ type wireReader struct {
 }
 
 func newWireReader(f *os.File) *wireReader {
-	return &wireReader{f: f, raw: make([]byte, readChunk), last: '\n'}
+	return newWireReaderSize(f, readChunk)
+}
+
+// newWireReaderSize is newWireReader for a file of about size bytes: its
+// buffer is no larger than the file needs, so that measuring many small
+// messages at open does not allocate a chunk for each.
+func newWireReaderSize(f *os.File, size int64) *wireReader {
+	n := int(min(max(size+1, 512), readChunk))
+	return &wireReader{f: f, raw: make([]byte, n), outBuf: make([]byte, 0, n+1), last: '\n'}
 }
 
 // Read returns converted bytes.
@@ -51,7 +60,7 @@ func (w *wireReader) fill() error {
 	k, err := w.f.Read(w.raw)
 	w.n += int64(k)
 	src := w.raw[:k]
-	out := make([]byte, 0, k+1)
+	out := w.outBuf[:0]
 	if w.heldCR {
 		if len(src) > 0 && src[0] == '\n' {
 			// CRLF across the chunk boundary: the CR goes.
@@ -81,7 +90,7 @@ func (w *wireReader) fill() error {
 	if len(out) > 0 {
 		w.last = out[len(out)-1]
 	}
-	w.out = out
+	w.out, w.outBuf = out, out
 	if errors.Is(err, io.EOF) {
 		if w.heldCR {
 			w.out = append(w.out, '\r')

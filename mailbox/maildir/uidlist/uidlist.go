@@ -183,8 +183,8 @@ func Sync(ctx context.Context, dir string, entries []Entry, opts Options) ([]Ass
 // it (another inode), both under its dotlock, so a file with the Stamp
 // taken under that lock still holds what was read then.
 type Stamp struct {
-	Exists         bool
-	Dev, Ino       uint64
+	Exists        bool
+	Dev, Ino      uint64
 	Size, MtimeNs int64
 }
 

@@ -173,6 +173,10 @@ type message struct {
 	disk int64  // on disk
 	time int64  // delivery time, for the order
 	uidl string
+	// named: size and disk are the name's ,W= and ,S=, not checked yet
+	// against the file (for this session only; the cache trusts them
+	// no less than the name).
+	named bool
 }
 
 // maildir is one session's Maildir. It implements mailbox.Mailbox.
@@ -299,28 +303,30 @@ func (m *maildir) scan(ctx context.Context) error {
 		}
 	}
 	type listed struct {
-		dir  uint8
-		name string
-		fn   fileName
+		dir     uint8
+		unknown bool // of an unknown type: to be stat'ed
+		name    string
+		fn      fileName
 	}
 	var lists [2][]string
+	var unknowns [2][]bool
 	count := 0
 	for d := range m.dirs {
 		if m.dirs[d] == nil {
 			continue
 		}
 		s.listings.Add(1)
-		names, err := listDir(m.dirs[d], s.lim.MaxMessages-count+1)
+		names, unknown, err := listDirTyped(m.dirs[d], s.lim.MaxMessages-count+1)
 		if err != nil {
 			return err
 		}
-		lists[d] = names
+		lists[d], unknowns[d] = names, unknown
 		count += len(names)
 	}
 	all := make([]listed, 0, count)
 	for d, names := range lists {
-		for _, n := range names {
-			all = append(all, listed{uint8(d), n, parseName(n)})
+		for i, n := range names {
+			all = append(all, listed{dir: uint8(d), unknown: unknowns[d] != nil && unknowns[d][i], name: n, fn: parseName(n)})
 		}
 	}
 	var byBase map[string]int
@@ -345,7 +351,7 @@ func (m *maildir) scan(ctx context.Context) error {
 			}
 		} else {
 			s.measured.Add(1)
-			ok, err := m.measure(&msg, fn)
+			ok, err := m.measure(&msg, fn, !l.unknown)
 			if err != nil {
 				return err
 			}
@@ -522,11 +528,20 @@ func (m *maildir) number(ctx context.Context, msgs []message) (_ []message, trus
 	return out, true, nil
 }
 
-// measure finds the size as sent of a message the cache does not know: a
-// stat, then the name's ,W= if it is plausible for the size on disk and any
-// ,S= matches it, else a read of the file. It reports false for a file gone
-// since the listing, or one that is not a regular file.
-func (m *maildir) measure(msg *message, fn fileName) (bool, error) {
+// measure finds the size as sent of a message the cache does not know.
+// A regular file (regular says the listing said so) whose name has a
+// delivery time, ,S= and a ,W= plausible for it (the names of Dovecot's
+// LDA, of Maildir++ agents) is taken at its word, without a stat, as
+// Dovecot does: the size on disk is checked when the file is opened, and
+// the size as sent when it has been read (Verify). Otherwise a stat, then
+// ,W= if it is plausible for the size on disk and any ,S= matches it, else
+// a read of the file. It reports false for a file gone since the listing,
+// or one that is not a regular file.
+func (m *maildir) measure(msg *message, fn fileName, regular bool) (bool, error) {
+	if regular && fn.time >= 0 && plausibleW(fn.w, fn.s) {
+		msg.disk, msg.size, msg.named = fn.s, fn.w, true
+		return true, nil
+	}
 	dfd := int(m.dirs[msg.dir].Fd())
 	var st unix.Stat_t
 	if err := unix.Fstatat(dfd, msg.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -542,7 +557,7 @@ func (m *maildir) measure(msg *message, fn fileName) (bool, error) {
 	if msg.time < 0 {
 		msg.time = st.Mtim.Sec
 	}
-	if fn.w >= 0 && (fn.s < 0 || fn.s == st.Size) && fn.w >= st.Size && fn.w <= 2*st.Size+2 {
+	if (fn.s < 0 || fn.s == st.Size) && plausibleW(fn.w, st.Size) {
 		msg.size = fn.w
 		return true, nil
 	}
@@ -567,6 +582,12 @@ func (m *maildir) measure(msg *message, fn fileName) (bool, error) {
 	msg.size = wr.wireSize()
 	msg.disk = wr.n
 	return true, nil
+}
+
+// plausibleW reports whether w, a ,W= value, may be the size as sent of a
+// file of disk bytes (every LF may become CRLF, plus a final CRLF).
+func plausibleW(w, disk int64) bool {
+	return w >= 0 && disk >= 0 && w >= disk && w <= 2*disk+2
 }
 
 // openMessage opens a message file read-only, never through a symbolic
@@ -629,6 +650,13 @@ func (m *maildir) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	if msg.named && fi.Size() != msg.disk {
+		// Its name's ,S= was wrong: the size as sent is checked once
+		// it is read (Verify), and the cache learns the size on disk.
+		m.store.log.Warn(fmt.Sprintf("Maildir %s: %s is %d bytes, its name says %d", m.path, msg.name, fi.Size(), msg.disk))
+		msg.disk, msg.named = fi.Size(), false
+		m.writeCache()
 	}
 	if msg.disk >= 0 && fi.Size() != msg.disk {
 		f.Close()

@@ -2,7 +2,9 @@ package maildir
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -293,5 +295,56 @@ func TestSnapshotNotTrusted(t *testing.T) {
 	}
 	if c := take(s); calls != 3 || c.snapshots != 0 {
 		t.Errorf("caller's Assigner: %d calls, %+v", calls, c)
+	}
+}
+
+// TestNamedSizes: a name with a delivery time, ,S= and a plausible ,W= is
+// taken at its word at the first open, without a stat; one whose ,S= lies
+// is caught when it is opened (logged, the cache learns the size on disk)
+// and one whose ,W= lies too when it has been read (Verify: ErrStale, and
+// the next session lists the real size).
+func TestNamedSizes(t *testing.T) {
+	f := newFixture(t)
+	w := wireSize(lfMsg)
+	right := fmt.Sprintf("1700000001.M1P1.host,S=%d,W=%d:2,S", len(lfMsg), w)
+	wrongS := fmt.Sprintf("1700000002.M2P1.host,S=%d,W=%d:2,S", len(lfMsg)-1, w)
+	lying := "1700000003.M3P1.host,S=5,W=6:2,S"
+	for _, n := range []string{right, wrongS, lying} {
+		f.put("cur", n, lfMsg)
+	}
+	s := f.store(nil)
+	mb := f.open(s)
+	got := mb.Messages()
+	if len(got) != 3 || got[0].Size != w || got[1].Size != w || got[2].Size != 6 {
+		t.Fatalf("first open: %+v", got)
+	}
+	for i := range 2 {
+		if r := read(t, mb, i); r != lfMsg {
+			t.Errorf("message %d read %q", i+1, r)
+		}
+		if err := mb.Verify(context.Background()); err != nil {
+			t.Errorf("message %d: Verify %v", i+1, err)
+		}
+	}
+	if !strings.Contains(f.logs.String(), "its name says") {
+		t.Errorf("wrong ,S= not logged: %q", f.logs.String())
+	}
+	rc, err := mb.Open(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, rc)
+	rc.Close()
+	if err := mb.Verify(context.Background()); !errors.Is(err, mailbox.ErrStale) {
+		t.Errorf("lying ,W=: Verify %v, want ErrStale", err)
+	}
+	mb.Close()
+	mb = f.open(s)
+	defer mb.Close()
+	if got := mb.Messages(); len(got) != 3 || got[1].Size != w || got[2].Size != w {
+		t.Errorf("next open: %+v", got)
+	}
+	if r := read(t, mb, 1); r != lfMsg {
+		t.Errorf("message 2 read %q", r)
 	}
 }

@@ -71,19 +71,11 @@ type snapStamp struct {
 	valid   bool // the snapshot may be served as it is
 }
 
-// cacheEntry is one message of the cached snapshot; its strings are slices
-// of one string, the cache's body.
-type cacheEntry struct {
-	dir              uint8
-	name, base, uidl string
-	size, disk, time int64
-}
-
 // cacheData is the decoded index cache.
 type cacheData struct {
 	scheme uint64
 	stamp  snapStamp
-	ents   []cacheEntry
+	ents   []message      // the snapshot; strings are slices of one string
 	byBase map[string]int // made by index
 }
 
@@ -134,10 +126,9 @@ func (m *maildir) readCache() *cacheData {
 	return c
 }
 
-// decoder reads numbers from b and strings as slices of s, which holds the
-// same bytes: one allocation for every name and UIDL of the cache.
+// decoder reads numbers and strings from s, the cache's body: every name
+// and UIDL of the cache is a slice of that one string.
 type decoder struct {
-	b   []byte
 	s   string
 	off int
 	err error
@@ -147,25 +138,29 @@ func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint(d.b[d.off:])
-	if n <= 0 {
-		d.err = cacheFormat.Corrupt("bad number at %d", d.off)
-		return 0
+	// binary.Uvarint, on a string.
+	var v uint64
+	for i := 0; i < binary.MaxVarintLen64 && d.off+i < len(d.s); i++ {
+		c := d.s[d.off+i]
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				break
+			}
+			d.off += i + 1
+			return v | uint64(c)<<(7*i)
+		}
+		v |= uint64(c&0x7f) << (7 * i)
 	}
-	d.off += n
-	return v
+	d.err = cacheFormat.Corrupt("bad number at %d", d.off)
+	return 0
 }
 
 func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
+	u := d.uvarint()
+	v := int64(u >> 1)
+	if u&1 != 0 {
+		v = ^v
 	}
-	v, n := binary.Varint(d.b[d.off:])
-	if n <= 0 {
-		d.err = cacheFormat.Corrupt("bad number at %d", d.off)
-		return 0
-	}
-	d.off += n
 	return v
 }
 
@@ -174,7 +169,7 @@ func (d *decoder) str() string {
 	if d.err != nil {
 		return ""
 	}
-	if n > 4096 || n > uint64(len(d.b)-d.off) {
+	if n > 4096 || n > uint64(len(d.s)-d.off) {
 		d.err = cacheFormat.Corrupt("string of %d bytes at %d", n, d.off)
 		return ""
 	}
@@ -194,11 +189,18 @@ func (m *maildir) decodeCache(rd *cachefile.Reader) (*cacheData, error) {
 	if rd.Left() > limit {
 		return nil, cacheFormat.Corrupt("%d bytes, over max_messages", rd.Left())
 	}
-	b, err := rd.Bytes(int(rd.Left()))
-	if err != nil {
-		return nil, err
+	// The body in one string, copied from the reader's chunks.
+	var body strings.Builder
+	body.Grow(int(rd.Left()))
+	for rd.Left() > 0 {
+		b, err := rd.Next(1)
+		if err != nil {
+			return nil, err
+		}
+		body.Write(b)
+		rd.Skip(len(b))
 	}
-	d := &decoder{b: b, s: string(b)}
+	d := &decoder{s: body.String()}
 	path := d.str()
 	var ids [2]dirID
 	for i := range ids {
@@ -218,9 +220,9 @@ func (m *maildir) decodeCache(rd *cachefile.Reader) (*cacheData, error) {
 	if count > uint64(m.store.lim.MaxMessages) {
 		return nil, cacheFormat.Corrupt("%d entries, over max_messages", count)
 	}
-	c.ents = make([]cacheEntry, 0, count)
+	c.ents = make([]message, 0, count)
 	for range count {
-		e := cacheEntry{dir: uint8(d.uvarint()), name: d.str()}
+		e := message{dir: uint8(d.uvarint()), name: d.str()}
 		e.size, e.disk, e.time = int64(d.uvarint()), int64(d.uvarint()), d.varint()
 		e.uidl = d.str()
 		if d.err != nil {
@@ -235,8 +237,8 @@ func (m *maildir) decodeCache(rd *cachefile.Reader) (*cacheData, error) {
 		}
 		c.ents = append(c.ents, e)
 	}
-	if d.off != len(b) {
-		return nil, cacheFormat.Corrupt("%d bytes left over", len(b)-d.off)
+	if d.off != len(d.s) {
+		return nil, cacheFormat.Corrupt("%d bytes left over", len(d.s)-d.off)
 	}
 	if path != m.abs {
 		return nil, fmt.Errorf("index cache is for %s, not %s", path, m.abs)
@@ -262,6 +264,17 @@ func (m *maildir) writeCache() {
 		return
 	}
 	err = cachefile.Write(dir, name, cacheFormat, cacheChunk, func(w *cachefile.Writer) error {
+		m.encodeCache(w)
+		return nil
+	})
+	if err != nil {
+		m.store.log.Warn("Index cache: " + err.Error())
+	}
+}
+
+// encodeCache writes the cache's body to w.
+func (m *maildir) encodeCache(w *cachefile.Writer) {
+	{
 		b := w.Append(maxEntry)
 		b = appendString(b, m.abs)
 		for _, id := range m.dirIDs {
@@ -298,10 +311,6 @@ func (m *maildir) writeCache() {
 			b = appendString(b, msg.uidl)
 			w.Commit(b)
 		}
-		return nil
-	})
-	if err != nil {
-		m.store.log.Warn("Index cache: " + err.Error())
 	}
 }
 

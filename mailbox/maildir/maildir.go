@@ -453,11 +453,7 @@ func (m *maildir) serveCached(c *cacheData) (served, keep bool) {
 			return false, false
 		}
 	}
-	msgs := make([]message, len(c.ents))
-	for i := range c.ents {
-		e := &c.ents[i]
-		msgs[i] = message{dir: e.dir, name: e.name, base: e.base, size: e.size, disk: e.disk, time: e.time, uidl: e.uidl}
-	}
+	msgs := c.ents
 	if m.checkLimits(msgs) != nil {
 		return false, true // the slow path says why
 	}

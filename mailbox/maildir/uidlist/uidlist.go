@@ -380,7 +380,15 @@ func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotloc
 		if err != nil {
 			return nil, err
 		}
-		recs := slices.SortedFunc(slices.Values(append(live, all...)), func(a, b Record) int { return compareUID(a.UID, b.UID) })
+		// Usually already in order (no live records, new UIDs above the
+		// kept ones): then no sort and no copy.
+		recs := all
+		if len(live) > 0 {
+			recs = append(live, all...)
+		}
+		if byUID := func(a, b Record) int { return compareUID(a.UID, b.UID) }; !slices.IsSortedFunc(recs, byUID) {
+			recs = slices.SortedFunc(slices.Values(recs), byUID)
+		}
 		if mustRewrite || f.Lines*compressPercentage/100 >= len(recs) {
 			if err := recreate(dir, path, f, recs, lock, o); err != nil {
 				return nil, err

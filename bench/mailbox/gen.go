@@ -10,20 +10,32 @@ import (
 	"time"
 )
 
-// The size mix. Text mails are log-normal around textMedian (most of them
-// 2-20 KB); one in attachEvery carries a base64 attachment, its total size
-// log-uniform between attachMin and attachMax. With these values 200,000
-// messages come to about 1 GB, 10,000 to about 50 MB.
+// shape is a mailbox's size mix. Text mails are log-normal around
+// textMedian, clamped to [textMin, textMax]; one in attachEvery (none if 0)
+// carries a base64 attachment, its total size log-uniform between attachMin
+// and attachMax.
+type shape struct {
+	textMedian, textSigma float64
+	textMin, textMax      int
+	attachEvery           int
+	attachMin, attachMax  float64
+}
+
+// shapes are the mixes gen -shape offers.
+var shapes = map[string]shape{
+	// mixed: most text mails 2-20 KB, one in 600 with an attachment of
+	// 100 KB-2 MB: 200,000 messages come to about 1 GB, 10,000 to about
+	// 50 MB.
+	"mixed": {textMedian: 3600, textSigma: 0.5, textMin: 900, textMax: 60000,
+		attachEvery: 600, attachMin: 100 << 10, attachMax: 2 << 20},
+	// small: short text mails of about 1.4 KB (notifications, list
+	// traffic), no attachment: 100,000 messages come to about 140 MB.
+	"small": {textMedian: 1400, textSigma: 0.2, textMin: 900, textMax: 4000},
+}
+
 const (
-	textMedian  = 3600.0
-	textSigma   = 0.5
-	textMin     = 900
-	textMax     = 60000
-	attachEvery = 600
-	attachMin   = 100 << 10
-	attachMax   = 2 << 20
-	lineWidth   = 72 // text lines wrap before this
-	b64Width    = 76 // RFC 2045 section 6.8
+	lineWidth = 72 // text lines wrap before this
+	b64Width  = 76 // RFC 2045 section 6.8
 )
 
 // genStats describes a generated mailbox.
@@ -59,20 +71,27 @@ type generator struct {
 	w     *bufio.Writer
 	user  string
 	when  time.Time
+	shape shape
 	stats genStats
 	line  []byte
 	raw   []byte
 	enc   []byte
 }
 
-// generate writes n messages to w in mbox format (mboxo: body lines that
-// begin with "From " are written as ">From ").
+// generate writes n messages of the mixed shape to w in mbox format
+// (mboxo: body lines that begin with "From " are written as ">From ").
 func generate(w io.Writer, n int, seed uint64, user string) (genStats, error) {
+	return generateShape(w, shapes["mixed"], n, seed, user)
+}
+
+// generateShape is generate with the size mix sh.
+func generateShape(w io.Writer, sh shape, n int, seed uint64, user string) (genStats, error) {
 	g := &generator{
-		r:    rand.New(rand.NewPCG(seed, uint64(n))),
-		w:    bufio.NewWriterSize(w, 1<<20),
-		user: user,
-		when: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
+		r:     rand.New(rand.NewPCG(seed, uint64(n))),
+		w:     bufio.NewWriterSize(w, 1<<20),
+		user:  user,
+		when:  time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
+		shape: sh,
 	}
 	for i := range n {
 		g.message(i)
@@ -86,12 +105,13 @@ func generate(w io.Writer, n int, seed uint64, user string) (genStats, error) {
 
 // size draws the target size of the next message.
 func (g *generator) size() (int, bool) {
-	if g.r.IntN(attachEvery) == 0 {
+	sh := &g.shape
+	if sh.attachEvery > 0 && g.r.IntN(sh.attachEvery) == 0 {
 		u := g.r.Float64()
-		return int(attachMin * math.Pow(float64(attachMax)/attachMin, u)), true
+		return int(sh.attachMin * math.Pow(sh.attachMax/sh.attachMin, u)), true
 	}
-	s := int(math.Exp(math.Log(textMedian) + textSigma*g.r.NormFloat64()))
-	return min(max(s, textMin), textMax), false
+	s := int(math.Exp(math.Log(sh.textMedian) + sh.textSigma*g.r.NormFloat64()))
+	return min(max(s, sh.textMin), sh.textMax), false
 }
 
 func (g *generator) pick(list []string) string { return list[g.r.IntN(len(list))] }

@@ -12,7 +12,8 @@ import (
 )
 
 // result is one server's figures on one mailbox; one JSON line in the
-// results file.
+// results file. CPU figures are the server's, all its processes (cpu.go);
+// zero where no server PID was given.
 type result struct {
 	Server   string `json:"server"`
 	Mailbox  string `json:"mailbox"` // label, e.g. "10k"
@@ -21,19 +22,44 @@ type result struct {
 
 	FirstOpen  float64   `json:"first_open_ms"`     // median of FirstAll
 	FirstAll   []float64 `json:"first_open_all_ms"` // USER sent .. STAT +OK, the first-open hook run before each
-	Reopen     float64   `json:"reopen_ms"`         // median of ReopenAll
-	ReopenAll  []float64 `json:"reopen_all_ms"`     // each reopen of the unchanged mailbox
-	UIDL       float64   `json:"uidl_ms"`           // UIDL sent .. last byte of the reply
-	RETR1      float64   `json:"retr1_mbps"`        // every message, one RETR at a time, MB/s on the wire
-	RETR8      float64   `json:"retr8_mbps"`        // every message, 8 RETR in flight
-	RETR1Msgs  int       `json:"retr1_messages"`    // messages RETR one at a time got through (all, unless the time cap hit)
-	RETR8Msgs  int       `json:"retr8_messages"`    // the same, 8 in flight
-	RETRBytes  int64     `json:"retr_bytes"`        // wire bytes of the last RETR pass
-	RETRCap    float64   `json:"retr_cap_s"`        // the time cap on each RETR pass
-	Quit       float64   `json:"quit_ms"`           // QUIT sent .. +OK after deleting every other message
-	Kept       int       `json:"kept"`              // messages left after that session (checked)
+	FirstCPU   float64   `json:"first_open_cpu_ms"` // server CPU per first open, mean
+	Histories  []history `json:"histories,omitempty"`
+	Reopen     float64   `json:"reopen_ms"`     // median of ReopenAll
+	ReopenAll  []float64 `json:"reopen_all_ms"` // each reopen of the unchanged mailbox
+	ReopenCPU  float64   `json:"reopen_cpu_ms"` // server CPU per reopen, mean
+	UIDL       float64   `json:"uidl_ms"`       // median of UIDLAll: UIDL sent .. last byte of the reply
+	UIDLAll    []float64 `json:"uidl_all_ms"`
+	UIDLCPU    float64   `json:"uidl_cpu_ms"`    // server CPU per UIDL, mean
+	RETR1      float64   `json:"retr1_mbps"`     // every message, one RETR at a time, MB/s on the wire
+	RETR8      float64   `json:"retr8_mbps"`     // every message, 8 RETR in flight
+	RETR1CPU   float64   `json:"retr1_cpu_s_gb"` // server CPU seconds per GB on the wire, one at a time
+	RETR8CPU   float64   `json:"retr8_cpu_s_gb"` // the same, 8 in flight
+	RETR1Msgs  int       `json:"retr1_messages"` // messages RETR one at a time got through (all, unless the time cap hit)
+	RETR8Msgs  int       `json:"retr8_messages"` // the same, 8 in flight
+	RETRBytes  int64     `json:"retr_bytes"`     // wire bytes of the last RETR pass
+	RETRCap    float64   `json:"retr_cap_s"`     // the time cap on each RETR pass
+	Quit       float64   `json:"quit_ms"`        // QUIT sent .. +OK after deleting every other message
+	QuitCPU    float64   `json:"quit_cpu_ms"`    // server CPU of that session, DELE commands included
+	Kept       int       `json:"kept"`           // messages left after that session (checked)
 	Errors     []string  `json:"errors,omitempty"`
 	MeasuredAt time.Time `json:"measured_at"`
+}
+
+// history is the first open of a mailbox after one history (a variant):
+// its set-up, then, if given, a session that lets the server index the
+// mailbox as it is and a change made to it after, then the timed open.
+type history struct {
+	Name   string    `json:"name"`
+	Median float64   `json:"median_ms"`
+	All    []float64 `json:"all_ms"`
+	CPU    float64   `json:"cpu_ms"` // server CPU per timed open, mean
+}
+
+// variant is a history to measure: setup runs before each timed open; if
+// change is set, an untimed session (any message count) runs after setup,
+// then change.
+type variant struct {
+	name, setup, change string
 }
 
 type measureConfig struct {
@@ -41,9 +67,12 @@ type measureConfig struct {
 	messages         int
 	firstOpens       int // first opens, each after the hook
 	reopens          int
+	uidls            int // UIDL commands, in one session
 	timeout          time.Duration
 	retrCap          time.Duration // stop sending RETR after this long
 	firstHook        string        // shell command run before each first open
+	variants         []variant     // histories measured after the first opens
+	serverPID        int           // the server's root process, for CPU figures; 0: none
 	progress         io.Writer     // phase failures are reported here as they happen
 }
 
@@ -58,48 +87,109 @@ func measure(ctx context.Context, cfg measureConfig, r *result) {
 	}
 	r.Messages = cfg.messages
 	r.MeasuredAt = time.Now().UTC()
+	cpu := &cpuMeter{pid: cfg.serverPID}
 
-	for range max(cfg.firstOpens, 1) {
-		if cfg.firstHook != "" {
-			if out, err := exec.CommandContext(ctx, "sh", "-c", cfg.firstHook).CombinedOutput(); err != nil {
-				fail("first-open hook", fmt.Errorf("%w: %s", err, out))
-				break
-			}
-		}
-		d, size, err := openTime(ctx, cfg, cfg.messages)
-		if err != nil {
-			fail("first open", err)
-			break
-		}
-		r.FirstAll, r.Bytes = append(r.FirstAll, ms(d)), size
-	}
+	first := variant{name: "first", setup: cfg.firstHook}
+	r.FirstAll, r.FirstCPU, r.Bytes = firstOpens(ctx, cfg, first, cpu, fail)
 	r.FirstOpen = median(r.FirstAll)
+	for _, v := range cfg.variants {
+		all, c, _ := firstOpens(ctx, cfg, v, cpu, fail)
+		r.Histories = append(r.Histories, history{Name: v.name, Median: median(all), All: all, CPU: c})
+	}
 
+	var reopenCPU time.Duration
 	for range cfg.reopens {
+		cpu.begin()
 		d, _, err := openTime(ctx, cfg, cfg.messages)
+		c, cerr := cpu.end()
+		if err == nil {
+			err = cerr
+		}
 		if err != nil {
 			fail("reopen", err)
 			break
 		}
 		r.ReopenAll = append(r.ReopenAll, ms(d))
+		reopenCPU += c
 	}
 	r.Reopen = median(r.ReopenAll)
+	r.ReopenCPU = perOp(reopenCPU, len(r.ReopenAll))
 
-	if err := transfer(ctx, cfg, r); err != nil {
+	if err := transfer(ctx, cfg, r, cpu); err != nil {
 		fail("UIDL/RETR", err)
 	}
 
+	cpu.begin()
 	d, kept, err := deleteHalf(ctx, cfg)
+	c, cerr := cpu.end()
+	if err == nil {
+		err = cerr
+	}
 	if err != nil {
 		fail("delete", err)
 	} else {
-		r.Quit, r.Kept = ms(d), kept
+		r.Quit, r.Kept, r.QuitCPU = ms(d), kept, ms(c)
 	}
+}
+
+// firstOpens times cfg.firstOpens opens after v's history and returns
+// each time, the server's CPU per open and the STAT size.
+func firstOpens(ctx context.Context, cfg measureConfig, v variant, cpu *cpuMeter, fail func(string, error)) ([]float64, float64, int64) {
+	var all []float64
+	var total time.Duration
+	var size int64
+	shell := func(what, cmd string) error {
+		if cmd == "" {
+			return nil
+		}
+		if out, err := exec.CommandContext(ctx, "sh", "-c", cmd).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s hook: %w: %s", what, err, out)
+		}
+		return nil
+	}
+	for range max(cfg.firstOpens, 1) {
+		if err := shell("set-up", v.setup); err != nil {
+			fail(v.name, err)
+			break
+		}
+		if v.change != "" {
+			if _, _, err := openTime(ctx, cfg, -1); err != nil {
+				fail(v.name+": session before the change", err)
+				break
+			}
+			if err := shell("change", v.change); err != nil {
+				fail(v.name, err)
+				break
+			}
+		}
+		cpu.begin()
+		d, sz, err := openTime(ctx, cfg, cfg.messages)
+		c, cerr := cpu.end()
+		if err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fail(v.name+" open", err)
+			break
+		}
+		all, size = append(all, ms(d)), sz
+		total += c
+	}
+	return all, perOp(total, len(all)), size
+}
+
+// perOp returns d per operation in milliseconds.
+func perOp(d time.Duration, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return ms(d) / float64(n)
 }
 
 // session connects and logs in, returning the time from USER sent to STAT
 // answered: the server's cost of opening the mailbox (plus one password
-// check, the same sha512-crypt for every server).
+// check, the same sha512-crypt for every server). STAT must count want
+// messages, unless want is negative.
 func session(ctx context.Context, cfg measureConfig, want int) (*client, time.Duration, int64, error) {
 	cl, err := dial(ctx, cfg.addr, cfg.timeout)
 	if err != nil {
@@ -112,7 +202,7 @@ func session(ctx context.Context, cfg measureConfig, want int) (*client, time.Du
 	}
 	n, size, err := cl.stat()
 	d := time.Since(start)
-	if err == nil && n != want {
+	if err == nil && want >= 0 && n != want {
 		err = fmt.Errorf("%w: STAT says %d, want %d", errCount, n, want)
 	}
 	if err != nil {
@@ -131,35 +221,56 @@ func openTime(ctx context.Context, cfg measureConfig, want int) (time.Duration, 
 	return d, size, cl.quit()
 }
 
-// transfer times UIDL, then RETR of every message one at a time and with 8
-// in flight, in one session that deletes nothing.
-func transfer(ctx context.Context, cfg measureConfig, r *result) error {
+// transfer times UIDL (cfg.uidls times, at least once), then RETR of every
+// message one at a time and with 8 in flight, in one session that deletes
+// nothing.
+func transfer(ctx context.Context, cfg measureConfig, r *result, cpu *cpuMeter) error {
 	cl, _, _, err := session(ctx, cfg, cfg.messages)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	start := time.Now()
-	if _, err := cl.cmd("UIDL"); err != nil {
-		return err
+	var uidlCPU time.Duration
+	for range max(cfg.uidls, 1) {
+		cpu.begin()
+		start := time.Now()
+		if _, err := cl.cmd("UIDL"); err != nil {
+			return err
+		}
+		if _, err := cl.body(); err != nil {
+			return fmt.Errorf("UIDL: %w", err)
+		}
+		r.UIDLAll = append(r.UIDLAll, ms(time.Since(start)))
+		c, err := cpu.end()
+		if err != nil {
+			return err
+		}
+		uidlCPU += c
 	}
-	if _, err := cl.body(); err != nil {
-		return fmt.Errorf("UIDL: %w", err)
-	}
-	r.UIDL = ms(time.Since(start))
+	r.UIDL = median(r.UIDLAll)
+	r.UIDLCPU = perOp(uidlCPU, len(r.UIDLAll))
 
 	r.RETRCap = cfg.retrCap.Seconds()
 	for _, w := range []int{1, 8} {
+		cpu.begin()
 		start := time.Now()
 		n, got, err := retrAll(cl, cfg.messages, w, cfg.retrCap)
 		if err != nil {
 			return err
 		}
 		mbps := float64(n) / 1e6 / time.Since(start).Seconds()
+		c, err := cpu.end()
+		if err != nil {
+			return err
+		}
+		perGB := 0.0
+		if n > 0 {
+			perGB = c.Seconds() / (float64(n) / 1e9)
+		}
 		if w == 1 {
-			r.RETR1, r.RETR1Msgs = mbps, got
+			r.RETR1, r.RETR1Msgs, r.RETR1CPU = mbps, got, perGB
 		} else {
-			r.RETR8, r.RETR8Msgs = mbps, got
+			r.RETR8, r.RETR8Msgs, r.RETR8CPU = mbps, got, perGB
 		}
 		r.RETRBytes = n
 	}

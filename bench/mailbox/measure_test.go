@@ -69,10 +69,30 @@ func TestMeasureAgainstServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	hookRan := filepath.Join(t.TempDir(), "hook")
+	tmp := t.TempDir()
+	hookRan := filepath.Join(tmp, "hook")
+	// A history: the mailbox holds its first 10 messages for a session,
+	// then all again; the timed open must count all.
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := mbox.Index(bytes.NewReader(data), int64(len(data)), mbox.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, full := filepath.Join(tmp, "head"), filepath.Join(tmp, "full")
+	if err := os.WriteFile(head, data[:entries[10].Offset], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg := measureConfig{
-		addr: serve(t, path), user: "u", pass: "p", messages: n, firstOpens: 2, reopens: 3,
+		addr: serve(t, path), user: "u", pass: "p", messages: n, firstOpens: 2, reopens: 3, uidls: 2,
 		timeout: 30 * time.Second, retrCap: time.Minute, firstHook: "touch " + hookRan, progress: io.Discard,
+		variants:  []variant{{name: "grown", setup: "cp " + head + " " + path, change: "cp " + full + " " + path}},
+		serverPID: os.Getpid(),
 	}
 	r := result{Server: "ours", Mailbox: "t"}
 	measure(context.Background(), cfg, &r)
@@ -82,8 +102,11 @@ func TestMeasureAgainstServer(t *testing.T) {
 	if _, err := os.Stat(hookRan); err != nil {
 		t.Errorf("first-open hook did not run: %v", err)
 	}
-	if len(r.FirstAll) != 2 || r.FirstOpen <= 0 || r.Reopen <= 0 || len(r.ReopenAll) != 3 || r.UIDL <= 0 || r.Quit <= 0 {
+	if len(r.FirstAll) != 2 || r.FirstOpen <= 0 || r.Reopen <= 0 || len(r.ReopenAll) != 3 || r.UIDL <= 0 || len(r.UIDLAll) != 2 || r.Quit <= 0 {
 		t.Errorf("missing timings: %+v", r)
+	}
+	if len(r.Histories) != 1 || r.Histories[0].Name != "grown" || len(r.Histories[0].All) != 2 || r.Histories[0].Median <= 0 {
+		t.Errorf("history: %+v", r.Histories)
 	}
 	if r.RETR1Msgs != n || r.RETR8Msgs != n || r.RETR1 <= 0 || r.RETR8 <= 0 {
 		t.Errorf("RETR passes: %d and %d of %d messages, %.1f and %.1f MB/s", r.RETR1Msgs, r.RETR8Msgs, n, r.RETR1, r.RETR8)
@@ -96,11 +119,11 @@ func TestMeasureAgainstServer(t *testing.T) {
 	if r.Kept != n/2 {
 		t.Errorf("kept %d, want %d", r.Kept, n/2)
 	}
-	data, err := os.ReadFile(path)
+	data, err = os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, err := mbox.Index(bytes.NewReader(data), int64(len(data)), mbox.Limits{})
+	entries, err = mbox.Index(bytes.NewReader(data), int64(len(data)), mbox.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +142,10 @@ func TestMeasureAgainstServer(t *testing.T) {
 // when a RETR pass stopped at its time cap.
 func TestReport(t *testing.T) {
 	rs := []result{
-		{Server: "ours", Mailbox: "10k", Messages: 10, Bytes: 1e6, FirstOpen: 10, Reopen: 5, UIDL: 1, RETR1: 100, RETR8: 200, RETR1Msgs: 10, RETR8Msgs: 10, Quit: 4},
-		{Server: "popa3d-1.0.3", Mailbox: "10k", Messages: 10, Bytes: 1e6, FirstOpen: 20, Reopen: 20, UIDL: 2, RETR1: 0.5, RETR8: 1, RETR1Msgs: 3, RETR8Msgs: 10, RETRCap: 20, Quit: 8},
+		{Server: "ours", Mailbox: "10k", Messages: 10, Bytes: 1e6, FirstOpen: 10, Reopen: 5, UIDL: 1, RETR1: 100, RETR8: 200, RETR1Msgs: 10, RETR8Msgs: 10, Quit: 4,
+			FirstCPU: 8, RETR8CPU: 0.5, Histories: []history{{Name: "stale", Median: 12, CPU: 9}}},
+		{Server: "popa3d-1.0.3", Mailbox: "10k", Messages: 10, Bytes: 1e6, FirstOpen: 20, Reopen: 20, UIDL: 2, RETR1: 0.5, RETR8: 1, RETR1Msgs: 3, RETR8Msgs: 10, RETRCap: 20, Quit: 8,
+			FirstCPU: 16, RETR8CPU: 2, Histories: []history{{Name: "stale", Median: 24, CPU: 18}}},
 		{Server: "dovecot", Mailbox: "10k", Messages: 10, Bytes: 1e6, FirstOpen: 40, Reopen: 2, UIDL: 0.5, RETR1: 50, RETR8: 400, RETR1Msgs: 10, RETR8Msgs: 10, Quit: 2},
 	}
 	var b strings.Builder
@@ -134,6 +159,10 @@ func TestReport(t *testing.T) {
 		"| RETR all, 8 in flight (MB/s) | 200 | 1.00 | 400 | 200 | 0.50 (dovecot) |",
 		"- [1] popa3d-1.0.3, RETR all, one at a time (MB/s): only 3 of 10 messages in the 20 s cap",
 		"- a note",
+		"| first open: server CPU per open (ms) | 8.00 | 16.0 | – | 0.50 | 0.50 (popa3d-1.0.3) |",
+		"| first open, stale: login to STAT, median (ms) | 12.0 | 24.0 | – | 0.50 | 0.50 (popa3d-1.0.3) |",
+		"| first open, stale: server CPU per open (ms) | 9.00 | 18.0 | – | 0.50 | 0.50 (popa3d-1.0.3) |",
+		"| RETR all, 8 in flight: server CPU (s/GB) | 0.50 | 2.00 | – | 0.25 | 0.25 (popa3d-1.0.3) |",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

@@ -67,15 +67,53 @@ func retrPartial(got func(result) int) func(result) string {
 	}
 }
 
-var metrics = []metric{
-	{"first open: login to STAT, median (ms)", true, func(r result) float64 { return r.FirstOpen }, nil},
-	{"reopen unchanged: login to STAT, median (ms)", true, func(r result) float64 { return r.Reopen }, nil},
-	{"UIDL of all (ms)", true, func(r result) float64 { return r.UIDL }, nil},
-	{"RETR all, one at a time (MB/s)", false, func(r result) float64 { return r.RETR1 },
-		retrPartial(func(r result) int { return r.RETR1Msgs })},
-	{"RETR all, 8 in flight (MB/s)", false, func(r result) float64 { return r.RETR8 },
-		retrPartial(func(r result) int { return r.RETR8Msgs })},
-	{"delete every other + QUIT: QUIT to +OK (ms)", true, func(r result) float64 { return r.Quit }, nil},
+// metricsFor returns the rows of the table for rs: the fixed figures, a
+// pair of rows (time, CPU) for each history found in rs, and the CPU rows
+// only where some server's CPU was measured.
+func metricsFor(rs []result) []metric {
+	cpu := false
+	var names []string
+	for _, r := range rs {
+		cpu = cpu || r.FirstCPU > 0 || r.ReopenCPU > 0
+		for _, h := range r.Histories {
+			if !slices.Contains(names, h.Name) {
+				names = append(names, h.Name)
+			}
+		}
+	}
+	var ms []metric
+	add := func(m metric, isCPU bool) {
+		if !isCPU || cpu {
+			ms = append(ms, m)
+		}
+	}
+	add(metric{"first open: login to STAT, median (ms)", true, func(r result) float64 { return r.FirstOpen }, nil}, false)
+	add(metric{"first open: server CPU per open (ms)", true, func(r result) float64 { return r.FirstCPU }, nil}, true)
+	for _, name := range names {
+		get := func(r result) history {
+			for _, h := range r.Histories {
+				if h.Name == name {
+					return h
+				}
+			}
+			return history{}
+		}
+		add(metric{"first open, " + name + ": login to STAT, median (ms)", true, func(r result) float64 { return get(r).Median }, nil}, false)
+		add(metric{"first open, " + name + ": server CPU per open (ms)", true, func(r result) float64 { return get(r).CPU }, nil}, true)
+	}
+	add(metric{"reopen unchanged: login to STAT, median (ms)", true, func(r result) float64 { return r.Reopen }, nil}, false)
+	add(metric{"reopen unchanged: server CPU per open (ms)", true, func(r result) float64 { return r.ReopenCPU }, nil}, true)
+	add(metric{"UIDL of all, median (ms)", true, func(r result) float64 { return r.UIDL }, nil}, false)
+	add(metric{"UIDL of all: server CPU (ms)", true, func(r result) float64 { return r.UIDLCPU }, nil}, true)
+	add(metric{"RETR all, one at a time (MB/s)", false, func(r result) float64 { return r.RETR1 },
+		retrPartial(func(r result) int { return r.RETR1Msgs })}, false)
+	add(metric{"RETR all, one at a time: server CPU (s/GB)", true, func(r result) float64 { return r.RETR1CPU }, nil}, true)
+	add(metric{"RETR all, 8 in flight (MB/s)", false, func(r result) float64 { return r.RETR8 },
+		retrPartial(func(r result) int { return r.RETR8Msgs })}, false)
+	add(metric{"RETR all, 8 in flight: server CPU (s/GB)", true, func(r result) float64 { return r.RETR8CPU }, nil}, true)
+	add(metric{"delete every other + QUIT: QUIT to +OK (ms)", true, func(r result) float64 { return r.Quit }, nil}, false)
+	add(metric{"delete every other: server CPU of the session (ms)", true, func(r result) float64 { return r.QuitCPU }, nil}, true)
+	return ms
 }
 
 // writeReport prints one Markdown table per mailbox. ours names our
@@ -122,7 +160,13 @@ func writeReport(w io.Writer, rs []result, ours string, notes []string) {
 		}
 		fmt.Fprint(w, "---:|\n")
 		var footnotes []string
-		for _, m := range metrics {
+		var here []result
+		for _, r := range rs {
+			if r.Mailbox == mb {
+				here = append(here, r)
+			}
+		}
+		for _, m := range metricsFor(here) {
 			fmt.Fprintf(w, "| %s |", m.name)
 			for _, s := range servers {
 				r, ok := by[s]

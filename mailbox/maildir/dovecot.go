@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	builtinDovecot = func(log *slog.Logger) Assigner { return DovecotAssigner(uidlist.Options{}, log) }
+	builtinDovecot = func(log *slog.Logger) stampedAssigner { return dovecotStamped(uidlist.Options{}, log) }
 }
 
 // dovecotBase is Dovecot's base name of a Maildir file: the name up to the
@@ -36,10 +36,20 @@ func dovecotBase(name string) string {
 // served with their UIDLs and the rest is left out until it is mended, so
 // that no listed message's UIDL ever changes.
 func DovecotAssigner(opts uidlist.Options, log *slog.Logger) Assigner {
+	a := dovecotStamped(opts, log)
+	return func(ctx context.Context, dir string, msgs []Entry) ([]Assigned, error) {
+		as, _, err := a(ctx, dir, msgs)
+		return as, err
+	}
+}
+
+// dovecotStamped is DovecotAssigner that also returns the uidlist's Stamp as
+// the sync left it (not Exists, and never trusted, after a corrupt one).
+func dovecotStamped(opts uidlist.Options, log *slog.Logger) stampedAssigner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return func(ctx context.Context, dir string, msgs []Entry) ([]Assigned, error) {
+	return func(ctx context.Context, dir string, msgs []Entry) ([]Assigned, *uidlist.Stamp, error) {
 		if opts.Logf == nil {
 			opts.Logf = func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
 		}
@@ -60,12 +70,14 @@ func DovecotAssigner(opts uidlist.Options, log *slog.Logger) Assigner {
 			ours[b] = m.Base
 			entries = append(entries, uidlist.Entry{Base: b, Name: m.Name, New: m.New})
 		}
-		as, err := uidlist.Sync(ctx, dir, entries, opts)
+		as, st, err := uidlist.SyncStamped(ctx, dir, entries, opts)
+		stamp := &st
 		var corrupt *uidlist.CorruptError
 		if errors.As(err, &corrupt) {
 			log.Warn(fmt.Sprintf("Maildir %s: %v: serving the %d messages it lists before the damage, no others, until it is mended", dir, err, len(as)))
+			stamp = nil
 		} else if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		slices.SortStableFunc(as, func(a, b uidlist.Assigned) int {
 			switch {
@@ -82,10 +94,10 @@ func DovecotAssigner(opts uidlist.Options, log *slog.Logger) Assigner {
 		for _, a := range as {
 			base, ok := ours[a.Base]
 			if !ok {
-				return nil, fmt.Errorf("uidlist returned %q, not given", a.Base)
+				return nil, nil, fmt.Errorf("uidlist returned %q, not given", a.Base)
 			}
 			out = append(out, Assigned{Base: base, UID: a.UID, UIDL: a.UIDL})
 		}
-		return out, nil
+		return out, stamp, nil
 	}
 }

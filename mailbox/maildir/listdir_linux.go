@@ -17,19 +17,26 @@ const direntBuf = 256 << 10
 // Linux it reads the entries with getdents64 itself: os.File.ReadDir
 // allocates a DirEntry per name, which a 100,000-message Maildir feels.
 func listDir(dir *os.File, max int) ([]string, error) {
+	names, _, err := listDirTyped(dir, max)
+	return names, err
+}
+
+// listDirTyped is listDir that also says which names are of an unknown type
+// (DT_UNKNOWN, from file systems that do not give the type): unknown is nil
+// if none is, else unknown[i] for names[i].
+func listDirTyped(dir *os.File, max int) (names []string, unknown []bool, _ error) {
 	fd := int(dir.Fd())
 	if _, err := unix.Seek(fd, 0, 0); err != nil {
-		return nil, fmt.Errorf("list %s: %w", dir.Name(), err)
+		return nil, nil, fmt.Errorf("list %s: %w", dir.Name(), err)
 	}
 	buf := make([]byte, direntBuf)
-	var names []string
 	for len(names) <= max {
 		n, err := unix.Getdents(fd, buf)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", dir.Name(), os.NewSyscallError("getdents64", err))
+			return nil, nil, fmt.Errorf("list %s: %w", dir.Name(), os.NewSyscallError("getdents64", err))
 		}
 		if n <= 0 {
 			break
@@ -40,7 +47,7 @@ func listDir(dir *os.File, max int) ([]string, error) {
 		for len(b) >= 19 {
 			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
 			if reclen < 19 || reclen > len(b) {
-				return nil, fmt.Errorf("list %s: bad directory entry", dir.Name())
+				return nil, nil, fmt.Errorf("list %s: bad directory entry", dir.Name())
 			}
 			typ := b[18]
 			name := b[19:reclen]
@@ -54,8 +61,14 @@ func listDir(dir *os.File, max int) ([]string, error) {
 			if len(name) == 0 || name[0] == '.' || (typ != unix.DT_REG && typ != unix.DT_UNKNOWN) {
 				continue
 			}
+			if typ == unix.DT_UNKNOWN && unknown == nil {
+				unknown = make([]bool, len(names), cap(names)+1)
+			}
 			names = append(names, string(name))
+			if unknown != nil {
+				unknown = append(unknown, typ == unix.DT_UNKNOWN)
+			}
 		}
 	}
-	return names, nil
+	return names, unknown, nil
 }

@@ -13,6 +13,18 @@ import (
 // those starting with "." and those that are neither regular files nor of
 // an unknown type (which measure checks). It stops after max names.
 func listDir(dir *os.File, max int) ([]string, error) {
+	names, _, err := listDirTyped(dir, max)
+	return names, err
+}
+
+// listDirTyped is listDir that also says which names are of an unknown
+// type: none here (os.File.ReadDir finds the type of those itself).
+func listDirTyped(dir *os.File, max int) ([]string, []bool, error) {
+	names, err := listNames(dir, max)
+	return names, nil, err
+}
+
+func listNames(dir *os.File, max int) ([]string, error) {
 	if _, err := dir.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir.Name(), err)
 	}

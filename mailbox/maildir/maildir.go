@@ -24,6 +24,7 @@ import (
 
 	"github.com/popa3d/popa3d/mailbox"
 	"github.com/popa3d/popa3d/mailbox/internal/statedir"
+	"github.com/popa3d/popa3d/mailbox/maildir/uidlist"
 )
 
 // Options configures a Store.
@@ -92,12 +93,31 @@ type Store struct {
 	locker mailbox.Locker
 	lim    mailbox.Limits
 	stale  time.Duration
-	assign Assigner // nil: the filename scheme
+	assign stampedAssigner // nil: the filename scheme
+	// scheme names the scheme for the index cache's snapshot: a snapshot
+	// is served only to the scheme that made it, and never with an
+	// Assigner of the caller's (Options.Dovecot), whose uidlist this store
+	// cannot stamp.
+	scheme uint64
 	log    *slog.Logger
-	// measured counts the messages stat'ed or read at open because the
-	// index cache did not know them, for tests.
-	measured atomic.Int64
+	// For tests: measured counts the messages stat'ed or read at open
+	// because the index cache did not know them; listings the directory
+	// listings of opens; syncs the UID assignments (each a read of
+	// dovecot-uidlist); snapshots the opens served from the index cache's
+	// snapshot without either.
+	measured, listings, syncs, snapshots atomic.Int64
 }
+
+// stampedAssigner is an Assigner that also returns the Stamp of the
+// dovecot-uidlist it read, as it left it (nil: none to trust).
+type stampedAssigner func(ctx context.Context, dir string, msgs []Entry) ([]Assigned, *uidlist.Stamp, error)
+
+// The schemes of an index cache snapshot.
+const (
+	snapNone     = iota // no snapshot (or of an Assigner of the caller's)
+	snapFilename        // SchemeFilename
+	snapDovecot         // the built-in dovecot scheme, default options
+)
 
 var _ mailbox.Store = (*Store)(nil)
 
@@ -116,9 +136,16 @@ func NewStore(opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.scheme = snapFilename
 	if opts.Scheme != SchemeFilename {
-		s.assign = opts.Dovecot
-		if s.assign == nil {
+		if a := opts.Dovecot; a != nil {
+			s.scheme = snapNone
+			s.assign = func(ctx context.Context, dir string, msgs []Entry) ([]Assigned, *uidlist.Stamp, error) {
+				as, err := a(ctx, dir, msgs)
+				return as, nil, err
+			}
+		} else {
+			s.scheme = snapDovecot
 			s.assign = builtinDovecot(s.log)
 		}
 	}
@@ -127,7 +154,7 @@ func NewStore(opts Options) (*Store, error) {
 
 // builtinDovecot makes the dovecot scheme of this build (dovecot.go), or is
 // nil.
-var builtinDovecot func(*slog.Logger) Assigner
+var builtinDovecot func(*slog.Logger) stampedAssigner
 
 // The subdirectories messages are served from, by message.dir.
 const (
@@ -146,6 +173,10 @@ type message struct {
 	disk int64  // on disk
 	time int64  // delivery time, for the order
 	uidl string
+	// named: size and disk are the name's ,W= and ,S=, not checked yet
+	// against the file (for this session only; the cache trusts them
+	// no less than the name).
+	named bool
 }
 
 // maildir is one session's Maildir. It implements mailbox.Mailbox.
@@ -158,6 +189,7 @@ type maildir struct {
 	root    *os.File    // nil: no Maildir
 	dirs    [2]*os.File // new/, cur/; nil if missing
 	dirIDs  [2]dirID
+	stamp   snapStamp // what the snapshot was taken of
 	msgs    []message
 	snap    []mailbox.Message
 
@@ -214,6 +246,7 @@ func (m *maildir) load(ctx context.Context) error {
 	if m.lock, err = takeLock(int(root.Fd()), m.path, s.stale); err != nil {
 		return err
 	}
+	m.stamp.taken = time.Now().UnixNano()
 	for d, name := range dirNames {
 		fd, err := unix.Openat(int(root.Fd()), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if errors.Is(err, unix.ENOENT) {
@@ -231,6 +264,7 @@ func (m *maildir) load(ctx context.Context) error {
 			return fmt.Errorf("stat %s: %w", m.dirs[d].Name(), err)
 		}
 		m.dirIDs[d] = dirID{uint64(st.Dev), st.Ino}
+		m.stamp.dirs[d] = dirStamp{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano()}
 	}
 	m.recover()
 	return m.scan(ctx)
@@ -251,69 +285,106 @@ func (m *maildir) checkOwner(f *os.File, what string) error {
 	return nil
 }
 
-// scan lists new/ and cur/ once and builds the snapshot: sizes from the
-// index cache, else from the name's ,W= when it is plausible, else counted
-// from the file, which is then cached.
+// scan builds the snapshot: from the index cache alone when nothing
+// changed since it was taken (cache.go), else by listing new/ and cur/ once:
+// sizes from the index cache, else from the name's ,W= when it is
+// plausible, else counted from the file, which is then cached.
 func (m *maildir) scan(ctx context.Context) error {
 	s := m.store
+	cache := m.readCache()
+	if cache != nil {
+		served, keep := m.serveCached(cache)
+		if served {
+			s.snapshots.Add(1)
+			return nil
+		}
+		if !keep {
+			cache = nil
+		}
+	}
 	type listed struct {
-		dir  uint8
-		name string
-		fn   fileName
+		dir     uint8
+		unknown bool // of an unknown type: to be stat'ed
+		name    string
+		fn      fileName
 	}
 	var lists [2][]string
+	var unknowns [2][]bool
 	count := 0
 	for d := range m.dirs {
 		if m.dirs[d] == nil {
 			continue
 		}
-		names, err := listDir(m.dirs[d], s.lim.MaxMessages-count+1)
+		s.listings.Add(1)
+		names, unknown, err := listDirTyped(m.dirs[d], s.lim.MaxMessages-count+1)
 		if err != nil {
 			return err
 		}
-		lists[d] = names
+		lists[d], unknowns[d] = names, unknown
 		count += len(names)
 	}
 	all := make([]listed, 0, count)
 	for d, names := range lists {
-		for _, n := range names {
-			all = append(all, listed{uint8(d), n, parseName(n)})
+		for i, n := range names {
+			all = append(all, listed{dir: uint8(d), unknown: unknowns[d] != nil && unknowns[d][i], name: n, fn: parseName(n)})
 		}
 	}
-	cache := m.readCache()
-	if len(cache) > 0 && !m.spotCheck(cache, len(all), func(i int) (uint8, string, string) { return all[i].dir, all[i].name, all[i].fn.base }) {
-		cache = nil
+	var byBase map[string]int
+	if cache != nil && len(cache.ents) > 0 {
+		byBase = cache.index()
+		if !m.spotCheck(cache, byBase, len(all), func(i int) (uint8, string, string) { return all[i].dir, all[i].name, all[i].fn.base }) {
+			byBase = nil
+		}
 	}
 	msgs := make([]message, 0, len(all))
-	changed := false
 	for _, l := range all {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		fn := l.fn
 		msg := message{dir: l.dir, name: l.name, base: fn.base, time: fn.time}
-		if c, ok := cache[fn.base]; ok {
+		if k, ok := byBase[fn.base]; ok {
+			c := &cache.ents[k]
 			msg.size, msg.disk = c.size, c.disk
 			if msg.time < 0 {
 				msg.time = c.time
 			}
-			if !c.used {
-				c.used = true
-				cache[fn.base] = c
-			}
 		} else {
 			s.measured.Add(1)
-			ok, err := m.measure(&msg, fn)
+			ok, err := m.measure(&msg, fn, !l.unknown)
 			if err != nil {
 				return err
 			}
 			if !ok {
 				continue // gone since the listing, or left out
 			}
-			changed = true
 		}
 		msgs = append(msgs, msg)
 	}
+	if err := m.checkLimits(msgs); err != nil {
+		return err
+	}
+	msgs, trusted, err := m.number(ctx, msgs)
+	if err != nil {
+		return err
+	}
+	m.setSnapshot(msgs)
+	// The snapshot may be served as it is next time if the directories
+	// had not changed for dirtyWindow when they were stat'ed (before the
+	// listing) and the scheme could stamp its dovecot-uidlist.
+	m.stamp.valid = trusted && s.scheme != snapNone
+	for d := range m.dirs {
+		if m.dirs[d] != nil && m.stamp.taken-m.stamp.dirs[d].mtime < int64(dirtyWindow) {
+			m.stamp.valid = false
+		}
+	}
+	m.writeCache()
+	return nil
+}
+
+// checkLimits refuses a snapshot over max_messages or max_mailbox_bytes.
+func (m *maildir) checkLimits(msgs []message) error {
+	s := m.store
 	if len(msgs) > s.lim.MaxMessages {
 		return fmt.Errorf("%d messages or more, over max_messages %d: %w", len(msgs), s.lim.MaxMessages, mailbox.ErrFormat)
 	}
@@ -324,22 +395,71 @@ func (m *maildir) scan(ctx context.Context) error {
 	if total > s.lim.MaxBytes {
 		return fmt.Errorf("%d bytes, over max_mailbox_bytes %d: %w", total, s.lim.MaxBytes, mailbox.ErrFormat)
 	}
-	if len(cache) != countUsed(cache) {
-		changed = true
-	}
-	msgs, err := m.number(ctx, msgs)
-	if err != nil {
-		return err
-	}
+	return nil
+}
+
+// setSnapshot makes msgs, numbered, the session's snapshot.
+func (m *maildir) setSnapshot(msgs []message) {
 	m.msgs = msgs
 	m.snap = make([]mailbox.Message, len(msgs))
 	for i, msg := range msgs {
 		m.snap[i] = mailbox.Message{Size: msg.size, UID: msg.uidl}
 	}
-	if changed {
-		m.writeCache()
+}
+
+// serveCached serves the cache's snapshot as this session's if it may be
+// (its scheme, and the stamps of the directories and of dovecot-uidlist as
+// they are now) and a spot check of its files agrees. If not, keep says
+// whether the cache's sizes may still serve the listing.
+func (m *maildir) serveCached(c *cacheData) (served, keep bool) {
+	s := m.store
+	if !c.stamp.valid || c.scheme != s.scheme || s.scheme == snapNone || c.stamp.dirs != m.stamp.dirs {
+		return false, true
 	}
-	return nil
+	if s.scheme == snapDovecot {
+		var st unix.Stat_t
+		now := uidlist.Stamp{}
+		err := unix.Fstatat(int(m.root.Fd()), uidlist.FileName, &st, unix.AT_SYMLINK_NOFOLLOW)
+		switch {
+		case err == nil:
+			now = uidlist.Stamp{Exists: true, Dev: uint64(st.Dev), Ino: st.Ino, Size: st.Size, MtimeNs: st.Mtim.Nano()}
+		case !errors.Is(err, unix.ENOENT):
+			return false, true
+		}
+		if now != c.stamp.uidlist {
+			return false, true
+		}
+	}
+	// The files must be there with the sizes recorded: a missing one
+	// means the listing is needed after all (a directory changed within
+	// its time's granularity); another size, that the cache is wrong.
+	n := len(c.ents)
+	k := min(n, spotChecks)
+	for j := 0; j < k; j++ {
+		i := 0
+		if k > 1 {
+			i = j * (n - 1) / (k - 1)
+		}
+		e := &c.ents[i]
+		if m.dirs[e.dir] == nil {
+			return false, true
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(m.dirs[e.dir].Fd()), e.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return false, true
+		}
+		if st.Size != e.disk {
+			s.log.Warn(fmt.Sprintf("Index cache: %s/%s is %d bytes, the cache says %d: cache dropped", dirNames[e.dir], e.name, st.Size, e.disk))
+			return false, false
+		}
+	}
+	msgs := c.ents
+	if m.checkLimits(msgs) != nil {
+		return false, true // the slow path says why
+	}
+	m.stamp = c.stamp
+	m.setSnapshot(msgs)
+	return true, true
 }
 
 // spotChecks is how many cached messages an open stats to check the cache.
@@ -349,7 +469,7 @@ const spotChecks = 16
 // last and evenly spaced between them) that the cache knows: each must have
 // the size on disk the cache recorded. A file gone since the listing is no
 // evidence either way.
-func (m *maildir) spotCheck(cache map[string]cached, n int, at func(int) (dir uint8, name, base string)) bool {
+func (m *maildir) spotCheck(c *cacheData, byBase map[string]int, n int, at func(int) (dir uint8, name, base string)) bool {
 	k := min(n, spotChecks)
 	for j := 0; j < k; j++ {
 		i := 0
@@ -357,7 +477,7 @@ func (m *maildir) spotCheck(cache map[string]cached, n int, at func(int) (dir ui
 			i = j * (n - 1) / (k - 1)
 		}
 		d, name, base := at(i)
-		c, ok := cache[base]
+		ci, ok := byBase[base]
 		if !ok {
 			continue
 		}
@@ -365,44 +485,59 @@ func (m *maildir) spotCheck(cache map[string]cached, n int, at func(int) (dir ui
 		if err := unix.Fstatat(int(m.dirs[d].Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			continue
 		}
-		if st.Size != c.disk {
-			m.store.log.Warn(fmt.Sprintf("Index cache: %s/%s is %d bytes, the cache says %d: cache dropped", dirNames[d], name, st.Size, c.disk))
+		if st.Size != c.ents[ci].disk {
+			m.store.log.Warn(fmt.Sprintf("Index cache: %s/%s is %d bytes, the cache says %d: cache dropped", dirNames[d], name, st.Size, c.ents[ci].disk))
 			return false
 		}
 	}
 	return true
 }
 
-// number orders msgs and gives them UIDLs by the store's scheme.
-func (m *maildir) number(ctx context.Context, msgs []message) ([]message, error) {
+// number orders msgs and gives them UIDLs by the store's scheme. trusted
+// says the scheme's state (dovecot-uidlist) was stamped, in m.stamp.
+func (m *maildir) number(ctx context.Context, msgs []message) (_ []message, trusted bool, _ error) {
 	orderByName(msgs)
 	if m.store.assign == nil {
 		filenameUIDLs(msgs)
-		return msgs, nil
+		return msgs, true, nil
 	}
 	entries := make([]Entry, len(msgs))
 	for i, msg := range msgs {
 		entries[i] = Entry{Base: msg.base, Name: msg.name, New: msg.dir == dirNew, Time: msg.time}
 	}
-	as, err := m.store.assign(ctx, m.path, entries)
+	m.store.syncs.Add(1)
+	as, stamp, err := m.store.assign(ctx, m.path, entries)
 	if err != nil {
-		return nil, fmt.Errorf("dovecot UIDs: %w", err)
+		return nil, false, fmt.Errorf("dovecot UIDs: %w", err)
 	}
 	out, err := applyAssigned(msgs, as, func(msg string) { m.store.log.Warn(fmt.Sprintf("Maildir %s: %s", m.path, msg)) })
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if left := len(msgs) - len(out); left > 0 {
 		m.store.log.Warn(fmt.Sprintf("Maildir %s: %d files not served (no UID assigned to them)", m.path, left))
 	}
-	return out, nil
+	if stamp == nil {
+		return out, false, nil
+	}
+	m.stamp.uidlist = *stamp
+	return out, true, nil
 }
 
-// measure finds the size as sent of a message the cache does not know: a
-// stat, then the name's ,W= if it is plausible for the size on disk and any
-// ,S= matches it, else a read of the file. It reports false for a file gone
-// since the listing, or one that is not a regular file.
-func (m *maildir) measure(msg *message, fn fileName) (bool, error) {
+// measure finds the size as sent of a message the cache does not know.
+// A regular file (regular says the listing said so) whose name has a
+// delivery time, ,S= and a ,W= plausible for it (the names of Dovecot's
+// LDA, of Maildir++ agents) is taken at its word, without a stat, as
+// Dovecot does: the size on disk is checked when the file is opened, and
+// the size as sent when it has been read (Verify). Otherwise a stat, then
+// ,W= if it is plausible for the size on disk and any ,S= matches it, else
+// a read of the file. It reports false for a file gone since the listing,
+// or one that is not a regular file.
+func (m *maildir) measure(msg *message, fn fileName, regular bool) (bool, error) {
+	if regular && fn.time >= 0 && plausibleW(fn.w, fn.s) {
+		msg.disk, msg.size, msg.named = fn.s, fn.w, true
+		return true, nil
+	}
 	dfd := int(m.dirs[msg.dir].Fd())
 	var st unix.Stat_t
 	if err := unix.Fstatat(dfd, msg.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -418,7 +553,7 @@ func (m *maildir) measure(msg *message, fn fileName) (bool, error) {
 	if msg.time < 0 {
 		msg.time = st.Mtim.Sec
 	}
-	if fn.w >= 0 && (fn.s < 0 || fn.s == st.Size) && fn.w >= st.Size && fn.w <= 2*st.Size+2 {
+	if (fn.s < 0 || fn.s == st.Size) && plausibleW(fn.w, st.Size) {
 		msg.size = fn.w
 		return true, nil
 	}
@@ -443,6 +578,12 @@ func (m *maildir) measure(msg *message, fn fileName) (bool, error) {
 	msg.size = wr.wireSize()
 	msg.disk = wr.n
 	return true, nil
+}
+
+// plausibleW reports whether w, a ,W= value, may be the size as sent of a
+// file of disk bytes (every LF may become CRLF, plus a final CRLF).
+func plausibleW(w, disk int64) bool {
+	return w >= 0 && disk >= 0 && w >= disk && w <= 2*disk+2
 }
 
 // openMessage opens a message file read-only, never through a symbolic
@@ -505,6 +646,13 @@ func (m *maildir) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("stat %s: %w", f.Name(), err)
+	}
+	if msg.named && fi.Size() != msg.disk {
+		// Its name's ,S= was wrong: the size as sent is checked once
+		// it is read (Verify), and the cache learns the size on disk.
+		m.store.log.Warn(fmt.Sprintf("Maildir %s: %s is %d bytes, its name says %d", m.path, msg.name, fi.Size(), msg.disk))
+		msg.disk, msg.named = fi.Size(), false
+		m.writeCache()
 	}
 	if msg.disk >= 0 && fi.Size() != msg.disk {
 		f.Close()

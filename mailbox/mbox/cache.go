@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
+	"sync/atomic"
 
 	"github.com/popa3d/popa3d/mailbox"
 	"github.com/popa3d/popa3d/mailbox/internal/statedir"
@@ -27,6 +27,12 @@ import (
 // in between) is parsed again from the file and must come out identical,
 // boundaries, sizes and UIDL hash included.
 //
+// A cache that does not fit costs no more than its header: the file state
+// and the samples come before the entries (cachecodec.go), so the state is
+// compared and the samples parsed again before any entry is decoded. A
+// mailbox rewritten by another program (a MUA that adds Status: headers,
+// or replaces the file) is then parsed as if it had no cache at all.
+//
 // Whether a later write could repeat the recorded mtime depends on when the
 // cache was made. At open, the parse holds the shared lock until the mtime
 // has settled (mbox.settle, settleWindow), so any later write gives another
@@ -45,8 +51,8 @@ import (
 // cache file.
 
 const (
-	// indexSamples is how many messages between the first and the last are
-	// parsed again to verify a cache.
+	// indexSamples is how many messages between the first and the last
+	// but one are parsed again to verify a cache.
 	indexSamples = 16
 	// spotBlock is the read size for those parses: messages are small on
 	// average, and each parse allocates its buffer.
@@ -64,20 +70,44 @@ const (
 // the index cache if it is valid for the file as it is, by parsing only the
 // mail appended since it was written, or in full. When the cache should be
 // rewritten, it is left in m.pendingIndex for flushIndex. sdir is the state
-// directory, nil if there is none (yet).
+// directory, nil if there is none (yet). Every read of f is counted in
+// m.indexRead.
 func (m *mbox) snapshot(f *os.File, st fileState, sdir *statedir.Dir) ([]Entry, []mailbox.Message, error) {
 	s := m.store
-	var c *cachedIndex
+	r := &countingReaderAt{r: f}
+	defer func() { m.indexRead = r.n.Load() }()
+	var (
+		c   *cachedIndex
+		how string
+	)
 	if sdir != nil {
-		c = m.readCache(sdir)
+		c = m.readCache(sdir, func(h *cachedIndex) (int, bool) {
+			if h.path != m.abs {
+				s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", sdir.Join(m.indexFile), h.path, m.abs))
+				return 0, false
+			}
+			how = m.cacheFits(r, st, h)
+			if how == indexedAppend {
+				// Room for the new mail at the density of the old, and a
+				// quarter more: the index grows in place.
+				grown := int64(h.count) * st.size / h.state.size
+				return int(min(grown+grown/4+64, int64(s.lim.MaxMessages))), true
+			}
+			return 0, how != ""
+		})
 	}
-	entries, msgs, how := m.fromCache(f, st, c)
+	var entries []Entry
+	var msgs []mailbox.Message
+	if c != nil {
+		m.cacheEntries = len(c.entries)
+		entries, msgs = m.fromCache(r, st, c, how)
+	}
 	if entries == nil {
 		var err error
-		if entries, err = Index(f, st.size, s.lim); err != nil {
+		if entries, err = Index(r, st.size, s.lim); err != nil {
 			return nil, nil, fmt.Errorf("index: %w", err)
 		}
-		if msgs, err = messagesOf(f, entries); err != nil {
+		if msgs, err = messagesOf(r, entries); err != nil {
 			return nil, nil, fmt.Errorf("index: %w", err)
 		}
 		how = indexedFull
@@ -89,75 +119,91 @@ func (m *mbox) snapshot(f *os.File, st fileState, sdir *statedir.Dir) ([]Entry, 
 	return entries, msgs, nil
 }
 
-// fromCache returns the index of f from c if c is valid for f as it is now
-// (indexedCache), or extends c by parsing what was appended since
-// (indexedAppend). It returns nil entries if c cannot be used.
-func (m *mbox) fromCache(f io.ReaderAt, st fileState, c *cachedIndex) ([]Entry, []mailbox.Message, string) {
+// countingReaderAt counts the bytes read through it, so tests can tell
+// what an open read of the mailbox.
+type countingReaderAt struct {
+	r io.ReaderAt
+	n atomic.Int64 // the halves of a split parse read at once
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	k, err := c.r.ReadAt(p, off)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// cacheFits decides from h, a cache's header (its file state and samples,
+// no entries yet), whether the cache is worth decoding for f, whose state
+// is st: indexedCache if it describes f as it is, indexedAppend if f only
+// grew since, "" if neither. Only the sampled messages are read from f.
+func (m *mbox) cacheFits(f io.ReaderAt, st fileState, h *cachedIndex) string {
 	lim := m.store.lim
-	if c == nil || c.state.dev != st.dev || c.state.ino != st.ino || st.size > lim.MaxBytes {
-		return nil, nil, ""
+	if h.state.dev != st.dev || h.state.ino != st.ino || st.size > lim.MaxBytes || h.count > lim.MaxMessages {
+		return ""
 	}
-	n := len(c.entries)
+	last := len(h.samples) - 1
 	switch {
-	case st.size == c.state.size && st.mtime == c.state.mtime:
-		if n > lim.MaxMessages || spotCheck(f, c.entries, n, st.size) != nil {
-			return nil, nil, ""
+	case st.size == h.state.size && st.mtime == h.state.mtime:
+		if spotCheck(f, h.samples, st.size) != nil {
+			return ""
 		}
-		return c.entries, c.msgs, indexedCache
-	case st.size > c.state.size:
+		return indexedCache
+	case st.size > h.state.size:
 		// The file grew. If the messages before the last one are still in
-		// place, parse from the last one's From_ line to the end: the last
-		// message may have grown, since the new mail may or may not begin
-		// with a separator that ends it.
-		if spotCheck(f, c.entries, n-1, st.size) != nil {
-			return nil, nil, ""
+		// place, the last one may have grown too, since the new mail may or
+		// may not begin with a separator that ends it: fromCache parses
+		// from its From_ line to the end.
+		if spotCheck(f, h.samples[:last], st.size) != nil {
+			return ""
 		}
-		last := c.entries[n-1].Offset
-		if last > 0 && !separated(f, last) {
-			return nil, nil, ""
+		if off := h.samples[last].Offset; off > 0 && !separated(f, off) {
+			return ""
 		}
-		entries := c.entries[:n-1]
-		tail := st.size - last
-		err := scan(io.NewSectionReader(f, last, tail), tail, Limits{MaxMessages: lim.MaxMessages, MaxBytes: tail}, blockSize, func(e *Entry) error {
-			if len(entries) >= lim.MaxMessages {
-				return errChanged
-			}
-			e.Offset += last
-			e.DataOffset += last
-			entries = append(entries, *e)
-			return nil
-		})
-		if err != nil {
-			// A full parse gives the right error, with file offsets.
-			return nil, nil, ""
-		}
-		// A UID depends only on the messages before it (uid.go), so the
-		// cached ones stand; the last cached message's may have changed.
-		uids, err := uidsFrom(f, entries, n-1)
-		if err != nil {
-			return nil, nil, ""
-		}
-		msgs := slices.Grow(c.msgs[:n-1], len(uids))
-		for i, uid := range uids {
-			msgs = append(msgs, mailbox.Message{Size: entries[n-1+i].Size, UID: uid})
-		}
-		return entries, msgs, indexedAppend
+		return indexedAppend
 	}
-	return nil, nil, ""
+	return ""
+}
+
+// fromCache returns the index of f from c, which cacheFits found to be
+// how f can be indexed: c's own (indexedCache), or c's extended by parsing
+// what was appended since (indexedAppend). It returns nil entries if that
+// fails.
+func (m *mbox) fromCache(f io.ReaderAt, st fileState, c *cachedIndex, how string) ([]Entry, []mailbox.Message) {
+	switch how {
+	case indexedCache:
+		return c.entries, c.msgs
+	case indexedAppend:
+	default:
+		return nil, nil
+	}
+	// Parse from the last cached message's From_ line to the end, as
+	// Index does: a large tail in two halves at once.
+	n := len(c.entries)
+	lim := m.store.lim
+	last := c.entries[n-1].Offset
+	tail := st.size - last
+	entries, err := indexAppend(c.entries[:n-1], io.NewSectionReader(f, last, tail), tail, Limits{MaxMessages: lim.MaxMessages - (n - 1), MaxBytes: tail}, blockSize, splitMin, estimateBlock)
+	if err != nil {
+		// A full parse gives the right error, with file offsets.
+		return nil, nil
+	}
+	for i := n - 1; i < len(entries); i++ {
+		entries[i].Offset += last
+		entries[i].DataOffset += last
+	}
+	// A UID depends only on the messages before it (uid.go), so the
+	// cached ones stand; the last cached message's may have changed.
+	msgs, err := messagesFrom(f, entries, n-1, c.msgs[:n-1])
+	if err != nil {
+		return nil, nil
+	}
+	return entries, msgs
 }
 
 // messagesOf returns the snapshot of entries read from r: their sizes and
 // UIDs.
 func messagesOf(r io.ReaderAt, entries []Entry) ([]mailbox.Message, error) {
-	uids, err := UIDs(r, entries)
-	if err != nil {
-		return nil, err
-	}
-	msgs := make([]mailbox.Message, len(entries))
-	for i := range entries {
-		msgs[i] = mailbox.Message{Size: entries[i].Size, UID: uids[i]}
-	}
-	return msgs, nil
+	return messagesFrom(r, entries, 0, nil)
 }
 
 // separated reports whether the two bytes before off are the LF-only empty
@@ -170,24 +216,34 @@ func separated(r io.ReaderAt, off int64) bool {
 
 var errSpotDone = errors.New("spot check done")
 
-// spotCheck parses again, from r, the first and the last of entries[:k] and
-// up to indexSamples evenly spaced between them, and reports an error unless
-// each comes out exactly as recorded, preceded by an empty line and followed
-// by the next From_ line (or the end of the file, size). Only those messages
-// are read.
-func spotCheck(r io.ReaderAt, entries []Entry, k int, size int64) error {
-	if k <= 0 {
+// sampleIndices returns which of an index's n messages the spot checks
+// parse again: the first and the last but one with up to indexSamples
+// evenly spaced between them, then the last. The cache header carries
+// these entries (cachecodec.go).
+func sampleIndices(n int) []int {
+	if n <= 0 {
 		return nil
 	}
-	prev := -1
-	for j := 0; j <= indexSamples+1; j++ {
-		i := j * (k - 1) / (indexSamples + 1)
-		if i == prev {
-			continue
+	idx := make([]int, 0, indexSamples+3)
+	if k := n - 1; k > 0 {
+		for j := 0; j <= indexSamples+1; j++ {
+			i := j * (k - 1) / (indexSamples + 1)
+			if len(idx) == 0 || idx[len(idx)-1] != i {
+				idx = append(idx, i)
+			}
 		}
-		prev = i
-		if err := spotCheckOne(r, &entries[i], size); err != nil {
-			return fmt.Errorf("message %d: %w", i, err)
+	}
+	return append(idx, n-1)
+}
+
+// spotCheck parses each of samples again from r and reports an error unless
+// each comes out exactly as recorded, preceded by an empty line and followed
+// by the next From_ line (or the end of the file, size). Only those
+// messages are read.
+func spotCheck(r io.ReaderAt, samples []Entry, size int64) error {
+	for i := range samples {
+		if err := spotCheckOne(r, &samples[i], size); err != nil {
+			return fmt.Errorf("message at %d: %w", samples[i].Offset, err)
 		}
 	}
 	return nil

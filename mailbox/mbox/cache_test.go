@@ -804,6 +804,15 @@ func TestExtendUIDs(t *testing.T) {
 			if !slices.Equal(append(pre, got...), all) {
 				t.Fatalf("round %d, split at %d: extended %q, want %q", round, p, got, all)
 			}
+			msgs, err := messagesFrom(r, entries, p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, msg := range msgs {
+				if msg.UID != got[i] || msg.Size != entries[p+i].Size {
+					t.Fatalf("round %d, split at %d: message %d is %+v, uidsFrom %q", round, p, i, msg, got[i])
+				}
+			}
 		}
 	}
 }
@@ -819,8 +828,8 @@ func TestIndexCacheSameSizeOutsideSample(t *testing.T) {
 	const n = 3 * (indexSamples + 2)
 	orig := testMailbox(n)
 	sampled := map[int]bool{}
-	for j := 0; j <= indexSamples+1; j++ {
-		sampled[j*(n-1)/(indexSamples+1)] = true
+	for _, i := range sampleIndices(n) {
+		sampled[i] = true
 	}
 	victim := -1
 	for i := n / 2; i < n; i++ {

@@ -17,7 +17,7 @@ import (
 	"github.com/popa3d/popa3d/mailbox/internal/cachefile"
 )
 
-// Format, version 1, integers little-endian:
+// Format, version 2, integers little-endian:
 //
 //	magic     "P3DINDEX"
 //	version   uint32 (indexVersion)
@@ -26,6 +26,8 @@ import (
 //	size      int64, bytes covered by the entries
 //	mtime     int64, nanoseconds since the epoch
 //	count     uint64, messages
+//	the sampled messages (sampleIndices(count)), each:
+//	  uvarint Offset, then its entry as below
 //	count entries, in file order (Offset is the sum of the earlier RawSizes):
 //	  uvarint RawSize
 //	  uvarint DataOffset-Offset (the From_ line with its LF)
@@ -34,9 +36,13 @@ import (
 //	  [8]byte Hash
 //	  byte    length of the UID suffix (the UID past its 16-digit UIDL), then the suffix
 //	crc32c    uint32, the CRC-32C (Castagnoli) of everything before it
+//
+// The samples come before the entries so that a cache that no longer fits
+// its mailbox is told from the header alone (cache.go): its file state, then
+// the spot checks, before any entry is decoded. Version 1 had no samples.
 const (
 	indexMagic   = "P3DINDEX"
-	indexVersion = 1
+	indexVersion = 2
 	indexExt     = ".index"
 
 	maxIndexPath  = 4096
@@ -64,9 +70,11 @@ const indexChunk = 64 << 10
 
 // cachedIndex is the content of an index cache file.
 type cachedIndex struct {
-	path    string    // the mailbox's absolute path
-	state   fileState // the file the entries describe; state.size bytes of it
-	entries []Entry
+	path    string            // the mailbox's absolute path
+	state   fileState         // the file the entries describe; state.size bytes of it
+	count   int               // messages
+	samples []Entry           // entries[i] for each i of sampleIndices(count)
+	entries []Entry           // nil until the entries are decoded
 	msgs    []mailbox.Message // as Mailbox.Messages returns them
 }
 
@@ -107,8 +115,17 @@ func encodeIndexBody(w *cachefile.Writer, c *cachedIndex) error {
 	b = le.AppendUint64(b, uint64(c.state.mtime))
 	b = le.AppendUint64(b, uint64(n))
 	w.Commit(b)
-	var off int64
 	var s storedEntry
+	for _, i := range sampleIndices(n) {
+		e := &c.entries[i]
+		if err := storedOf(&s, e, &c.msgs[i], e.Offset, i == n-1); err != nil {
+			return fmt.Errorf("index cache: message %d: %w", i, err)
+		}
+		s.suffix = "" // a sample is compared as an Entry; the UID is the entry's
+		b := binary.AppendUvarint(w.Append(binary.MaxVarintLen64+maxIndexEntry), uint64(e.Offset))
+		w.Commit(s.append(b))
+	}
+	var off int64
 	for i := range c.entries {
 		e := &c.entries[i]
 		if err := storedOf(&s, e, &c.msgs[i], off, i == n-1); err != nil {
@@ -167,61 +184,82 @@ func (s *storedEntry) append(b []byte) []byte {
 // decodeIndexBody decodes the body of an index cache from rd, all of it, of
 // at most maxCount messages. Anything it returns is internally consistent:
 // contiguous messages from offset 0 covering state.size bytes, sizes that a
-// popa3d parse can give, and UIDs made of the entry's UIDL and a printable
-// suffix.
+// popa3d parse can give, UIDs made of the entry's UIDL and a printable
+// suffix, and samples equal to the entries they sample.
 func decodeIndexBody(rd *cachefile.Reader, maxCount int) (*cachedIndex, error) {
-	c, n, err := decodeIndexHeader(rd, maxCount)
+	c, err := decodeIndexHeader(rd, maxCount)
 	if err != nil {
 		return nil, err
 	}
-	c.entries = make([]Entry, n)
+	if err := decodeIndexEntries(rd, c, 0); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeIndexEntries decodes the entries that follow the header c was
+// decoded from, to the end of the body, into c.entries and c.msgs, slices
+// with room for capacity messages (the count, if more) so that the index of
+// a mailbox that grew is extended in place. It fails, leaving c's entries
+// unset, unless they are consistent (decodeIndexBody).
+func decodeIndexEntries(rd *cachefile.Reader, c *cachedIndex, capacity int) error {
+	n := c.count
+	entries := make([]Entry, n, max(n, capacity))
 	u := newUIDTable(n, rd.Left())
 	size := c.state.size
 	var off int64
-	for i := range c.entries {
+	for i := range entries {
 		b, err := rd.Next(maxIndexEntry)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		e := &c.entries[i]
+		e := &entries[i]
 		k, suffix, err := decodeEntry(e, b, off, size)
 		if err != nil {
-			return nil, corruptIndex("message %d: %v", i, err)
+			return corruptIndex("message %d: %v", i, err)
 		}
 		u.add(&e.Hash, suffix)
 		rd.Skip(k)
 		off += e.RawSize
 	}
 	if off != c.state.size || rd.Left() != 0 {
-		return nil, corruptIndex("messages end at %d of %d bytes, %d bytes left over", off, c.state.size, rd.Left())
+		return corruptIndex("messages end at %d of %d bytes, %d bytes left over", off, c.state.size, rd.Left())
 	}
-	c.msgs = u.messages(c.entries)
-	return c, nil
+	for j, i := range sampleIndices(n) {
+		if entries[i] != c.samples[j] {
+			return corruptIndex("sample of message %d differs from its entry", i)
+		}
+	}
+	c.entries, c.msgs = entries, u.messages(entries, cap(entries))
+	return nil
 }
 
 // decodeIndexHeader decodes what precedes the entries: the mailbox's path,
-// the file state, and the message count, which it checks against maxCount
-// and against the room the sizes leave.
-func decodeIndexHeader(rd *cachefile.Reader, maxCount int) (*cachedIndex, int, error) {
+// the file state, the message count, which it checks against maxCount and
+// against the room the sizes leave, and the sampled messages, each a
+// message a popa3d parse can give within the recorded size. The checksum
+// is not verified until the whole body is read: what the header says may
+// only decide that a cache is not worth decoding.
+func decodeIndexHeader(rd *cachefile.Reader, maxCount int) (*cachedIndex, error) {
 	le := binary.LittleEndian
 	if rd.Left() < 4+indexFixedLen {
-		return nil, 0, corruptIndex("short header")
+		return nil, corruptIndex("short header")
 	}
 	b, err := rd.Next(4)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	pathLen := int(le.Uint32(b))
 	rd.Skip(4)
 	if pathLen > maxIndexPath || int64(pathLen) > rd.Left()-indexFixedLen {
-		return nil, 0, corruptIndex("path of %d bytes", pathLen)
+		return nil, corruptIndex("path of %d bytes", pathLen)
 	}
 	path, err := rd.Bytes(pathLen)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if b, err = rd.Next(indexFixedLen); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	c := &cachedIndex{path: string(path), state: fileState{
 		dev:   le.Uint64(b),
@@ -233,12 +271,37 @@ func decodeIndexHeader(rd *cachefile.Reader, maxCount int) (*cachedIndex, int, e
 	rd.Skip(indexFixedLen)
 	size := c.state.size
 	if count > uint64(maxCount) {
-		return nil, 0, fmt.Errorf("index cache of %d messages, over the limit of %d", count, maxCount)
+		return nil, fmt.Errorf("index cache of %d messages, over the limit of %d", count, maxCount)
 	}
 	if size <= 0 || count == 0 || count > uint64(size)/uint64(minMessage) || count > uint64(rd.Left())/minIndexEntry {
-		return nil, 0, corruptIndex("%d messages in %d bytes", count, size)
+		return nil, corruptIndex("%d messages in %d bytes", count, size)
 	}
-	return c, int(count), nil
+	c.count = int(count)
+	idx := sampleIndices(c.count)
+	c.samples = make([]Entry, len(idx))
+	for j, i := range idx {
+		b, err := rd.Next(binary.MaxVarintLen64)
+		if err != nil {
+			return nil, err
+		}
+		off, k := binary.Uvarint(b)
+		if k <= 0 || off >= uint64(size) {
+			return nil, corruptIndex("sample of message %d: bad offset", i)
+		}
+		rd.Skip(k)
+		if b, err = rd.Next(maxIndexEntry); err != nil {
+			return nil, err
+		}
+		var suffix []byte
+		if k, suffix, err = decodeEntry(&c.samples[j], b, int64(off), size); err != nil || len(suffix) > 0 {
+			return nil, corruptIndex("sample of message %d: %v, suffix %q", i, err, suffix)
+		}
+		rd.Skip(k)
+	}
+	if count > uint64(rd.Left())/minIndexEntry {
+		return nil, corruptIndex("%d messages in %d bytes of entries", count, rd.Left())
+	}
+	return c, nil
 }
 
 // decodeEntry sets e to the message that the entry at the start of b
@@ -328,12 +391,13 @@ func (u *uidTable) addSuffix(suffix []byte) {
 	u.all = append(u.all, suffix...)
 }
 
-// messages returns the snapshot of entries with the UIDs added, in order.
-func (u *uidTable) messages(entries []Entry) []mailbox.Message {
+// messages returns the snapshot of entries with the UIDs added, in order,
+// in a slice with room for capacity messages.
+func (u *uidTable) messages(entries []Entry, capacity int) []mailbox.Message {
 	// all is not written again, so it can back the string without a copy,
 	// as in strings.Builder.
 	uids := unsafe.String(unsafe.SliceData(u.all), len(u.all))
-	msgs := make([]mailbox.Message, len(entries))
+	msgs := make([]mailbox.Message, len(entries), max(len(entries), capacity))
 	at, sfs := 0, u.suffixed
 	for i := range msgs {
 		end := at + 16

@@ -22,15 +22,28 @@ func (s *Store) cacheFailed(err error) {
 	}
 }
 
-// readIndex reads and decodes the cache file name in dir, of at most
-// maxCount messages. A missing file is no cache and no error.
-func readIndex(dir *statedir.Dir, name string, maxCount int) (*cachedIndex, error) {
+// readIndex reads the header of the cache file name in dir, of at most
+// maxCount messages, and decodes the entries too if fits accepts the
+// header, into slices with room for the capacity it returns. A missing
+// file, or one that does not fit, is no cache and no error.
+func readIndex(dir *statedir.Dir, name string, maxCount int, fits func(*cachedIndex) (capacity int, ok bool)) (*cachedIndex, error) {
 	var c *cachedIndex
-	err := cachefile.Read(dir, name, indexFormat, indexChunk, func(rd *cachefile.Reader) (err error) {
-		c, err = decodeIndexBody(rd, maxCount)
-		return err
+	err := cachefile.Read(dir, name, indexFormat, indexChunk, func(rd *cachefile.Reader) error {
+		h, err := decodeIndexHeader(rd, maxCount)
+		if err != nil {
+			return err
+		}
+		capacity, ok := fits(h)
+		if !ok {
+			return errUnfit
+		}
+		if err := decodeIndexEntries(rd, h, capacity); err != nil {
+			return err
+		}
+		c = h
+		return nil
 	})
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errUnfit) {
 		return nil, nil
 	}
 	if err != nil {
@@ -39,6 +52,10 @@ func readIndex(dir *statedir.Dir, name string, maxCount int) (*cachedIndex, erro
 	return c, nil
 }
 
+// errUnfit ends the reading of a cache whose header does not fit the
+// mailbox.
+var errUnfit = errors.New("index cache does not fit the mailbox")
+
 // writeIndex writes c to the file name in dir atomically.
 func writeIndex(dir *statedir.Dir, name string, c *cachedIndex) error {
 	return cachefile.Write(dir, name, indexFormat, indexChunk, func(w *cachefile.Writer) error {
@@ -46,17 +63,13 @@ func writeIndex(dir *statedir.Dir, name string, c *cachedIndex) error {
 	})
 }
 
-// readCache reads the mailbox's index cache from dir. Failures are
-// reported, never returned.
-func (m *mbox) readCache(dir *statedir.Dir) *cachedIndex {
+// readCache reads the mailbox's index cache from dir if fits accepts its
+// header (cacheFits). Failures are reported, never returned.
+func (m *mbox) readCache(dir *statedir.Dir, fits func(*cachedIndex) (int, bool)) *cachedIndex {
 	s := m.store
-	c, err := readIndex(dir, m.indexFile, s.lim.MaxMessages)
+	c, err := readIndex(dir, m.indexFile, s.lim.MaxMessages, fits)
 	if err != nil {
 		s.cacheFailed(err)
-		return nil
-	}
-	if c != nil && c.path != m.abs {
-		s.cacheFailed(fmt.Errorf("index cache %s is for %s, not %s", dir.Join(m.indexFile), c.path, m.abs))
 		return nil
 	}
 	return c

@@ -160,9 +160,15 @@ func FuzzIndex(f *testing.F) {
 			entries = got
 		}
 		// Cut in two at every message start past the middle, as Index does
-		// for a large mailbox: the same messages, or the same refusal.
-		for _, block := range blocks[:2] {
-			got, err := indexSplit(r, size, lim, block, 1)
+		// for a large mailbox: the same messages, or the same refusal;
+		// with the entries' capacity guessed from samples of a few sizes
+		// (too few, too many, none), as Index does for a large mailbox.
+		for _, c := range []struct {
+			block  int
+			sample int64
+		}{{blockSize, estimateBlock}, {64, 1}, {64, 7}, {blockSize, 16}, {64, 300}} {
+			block := c.block
+			got, err := indexSplit(r, size, lim, block, 1, c.sample)
 			if (err == nil) != (wantErr == nil) || (err != nil && !errors.Is(err, mailbox.ErrFormat)) {
 				t.Fatalf("split, block %d: error %v, reference %v", block, err, wantErr)
 			}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 
 	"github.com/popa3d/popa3d/mailbox"
 )
@@ -82,7 +83,7 @@ func hex8(w uint32) uint64 {
 // grow with line or message length; only the returned slice grows with the
 // message count.
 func Index(r io.ReaderAt, size int64, lim Limits) ([]Entry, error) {
-	return indexSplit(r, size, lim, blockSize, splitMin)
+	return indexSplit(r, size, lim, blockSize, splitMin, estimateBlock)
 }
 
 // splitMin is the smallest mailbox Index parses in two halves at once: a
@@ -91,8 +92,8 @@ func Index(r io.ReaderAt, size int64, lim Limits) ([]Entry, error) {
 // goroutine would cost more than it saves.
 const splitMin = 32 << 20
 
-// indexSplit is Index with the read size and the split threshold as
-// parameters, for tests. A mailbox of at least minSplit bytes is cut at the
+// indexSplit is Index with the read size, the split threshold and the
+// estimate's sample size (estimateCount) as parameters, for tests. A mailbox of at least minSplit bytes is cut at the
 // first message start ("\n\nFrom ") after its middle, and the two halves
 // are parsed concurrently. The result is exactly the sequential parse's: a
 // message start found by the search is one for the sequential parser too
@@ -100,11 +101,18 @@ const splitMin = 32 << 20
 // the first half parses its last message with the whole file in view (so
 // it ends and is refused exactly as it would be), and an error of the first
 // half wins, as it would come first.
-func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit int64) ([]Entry, error) {
+func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit, sample int64) ([]Entry, error) {
+	return indexAppend(nil, r, size, lim, block, minSplit, sample)
+}
+
+// indexAppend is indexSplit appending the entries to dst, in its spare
+// capacity if it has enough: an index cache decoded with room for the mail
+// appended since grows in place.
+func indexAppend(dst []Entry, r io.ReaderAt, size int64, lim Limits, block int, minSplit, sample int64) ([]Entry, error) {
 	lim = lim.WithDefaults()
-	collect := func(from, stop int64, out *[]Entry) error {
+	collect := func(from, stop int64, out *entryChunks) error {
 		return scanRange(r, size, lim, block, from, stop, func(e *Entry) error {
-			*out = append(*out, *e)
+			out.add(e)
 			return nil
 		})
 	}
@@ -115,14 +123,24 @@ func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit int64
 			return nil, err
 		}
 	}
+	est, err := estimateCount(r, size, lim, sample)
+	if err != nil {
+		return nil, err
+	}
+	dst = slices.Grow(dst, est)
+	all := dst[len(dst):len(dst):cap(dst)]
 	if mid <= 0 {
-		var entries []Entry
+		entries := entryChunks{region: all}
 		if err := collect(0, size, &entries); err != nil {
 			return nil, err
 		}
-		return entries, nil
+		return joinEntries(dst, &entries), nil
 	}
-	var first, second []Entry
+	// Each half fills its share of one slice; the second half's entries
+	// then move down next to the first half's.
+	half := min(est, cap(all)) / 2
+	first := entryChunks{region: all[:0:half]}
+	second := entryChunks{region: all[half:half:cap(all)]}
 	var err2 error
 	done := make(chan struct{})
 	go func() {
@@ -136,10 +154,109 @@ func indexSplit(r io.ReaderAt, size int64, lim Limits, block int, minSplit int64
 		return nil, err1
 	case err2 != nil:
 		return nil, err2
-	case len(first)+len(second) > lim.MaxMessages:
+	case first.n+second.n > lim.MaxMessages:
 		return nil, refuse("more than %d messages", lim.MaxMessages)
 	}
-	return append(first, second...), nil
+	if first.overflowed() || second.overflowed() {
+		return joinEntries(dst, &first, &second), nil
+	}
+	k := copy(all[len(first.region):cap(all)], second.region)
+	return dst[:len(dst)+len(first.region)+k], nil
+}
+
+// estimateCount guesses how many messages the first size bytes of r hold,
+// from the message starts in its first sample bytes, with a quarter
+// to spare: the capacity a parse's entries get at once; 0 for a small
+// input. A wrong guess costs
+// only speed: entries past it go into chunks (entryChunks), and capacity
+// never used is never touched, so it costs address space, not memory.
+func estimateCount(r io.ReaderAt, size int64, lim Limits, sample int64) (int, error) {
+	const minEstimate = 64
+	if size < 16*sample {
+		return 0, nil
+	}
+	n := sample
+	buf := make([]byte, n)
+	if _, err := r.ReadAt(buf, 0); err != nil && !errors.Is(err, io.EOF) {
+		return 0, fmt.Errorf("read at 0: %w", err)
+	}
+	starts := int64(bytes.Count(buf, fromSep)) + 1
+	est := starts * (size / n)
+	est += est/4 + minEstimate
+	return int(min(est, int64(lim.MaxMessages), size/int64(minMessage)+1)), nil
+}
+
+// estimateBlock is the sample estimateCount reads: short enough to cost
+// little next to the parse, long enough to hold dozens of messages. Below
+// 16 samples' bytes the entries go into chunks from the start: the sample
+// would be much of what the parse reads anyway.
+const estimateBlock = 256 << 10
+
+// entryChunks collects a parse's entries: first into region, a slice whose
+// capacity the caller sized (estimateCount), then, past it, in blocks that
+// are never copied while the parse runs, for joinEntries to copy once into
+// a slice of the exact length. Appending to one slice instead copies it at
+// every growth, about four times its final size in all for Go's growth
+// factor: on a large mailbox of small messages those copies and the fresh
+// pages they fault in cost as much as the parse itself.
+type entryChunks struct {
+	region []Entry
+	full   [][]Entry
+	cur    []Entry
+	n      int
+}
+
+// Chunk lengths double from minChunk to maxChunk entries: a small mailbox
+// allocates little, a large one a block of about 450 KB at a time.
+const (
+	minChunk = 64
+	maxChunk = 8192
+)
+
+func (c *entryChunks) add(e *Entry) {
+	c.n++
+	if len(c.region) < cap(c.region) {
+		c.region = append(c.region, *e)
+		return
+	}
+	if len(c.cur) == cap(c.cur) {
+		k := minChunk
+		if c.cur != nil {
+			c.full = append(c.full, c.cur)
+			k = min(2*cap(c.cur), maxChunk)
+		}
+		c.cur = make([]Entry, 0, k)
+	}
+	c.cur = append(c.cur, *e)
+}
+
+// overflowed reports whether c holds entries past its region.
+func (c *entryChunks) overflowed() bool { return c.cur != nil }
+
+// joinEntries returns dst followed by the entries of parts, in order, in
+// one slice: dst extended in place if the only part's region, which
+// follows dst in its spare capacity, holds them all.
+func joinEntries(dst []Entry, parts ...*entryChunks) []Entry {
+	n := len(dst)
+	for _, c := range parts {
+		n += c.n
+	}
+	if n == 0 {
+		return nil
+	}
+	if len(parts) == 1 && !parts[0].overflowed() {
+		return dst[:len(dst)+len(parts[0].region)]
+	}
+	entries := make([]Entry, 0, n)
+	entries = append(entries, dst...)
+	for _, c := range parts {
+		entries = append(entries, c.region...)
+		for _, b := range c.full {
+			entries = append(entries, b...)
+		}
+		entries = append(entries, c.cur...)
+	}
+	return entries
 }
 
 // nextStart returns the offset of the first From_ line that follows an

@@ -235,6 +235,10 @@ type mbox struct {
 	abs, indexFile, journalFile string
 	indexedBy                   string
 	pendingIndex                *cachedIndex
+	// What the open's indexing cost, for tests: the bytes of the mailbox
+	// it read, and the entries it decoded from the index cache.
+	indexRead    int64
+	cacheEntries int
 
 	// The state directory, once opened (openState); nil before, or
 	// without one. sdirErr is why it cannot be used, once known:

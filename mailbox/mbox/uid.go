@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"unsafe"
+
+	"github.com/popa3d/popa3d/mailbox"
 )
 
 // UIDs returns the unique-id of each entry, indexed like entries. Every UID is
@@ -35,6 +37,45 @@ func UIDs(r io.ReaderAt, entries []Entry) ([]string, error) {
 // among them read from r, so that a mailbox that grew costs the new messages
 // (the index cache's append, p > 0) and a full parse the repeats (p = 0).
 func uidsFrom(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
+	repeated, suffixed := repeatsOf(entries, p)
+	if len(repeated) == 0 {
+		return plainUIDs(entries[p:]), nil
+	}
+	return repeatedUIDs(r, entries, p, repeated, suffixed)
+}
+
+// messagesFrom appends the snapshot of entries[p:] to msgs, their sizes
+// and the UIDs uidsFrom gives, and returns it. Without a repeated UIDL,
+// the common case, the UIDs go straight into the messages.
+func messagesFrom(r io.ReaderAt, entries []Entry, p int, msgs []mailbox.Message) ([]mailbox.Message, error) {
+	msgs = slices.Grow(msgs, len(entries)-p)
+	repeated, suffixed := repeatsOf(entries, p)
+	if len(repeated) > 0 {
+		uids, err := repeatedUIDs(r, entries, p, repeated, suffixed)
+		if err != nil {
+			return nil, err
+		}
+		for i, uid := range uids {
+			msgs = append(msgs, mailbox.Message{Size: entries[p+i].Size, UID: uid})
+		}
+		return msgs, nil
+	}
+	b := make([]byte, 16*(len(entries)-p))
+	for i := p; i < len(entries); i++ {
+		putUIDL(b[16*(i-p):16*(i-p)+16], &entries[i].Hash)
+	}
+	all := unsafe.String(unsafe.SliceData(b), len(b))
+	for i := p; i < len(entries); i++ {
+		msgs = append(msgs, mailbox.Message{Size: entries[i].Size, UID: all[16*(i-p) : 16*(i-p)+16]})
+	}
+	return msgs, nil
+}
+
+// repeatsOf returns the UIDLs that entries[p:] repeat, ascending, each once:
+// those that two of entries[p:] share, or one of them with one of
+// entries[:p]; and how many messages of entries[p:] repeat one (get a
+// suffix).
+func repeatsOf(entries []Entry, p int) (repeated []uint64, suffixed int) {
 	n := len(entries)
 	key := func(i int) uint64 { return binary.BigEndian.Uint64(entries[i].Hash[:]) }
 	// The UIDLs of entries[p:], ascending: sorting is quicker than a map
@@ -54,11 +95,8 @@ func uidsFrom(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
 			}
 		}
 	}
-	// The repeated UIDLs, ascending, each once, in place of keys: those
-	// that two of entries[p:] share, or one of them with an earlier
-	// message. suffixed counts the messages of entries[p:] that repeat one.
-	repeated := keys[:0]
-	suffixed := 0
+	// The repeated UIDLs in place of keys.
+	repeated = keys[:0]
 	for lo := 0; lo < len(keys); {
 		hi := lo + 1
 		for hi < len(keys) && keys[hi] == keys[lo] {
@@ -73,10 +111,7 @@ func uidsFrom(r io.ReaderAt, entries []Entry, p int) ([]string, error) {
 		}
 		lo = hi
 	}
-	if len(repeated) == 0 {
-		return plainUIDs(entries[p:]), nil
-	}
-	return repeatedUIDs(r, entries, p, repeated, suffixed)
+	return repeated, suffixed
 }
 
 // plainUIDs returns the UIDLs of entries, all in one string.

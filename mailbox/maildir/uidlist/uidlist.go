@@ -36,6 +36,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -173,36 +174,82 @@ func (o *Options) fileMode() fs.FileMode { return o.mode }
 // it and gives the messages it can no longer place new UIDs, so their UIDLs
 // change).
 func Sync(ctx context.Context, dir string, entries []Entry, opts Options) ([]Assigned, error) {
+	res, _, err := SyncStamped(ctx, dir, entries, opts)
+	return res, err
+}
+
+// Stamp identifies one state of dovecot-uidlist: Dovecot changes the file
+// only by appending records (its size grows) or by renaming a new file over
+// it (another inode), both under its dotlock, so a file with the Stamp
+// taken under that lock still holds what was read then.
+type Stamp struct {
+	Exists        bool
+	Dev, Ino      uint64
+	Size, MtimeNs int64
+}
+
+// SyncStamped is Sync that also returns the Stamp of dovecot-uidlist as
+// Sync left it, taken before the dotlock is released; the zero Stamp when
+// Sync fails.
+func SyncStamped(ctx context.Context, dir string, entries []Entry, opts Options) ([]Assigned, Stamp, error) {
+	res, stamp, err := syncStamped(ctx, dir, entries, opts)
+	if err != nil {
+		stamp = Stamp{}
+	}
+	return res, stamp, err
+}
+
+func syncStamped(ctx context.Context, dir string, entries []Entry, opts Options) ([]Assigned, Stamp, error) {
+	var stamp Stamp
 	format, err := parseFormat(orDefault(opts.Format, DefaultFormat))
 	if err != nil {
-		return nil, err
+		return nil, stamp, err
 	}
 	names, err := baseNames(entries, &opts)
 	if err != nil {
-		return nil, err
+		return nil, stamp, err
 	}
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("uidlist: %w", err)
+		return nil, stamp, fmt.Errorf("uidlist: %w", err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("uidlist: %s is not a directory", dir)
+		return nil, stamp, fmt.Errorf("uidlist: %s is not a directory", dir)
 	}
 	opts.mode = fi.Mode().Perm() & 0o666
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, stamp, err
 	}
 	path := filepath.Join(dir, FileName)
 	lock, err := lockUIDList(ctx, path, &opts)
 	if err != nil {
-		return nil, err
+		return nil, stamp, err
 	}
 	res, syncErr := syncLocked(dir, path, names, format, lock, &opts)
+	if syncErr == nil {
+		if st, err := stampOf(path); err == nil {
+			stamp = st // else the zero Stamp, which matches no file
+		}
+	}
 	if err := lock.release(); err != nil && syncErr == nil {
 		syncErr = err
 		res = nil
 	}
-	return res, syncErr
+	return res, stamp, syncErr
+}
+
+// stampOf returns the Stamp of the file at path (not Exists if there is
+// none).
+func stampOf(path string) (Stamp, error) {
+	var st syscall.Stat_t
+	err := syscall.Lstat(path, &st)
+	if errors.Is(err, syscall.ENOENT) {
+		return Stamp{}, nil
+	}
+	if err != nil {
+		return Stamp{}, fmt.Errorf("uidlist: stat %s: %w", path, err)
+	}
+	return Stamp{Exists: true, Dev: uint64(st.Dev), Ino: uint64(st.Ino), Size: st.Size, MtimeNs: st.Mtim.Nano()}, nil
 }
 
 func orDefault(s, def string) string {
@@ -333,7 +380,15 @@ func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotloc
 		if err != nil {
 			return nil, err
 		}
-		recs := slices.SortedFunc(slices.Values(append(live, all...)), func(a, b Record) int { return compareUID(a.UID, b.UID) })
+		// Usually already in order (no live records, new UIDs above the
+		// kept ones): then no sort and no copy.
+		recs := all
+		if len(live) > 0 {
+			recs = append(live, all...)
+		}
+		if byUID := func(a, b Record) int { return compareUID(a.UID, b.UID) }; !slices.IsSortedFunc(recs, byUID) {
+			recs = slices.SortedFunc(slices.Values(recs), byUID)
+		}
 		if mustRewrite || f.Lines*compressPercentage/100 >= len(recs) {
 			if err := recreate(dir, path, f, recs, lock, o); err != nil {
 				return nil, err

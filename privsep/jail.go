@@ -101,7 +101,7 @@ func (j Jail) Enter() error {
 // it. Without cgo the runtime sets it on all threads. A binary with cgo (PAM,
 // crypt(3)) cannot, and only the calling thread gets it here: the pre-auth
 // process has it on every thread anyway, from its first instruction, since
-// Runner starts it from a thread that has it (startPreauth); a session
+// Runner starts it from a thread that has it (StartNoNewPrivs); a session
 // process that entered the jail after a failed login has it on this thread
 // only, and RLIMIT_NPROC 0 and the empty chroot are what hold it there.
 func setNoNewPrivs() error {

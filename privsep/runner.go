@@ -253,7 +253,7 @@ func (r *Runner) preauth(ctx context.Context, in, out *os.File) (*handoff, error
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	exited, err := startPreauth(cmd)
+	exited, err := StartNoNewPrivs(cmd)
 	// The child has its copies; root's would keep the pipe and the channel
 	// from ever reporting the child's end.
 	pw.Close()
@@ -434,15 +434,16 @@ func offeredChannel() (*net.UnixConn, error) {
 	return c.(*net.UnixConn), nil
 }
 
-// startPreauth starts cmd from a thread of its own that has
-// PR_SET_NO_NEW_PRIVS set, and returns a channel that gets cmd.Wait's result.
-// The flag belongs to a thread and passes to the threads and processes it
-// starts, so the pre-auth process has it on every thread from its first
-// instruction (with cgo, a running process cannot set it on all its threads).
-// The thread is kept until the process has exited, and then ends: a
+// StartNoNewPrivs starts cmd from an OS thread of its own that has
+// PR_SET_NO_NEW_PRIVS set before the process starts, so that the child has
+// it on every thread from its first instruction (with cgo, a running
+// process cannot set it on all its threads): the pre-auth process, the
+// PROXY header helper and the metrics exporter are started this way. The
+// thread is kept until the process has exited, and then ends: a
 // parent-death signal follows the thread that started a process, and the
-// flag must not stay on a thread that goes back to the runtime.
-func startPreauth(cmd *exec.Cmd) (<-chan error, error) {
+// flag must not stay on a thread that goes back to the runtime. The
+// returned channel receives cmd.Wait's result.
+func StartNoNewPrivs(cmd *exec.Cmd) (<-chan error, error) {
 	started := make(chan error, 1)
 	exited := make(chan error, 1)
 	go func() {

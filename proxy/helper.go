@@ -10,12 +10,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/popa3d/popa3d/privsep"
 	"golang.org/x/sys/unix"
 )
 
@@ -146,32 +146,18 @@ func (h *Helper) startLocked() (*net.UnixConn, error) {
 	return conn, nil
 }
 
-// startNoNewPrivs starts cmd from an OS thread of its own that has
-// PR_SET_NO_NEW_PRIVS set, which the child inherits on every thread from its
-// first instruction (a cgo program cannot set it on all its threads later),
-// as privsep starts the pre-auth process. The thread is kept until the
-// process has exited (its parent-death signal follows that thread), then
-// ends; exited is closed then.
+// startNoNewPrivs starts cmd with no_new_privs from its first instruction
+// (privsep.StartNoNewPrivs); exited is closed when it has exited.
 func startNoNewPrivs(cmd *exec.Cmd) (exited <-chan struct{}, err error) {
-	started := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			started <- fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
-			return
-		}
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(done)
-	}()
-	if err := <-started; err != nil {
+	waited, err := privsep.StartNoNewPrivs(cmd)
+	if err != nil {
 		return nil, err
 	}
+	done := make(chan struct{})
+	go func() {
+		<-waited
+		close(done)
+	}()
 	return done, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -141,7 +140,7 @@ func (e exporter) runOnce(ctx context.Context, lnFile *os.File, counters *metric
 	defer pw.Close()
 	cmd := e.command(ctx)
 	cmd.ExtraFiles = []*os.File{pr, lnFile}
-	exited, err := startNoNewPrivs(cmd)
+	exited, err := privsep.StartNoNewPrivs(cmd)
 	pr.Close()
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
@@ -156,34 +155,6 @@ func (e exporter) runOnce(ctx context.Context, lnFile *os.File, counters *metric
 		return err
 	}
 	return errors.New("exited")
-}
-
-// startNoNewPrivs starts cmd from an OS thread of its own that has
-// PR_SET_NO_NEW_PRIVS, so that the child has it on every thread from its
-// first instruction (as the pre-auth process has: privsep's startPreauth),
-// and returns a channel that receives cmd.Wait's result. The thread is kept
-// until the process has exited: the parent-death signal follows the thread
-// that started the process.
-func startNoNewPrivs(cmd *exec.Cmd) (<-chan error, error) {
-	started := make(chan error, 1)
-	exited := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-			started <- fmt.Errorf("prctl PR_SET_NO_NEW_PRIVS: %w", err)
-			return
-		}
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		exited <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return exited, nil
 }
 
 // serveMetrics starts the exporter when metrics_listen is set (ln not nil)

@@ -3,16 +3,19 @@ package sasl
 import (
 	"crypto/hmac"
 	"crypto/pbkdf2"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash"
+	"strconv"
 	"strings"
-
-	"github.com/xdg-go/scram"
+	"unicode/utf8"
 )
 
 // The SCRAM mechanism names (RFC 7677).
@@ -156,14 +159,32 @@ var (
 // exchange does not tell; a non-nil error ends the exchange at once.
 type Lookup func(user string) (Credential, error)
 
-// SCRAM is the server side of one SCRAM-SHA-256(-PLUS) exchange, on
-// github.com/xdg-go/scram's server conversation: First takes the
-// client-first message and returns the server-first; Final takes the
-// client-final and returns the server-final (v=…) if the proof holds.
+// SCRAM is the server side of one SCRAM-SHA-256(-PLUS) exchange (RFC 5802,
+// RFC 7677): First takes the client-first message and returns the
+// server-first; Final takes the client-final and returns the server-final
+// (v=…) if the proof holds.
+//
+// Written here rather than on a library: github.com/xdg-go/scram, which did
+// this job first, pulls in github.com/xdg-go/stringprep, whose tables are
+// built at program start (136 KB of heap in every process, two processes
+// per privilege-separated session, SCRAM or not). The server side needs no
+// SASLprep of its own: user names are prepared by the caller (PRECIS) and
+// the password never reaches the server. What is checked against the RFCs:
+// the RFC 7677 vector (scram_test.go), a client written from RFC 5802 in
+// the tests, mpop/gsasl in the e2e tests.
 type SCRAM struct {
-	plus bool
-	conv *scram.ServerConversation
-	user string
+	plus     bool
+	cb       ChannelBinding
+	cred     Credential
+	nonce    func() string
+	lookupFn Lookup
+
+	user, authzid string
+	gs2Header     string // "n,,", "y,a=…,", "p=tls-exporter,,"
+	clientBare    string // client-first-message-bare
+	serverFirst   string
+	fullNonce     string
+	done          bool
 }
 
 // NewSCRAM starts an exchange. plus says the client chose
@@ -175,40 +196,23 @@ func NewSCRAM(plus bool, cb ChannelBinding, lookup Lookup) (*SCRAM, error) {
 	return newSCRAM(plus, cb, lookup, nil)
 }
 
+// Length of the server's part of the nonce, in random bytes before base 64.
+const serverNonceBytes = 24
+
 // newSCRAM is NewSCRAM with the server's nonce from nonce (tests: the RFC's
-// vector); nil means the library's, 24 random bytes in base 64.
+// vector); nil means 24 random bytes in base 64.
 func newSCRAM(plus bool, cb ChannelBinding, lookup Lookup, nonce func() string) (*SCRAM, error) {
 	if plus && cb.Type == "" {
 		return nil, ErrBinding
 	}
-	srv, err := scram.SHA256.NewServer(func(user string) (scram.StoredCredentials, error) {
-		c, err := lookup(user)
-		if err != nil {
-			return scram.StoredCredentials{}, err
+	if nonce == nil {
+		nonce = func() string {
+			b := make([]byte, serverNonceBytes)
+			rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+			return base64.RawStdEncoding.EncodeToString(b)
 		}
-		return scram.StoredCredentials{
-			KeyFactors: scram.KeyFactors{Salt: string(c.Salt), Iters: c.Iterations},
-			StoredKey:  c.StoredKey,
-			ServerKey:  c.ServerKey,
-		}, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("scram: %w", err)
 	}
-	if nonce != nil {
-		srv = srv.WithNonceGenerator(nonce)
-	}
-	s := &SCRAM{plus: plus}
-	b := scram.ChannelBinding{Type: scram.ChannelBindingType(cb.Type), Data: cb.Data}
-	switch {
-	case plus:
-		s.conv = srv.NewConversationWithChannelBindingRequired(b)
-	case cb.Type != "":
-		s.conv = srv.NewConversationWithChannelBinding(b)
-	default:
-		s.conv = srv.NewConversation()
-	}
-	return s, nil
+	return &SCRAM{plus: plus, cb: cb, nonce: nonce, lookupFn: lookup}, nil
 }
 
 // errLookup marks a failure of the caller's Lookup, passed on as it was.
@@ -220,35 +224,89 @@ func (e errLookup) Unwrap() error { return e.err }
 // First handles the client-first message. It returns ErrMalformed, or
 // ErrBinding, or the Lookup's error.
 func (s *SCRAM) First(msg []byte) ([]byte, error) {
+	if s.serverFirst != "" || s.done {
+		return nil, ErrMalformed
+	}
 	m := string(msg)
-	// A client that binds must name the -PLUS mechanism, and one that chose
-	// -PLUS must bind (RFC 5802 section 6): the library lets "p" through
-	// under the plain name whenever a binding exists.
-	if strings.HasPrefix(m, "p=") != s.plus {
-		if strings.HasPrefix(m, "p=") || strings.HasPrefix(m, "n,") || strings.HasPrefix(m, "y,") {
-			return nil, ErrBinding
-		}
+	if !utf8.ValidString(m) || strings.IndexByte(m, 0) >= 0 {
 		return nil, ErrMalformed
 	}
-	var lerr error
-	conv := s.conv
-	out, err := conv.Step(m)
+	// gs2-header = gs2-cbind-flag "," [authzid] ","
+	flag, rest, ok := strings.Cut(m, ",")
+	if !ok {
+		return nil, ErrMalformed
+	}
+	authz, bare, ok := strings.Cut(rest, ",")
+	if !ok {
+		return nil, ErrMalformed
+	}
+	switch {
+	case flag == "n":
+		if s.plus {
+			return nil, ErrBinding // -PLUS chosen, no binding
+		}
+	case flag == "y":
+		// The client could bind but believes the server cannot: a
+		// downgrade if this session offered -PLUS.
+		if s.plus || s.cb.Type != "" {
+			return nil, ErrBinding
+		}
+	case strings.HasPrefix(flag, "p="):
+		name := flag[2:]
+		if !isCBName(name) {
+			return nil, ErrMalformed
+		}
+		// A client that binds must name the -PLUS mechanism, and bind to
+		// the type this session has.
+		if !s.plus || name != s.cb.Type {
+			return nil, ErrBinding
+		}
+	default:
+		return nil, ErrMalformed
+	}
+	if authz != "" {
+		v, ok := strings.CutPrefix(authz, "a=")
+		if !ok {
+			return nil, ErrMalformed
+		}
+		if s.authzid, ok = decodeSASLName(v); !ok {
+			return nil, ErrMalformed
+		}
+	}
+	// client-first-message-bare = [reserved-mext ","] username "," nonce ["," extensions]
+	// A mandatory extension ("m=") is one this server does not know.
+	attrs := strings.Split(bare, ",")
+	if len(attrs) < 2 {
+		return nil, ErrMalformed
+	}
+	v, ok := strings.CutPrefix(attrs[0], "n=")
+	if !ok {
+		return nil, ErrMalformed
+	}
+	if s.user, ok = decodeSASLName(v); !ok {
+		return nil, ErrMalformed
+	}
+	cnonce, ok := strings.CutPrefix(attrs[1], "r=")
+	if !ok || !isPrintable(cnonce) {
+		return nil, ErrMalformed
+	}
+	if !validExtensions(attrs[2:]) {
+		return nil, ErrMalformed
+	}
+	cred, err := s.lookupFn(s.user)
 	if err != nil {
-		switch {
-		case out == scram.ErrUnknownUser:
-			// Only Lookup fails this way.
-			lerr = err
-		case out == scram.ErrServerDoesSupportChannelBinding, out == scram.ErrChannelBindingNotSupported,
-			out == scram.ErrUnsupportedChannelBindingType:
-			return nil, ErrBinding
-		}
-		if lerr != nil {
-			return nil, errLookup{lerr}
-		}
-		return nil, ErrMalformed
+		return nil, errLookup{err}
 	}
-	s.user = conv.Username()
-	return []byte(out), nil
+	if len(cred.Salt) == 0 || cred.Iterations <= 0 || len(cred.StoredKey) != KeyLen || len(cred.ServerKey) != KeyLen {
+		return nil, errLookup{errors.New("scram: unusable stored credential")}
+	}
+	s.cred = cred
+	s.gs2Header = m[:len(flag)+1+len(authz)+1]
+	s.clientBare = bare
+	s.fullNonce = cnonce + s.nonce()
+	s.serverFirst = "r=" + s.fullNonce + ",s=" + base64.StdEncoding.EncodeToString(cred.Salt) +
+		",i=" + strconv.Itoa(cred.Iterations)
+	return []byte(s.serverFirst), nil
 }
 
 // User returns the user name of the client-first message, decoded.
@@ -256,19 +314,141 @@ func (s *SCRAM) User() string { return s.user }
 
 // Authzid returns the authorization identity of the client-first message,
 // or "" when there was none.
-func (s *SCRAM) Authzid() string { return s.conv.AuthzID() }
+func (s *SCRAM) Authzid() string { return s.authzid }
 
 // Final handles the client-final message and returns the server-final
 // message (v=ServerSignature) if the proof and the channel binding hold. It
 // returns ErrProof for a wrong proof or binding, ErrMalformed otherwise.
 func (s *SCRAM) Final(msg []byte) ([]byte, error) {
-	out, err := s.conv.Step(string(msg))
-	if err != nil || !s.conv.Valid() {
-		switch out {
-		case scram.ErrInvalidProof, scram.ErrChannelBindingsDontMatch:
-			return nil, ErrProof
-		}
+	if s.serverFirst == "" || s.done {
 		return nil, ErrMalformed
 	}
-	return []byte(out), nil
+	s.done = true
+	m := string(msg)
+	if !utf8.ValidString(m) || strings.IndexByte(m, 0) >= 0 {
+		return nil, ErrMalformed
+	}
+	// client-final-message = channel-binding "," nonce ["," extensions] "," proof
+	i := strings.LastIndex(m, ",p=")
+	if i < 0 {
+		return nil, ErrMalformed
+	}
+	withoutProof, proofB64 := m[:i], m[i+len(",p="):]
+	attrs := strings.Split(withoutProof, ",")
+	if len(attrs) < 2 {
+		return nil, ErrMalformed
+	}
+	cbB64, ok := strings.CutPrefix(attrs[0], "c=")
+	if !ok {
+		return nil, ErrMalformed
+	}
+	cbInput, err := base64.StdEncoding.Strict().DecodeString(cbB64)
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	nonce, ok := strings.CutPrefix(attrs[1], "r=")
+	if !ok || !isPrintable(nonce) || !validExtensions(attrs[2:]) {
+		return nil, ErrMalformed
+	}
+	proof, err := base64.StdEncoding.Strict().DecodeString(proofB64)
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	if nonce != s.fullNonce {
+		return nil, ErrMalformed
+	}
+	// cbind-input = gs2-header [cbind-data], the data only under "p=".
+	want := []byte(s.gs2Header)
+	if s.plus {
+		want = append(want, s.cb.Data...)
+	}
+	authMessage := s.clientBare + "," + s.serverFirst + "," + withoutProof
+	clientSig := mac(s.cred.StoredKey, authMessage)
+	defer clear(clientSig)
+	bindingOK := subtle.ConstantTimeCompare(cbInput, want) == 1
+	proofOK := false
+	if len(proof) == KeyLen {
+		clientKey := make([]byte, KeyLen)
+		subtle.XORBytes(clientKey, proof, clientSig)
+		stored := sha256.Sum256(clientKey)
+		clear(clientKey)
+		proofOK = subtle.ConstantTimeCompare(stored[:], s.cred.StoredKey) == 1
+	}
+	if !bindingOK || !proofOK {
+		return nil, ErrProof
+	}
+	return []byte("v=" + base64.StdEncoding.EncodeToString(mac(s.cred.ServerKey, authMessage))), nil
+}
+
+// decodeSASLName decodes a saslname (RFC 5802 section 5.1): UTF-8 without
+// NUL, "," or a bare "="; "=2C" stands for "," and "=3D" for "=". It must
+// not be empty.
+func decodeSASLName(v string) (string, bool) {
+	if v == "" {
+		return "", false
+	}
+	if !strings.Contains(v, "=") {
+		return v, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '=' {
+			b.WriteByte(v[i])
+			continue
+		}
+		switch {
+		case strings.HasPrefix(v[i:], "=2C"):
+			b.WriteByte(',')
+		case strings.HasPrefix(v[i:], "=3D"):
+			b.WriteByte('=')
+		default:
+			return "", false
+		}
+		i += 2
+	}
+	return b.String(), true
+}
+
+// isPrintable reports whether a nonce is 1*printable: %x21-2B / %x2D-7E.
+func isPrintable(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x21 || c > 0x7e || c == ',' {
+			return false
+		}
+	}
+	return true
+}
+
+// isCBName reports whether v is a cb-name: 1*(ALPHA / DIGIT / "." / "-").
+func isCBName(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validExtensions reports whether each attribute is an optional extension,
+// attr-val = ALPHA "=" 1*value-char, which this server ignores; "m=" is a
+// mandatory one it does not know (RFC 5802 section 5.1), and the letters
+// the RFC gives fixed places to are not extensions.
+func validExtensions(attrs []string) bool {
+	for _, a := range attrs {
+		if len(a) < 3 || a[1] != '=' {
+			return false
+		}
+		c := a[0]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') || strings.ContainsRune("mnrcpaisve", rune(c)) {
+			return false
+		}
+	}
+	return true
 }

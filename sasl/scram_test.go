@@ -163,3 +163,33 @@ func TestServerEndPoint(t *testing.T) {
 		t.Error("junk accepted")
 	}
 }
+
+func TestSCRAMOrder(t *testing.T) {
+	cred := vectorCredential(t)
+	lookup := func(string) (Credential, error) { return cred, nil }
+	s, _ := NewSCRAM(false, ChannelBinding{}, lookup)
+	if _, err := s.Final([]byte(vecClientFinal)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("client-final before client-first: %v", err)
+	}
+	s, _ = newSCRAM(false, ChannelBinding{}, lookup, func() string { return vecServerNonce })
+	if _, err := s.First([]byte(vecClientFirst)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.First([]byte(vecClientFirst)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a second client-first: %v", err)
+	}
+	if _, err := s.Final([]byte(vecClientFinal)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Final([]byte(vecClientFinal)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("a replayed client-final: %v", err)
+	}
+	// The server's nonce is fresh and long enough by default.
+	a, _ := NewSCRAM(false, ChannelBinding{}, lookup)
+	b, _ := NewSCRAM(false, ChannelBinding{}, lookup)
+	fa, _ := a.First([]byte(vecClientFirst))
+	fb, _ := b.First([]byte(vecClientFirst))
+	if bytes.Equal(fa, fb) || len(fa) < len("r=rOprNGfwEbeRWgbNEkqO")+32 {
+		t.Errorf("server-first messages %q and %q", fa, fb)
+	}
+}

@@ -148,7 +148,7 @@ func writePlan(dir *statedir.Dir, name string, plan []planned) (*os.File, error)
 	for _, p := range plan {
 		fmt.Fprintf(&b, "D %d %d %s\n", p.dir, p.disk, strconv.Quote(p.name))
 	}
-	sum := crc32.Checksum(b.Bytes(), statedir.Castagnoli)
+	sum := crc32.Checksum(b.Bytes(), statedir.Castagnoli())
 	fmt.Fprintf(&b, "END %d %08x\n", len(plan), sum)
 	f, err := dir.OpenFile(name, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_APPEND|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -395,7 +395,7 @@ func parsePlan(data []byte) ([]planned, bool, error) {
 			plan = append(plan, planned{dir: uint8(d), name: n, base: parseName(n).base, disk: disk})
 		case !ended && len(f) == 3 && f[0] == "END":
 			sum, err := hex.DecodeString(f[2])
-			want := crc32.Checksum(data[:start], statedir.Castagnoli)
+			want := crc32.Checksum(data[:start], statedir.Castagnoli())
 			if err != nil || len(sum) != 4 || f[1] != strconv.Itoa(len(plan)) ||
 				uint32(sum[0])<<24|uint32(sum[1])<<16|uint32(sum[2])<<8|uint32(sum[3]) != want {
 				return nil, false, errTorn

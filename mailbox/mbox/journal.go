@@ -436,7 +436,7 @@ func (u *update) appendStep(w, w2, r int64) error {
 	hdr = binary.BigEndian.AppendUint64(hdr, uint64(w))
 	hdr = binary.BigEndian.AppendUint64(hdr, uint64(w2))
 	hdr = binary.BigEndian.AppendUint64(hdr, uint64(r))
-	crc := crc32.Checksum(hdr, statedir.Castagnoli)
+	crc := crc32.Checksum(hdr, statedir.Castagnoli())
 	off := u.joff
 	if err := u.io.writeAt(u.j, hdr, off); err != nil {
 		return fmt.Errorf("write journal: %w", err)
@@ -447,7 +447,7 @@ func (u *update) appendStep(w, w2, r int64) error {
 		if err := readFull(u.f, u.buf[:c], src); err != nil {
 			return fmt.Errorf("save source bytes: %w", err)
 		}
-		crc = crc32.Update(crc, statedir.Castagnoli, u.buf[:c])
+		crc = crc32.Update(crc, statedir.Castagnoli(), u.buf[:c])
 		if err := u.io.writeAt(u.j, u.buf[:c], off); err != nil {
 			return fmt.Errorf("write journal: %w", err)
 		}
@@ -466,7 +466,7 @@ func (u *update) append(typ byte, payload []byte) error {
 	binary.BigEndian.PutUint32(rec, uint32(1+len(payload)))
 	rec[4] = typ
 	rec = append(rec, payload...)
-	rec = binary.BigEndian.AppendUint32(rec, crc32.Checksum(rec, statedir.Castagnoli))
+	rec = binary.BigEndian.AppendUint32(rec, crc32.Checksum(rec, statedir.Castagnoli()))
 	if err := u.io.writeAt(u.j, rec, u.joff); err != nil {
 		return fmt.Errorf("write journal: %w", err)
 	}
@@ -553,7 +553,7 @@ func readJournal(j *os.File) (*journalState, error) {
 		// Check the CRC streaming: STEP records may be large. Only the first
 		// 24 bytes of a STEP's payload are kept; its saved bytes stay in the
 		// file.
-		crc := crc32.Checksum(hdr[:], statedir.Castagnoli)
+		crc := crc32.Checksum(hdr[:], statedir.Castagnoli())
 		keep := n - 1
 		if typ == recStep {
 			keep = min(keep, 24)
@@ -568,7 +568,7 @@ func readJournal(j *os.File) (*journalState, error) {
 			if pos < keep {
 				copy(small[pos:], buf[:k])
 			}
-			crc = crc32.Update(crc, statedir.Castagnoli, buf[:k])
+			crc = crc32.Update(crc, statedir.Castagnoli(), buf[:k])
 			pos += int64(k)
 		}
 		var tail [4]byte

@@ -117,7 +117,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 // flush writes the buffer out, unless a write failed before: the error
 // stays, for Write and Close to return.
 func (w *Writer) flush() {
-	w.crc = crc32.Update(w.crc, statedir.Castagnoli, w.buf)
+	w.crc = crc32.Update(w.crc, statedir.Castagnoli(), w.buf)
 	if w.err == nil {
 		_, w.err = w.dst.Write(w.buf)
 	}
@@ -127,7 +127,7 @@ func (w *Writer) flush() {
 // Close writes what is buffered and the checksum, or returns the first
 // write error. It does not close dst.
 func (w *Writer) Close() error {
-	w.crc = crc32.Update(w.crc, statedir.Castagnoli, w.buf)
+	w.crc = crc32.Update(w.crc, statedir.Castagnoli(), w.buf)
 	w.buf = binary.LittleEndian.AppendUint32(w.buf, w.crc)
 	if w.err == nil {
 		_, w.err = w.dst.Write(w.buf)
@@ -192,7 +192,7 @@ func (rd *Reader) fill() ([]byte, error) {
 	n := copy(rd.buf, rd.d)
 	want := int(min(int64(len(rd.buf)-n), rd.left))
 	m, err := io.ReadFull(rd.r, rd.buf[n:n+want])
-	rd.crc = crc32.Update(rd.crc, statedir.Castagnoli, rd.buf[n:n+m])
+	rd.crc = crc32.Update(rd.crc, statedir.Castagnoli(), rd.buf[n:n+m])
 	rd.left -= int64(m)
 	rd.d = rd.buf[:n+m]
 	if err != nil {

@@ -36,10 +36,11 @@ type Dir struct {
 	f    *os.File
 }
 
-// Castagnoli is the CRC-32C table of the checksums that the files in a
-// state directory carry against torn writes: a cache file's, each record of
-// an UPDATE journal.
-var Castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// Castagnoli returns the CRC-32C table of the checksums that the files in a
+// state directory carry. A function, not a package variable: hash/crc32
+// builds the table (9 KB) on first use, and most processes of a session
+// never checksum anything.
+func Castagnoli() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) }
 
 // ErrNone means the state directory does not exist (yet).
 var ErrNone = errors.New("no state directory")

@@ -109,7 +109,7 @@ func TestReexecCommand(t *testing.T) {
 			if cmd.Path != "/usr/sbin/popa3d" || !slices.Equal(cmd.Args, tc.args) {
 				t.Errorf("command %s %q, want %q", cmd.Path, cmd.Args, tc.args)
 			}
-			if want := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1", "TZ=Europe/Paris"}; !slices.Equal(cmd.Env, want) {
+			if want := []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1", "MALLOC_ARENA_MAX=1", "GODEBUG=profstackdepth=0", "TZ=Europe/Paris"}; !slices.Equal(cmd.Env, want) {
 				t.Errorf("environment %q, want %q", cmd.Env, want)
 			}
 			if (cmd.Stderr != nil) != (tc.re.stderr != nil) {
@@ -118,7 +118,7 @@ func TestReexecCommand(t *testing.T) {
 		})
 	}
 	os.Unsetenv("TZ")
-	if env := (reexec{exe: "/bin/true"}).command(context.Background(), "").Env; !slices.Equal(env, []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}) {
+	if env := (reexec{exe: "/bin/true"}).command(context.Background(), "").Env; !slices.Equal(env, []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1", "MALLOC_ARENA_MAX=1", "GODEBUG=profstackdepth=0"}) {
 		t.Errorf("without TZ: environment %q", env)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/quietio"
 	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 )
 
@@ -439,23 +440,25 @@ func (m *mbox) settle(ctx context.Context, st fileState) error {
 
 // stat returns the state of the open file, or ErrStale if the path no longer
 // names it (a program replaced the mailbox by renaming, or removed it).
+//
+// It runs before and after every RETR and TOP: both calls are raw system
+// calls (quietio says why).
 func (m *mbox) stat() (fileState, error) {
-	pfi, err := os.Lstat(m.path)
+	var ps, st unix.Stat_t
+	err := quietio.Lstat(m.path, &ps)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fileState{}, fmt.Errorf("%s was removed: %w", m.path, mailbox.ErrStale)
 	}
 	if err != nil {
 		return fileState{}, err
 	}
-	fi, err := m.f.Stat()
-	if err != nil {
+	if err := quietio.Fstat(m.f, &st); err != nil {
 		return fileState{}, err
 	}
-	ps, st := stateOf(pfi), stateOf(fi)
-	if ps.dev != st.dev || ps.ino != st.ino {
+	if ps.Dev != st.Dev || ps.Ino != st.Ino {
 		return fileState{}, fmt.Errorf("%s was replaced: %w", m.path, mailbox.ErrStale)
 	}
-	return st, nil
+	return fileState{dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size, mtime: st.Mtim.Nano()}, nil
 }
 
 // usable reports whether the snapshot may still be used.
@@ -567,7 +570,7 @@ func (m *mbox) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 		return nil, err
 	}
 	e := &m.entries[i]
-	return io.NopCloser(io.NewSectionReader(m.f, e.DataOffset, e.DataSize)), nil
+	return io.NopCloser(io.NewSectionReader(quietio.NewReaderAt(m.f), e.DataOffset, e.DataSize)), nil
 }
 
 // Verify checks again that the mailbox still holds the snapshot.

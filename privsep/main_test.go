@@ -16,6 +16,7 @@ var testRoles = map[string]func() int{
 	"preauth":     preauthRole,
 	"relayrecord": relayRecordRole,
 	"echo":        echoRole,
+	"seccomp":     seccompRole,
 }
 
 func TestMain(m *testing.M) {

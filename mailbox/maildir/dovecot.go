@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	builtinDovecot = func(log *slog.Logger) stampedAssigner { return dovecotStamped(uidlist.Options{}, log) }
+	builtinDovecot = func(log *slog.Logger) stampedAssigner { return dovecotStamped(uidlist.Options{Recheck: true}, log) }
 }
 
 // dovecotBase is Dovecot's base name of a Maildir file: the name up to the

@@ -59,7 +59,7 @@ func syncHelper(dir string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	got, err := uidlist.Sync(ctx, dir, es, uidlist.Options{})
+	got, err := uidlist.Sync(ctx, dir, es, uidlist.Options{Recheck: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3

@@ -119,6 +119,14 @@ type Options struct {
 	// Logf, if set, hears of events worth a log line that are not errors
 	// (a stale lock broken, files skipped).
 	Logf func(format string, args ...any)
+	// Recheck numbers a file the uidlist does not list only if it is
+	// still in new/ or cur/ once the lock is held (one more listing of
+	// both, when there are such files and dovecot-uidlist existed): the
+	// entries were listed before the lock, and a file another server
+	// expunged meanwhile would otherwise get a new UID for the moment it
+	// has left. The store sets it; tests of the numbering alone, whose
+	// entries name no files, do not.
+	Recheck bool
 
 	mode fs.FileMode // set by Sync: the mode of the files it creates
 }
@@ -349,6 +357,19 @@ func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotloc
 		f.HaveGUID = true
 	}
 
+	if o.Recheck && !fresh && len(newFiles) > 0 {
+		// The entries were listed before the lock: a file another
+		// server expunged meanwhile (Dovecot drops its record, then
+		// unlinks it, under this lock) is still among them, and would
+		// get a new UID, and so a new UIDL, for the moment it has left.
+		// Only files still present now are numbered; one renamed since
+		// (moved to cur/, its flags changed) is found by its base name.
+		present, err := presentBases(dir)
+		if err != nil {
+			return nil, err
+		}
+		newFiles = slices.DeleteFunc(newFiles, func(n newFile) bool { return !present[n.base] })
+	}
 	sortNew(newFiles)
 	added := make([]Record, 0, len(newFiles))
 	for _, n := range newFiles {
@@ -427,6 +448,27 @@ func liveRecords(dir string, f *File, kept []Record) ([]Record, error) {
 	if len(f.Records) == len(kept) {
 		return nil, nil
 	}
+	present, err := presentBases(dir)
+	if err != nil {
+		return nil, err
+	}
+	inKept := make(map[string]bool, len(kept))
+	for _, r := range kept {
+		inKept[r.Name] = true
+	}
+	var live []Record
+	for _, r := range f.Records {
+		if b := r.Base(); present[b] && !inKept[b] && writable(b) {
+			r.Name = b
+			live = append(live, r)
+		}
+	}
+	return live, nil
+}
+
+// presentBases lists new/ and cur/ of the Maildir dir now and returns the
+// base names of the files there.
+func presentBases(dir string) (map[string]bool, error) {
 	present := make(map[string]bool)
 	for _, sub := range []string{"new", "cur"} {
 		d, err := os.Open(filepath.Join(dir, sub))
@@ -445,18 +487,7 @@ func liveRecords(dir string, f *File, kept []Record) ([]Record, error) {
 			present[baseName(n)] = true
 		}
 	}
-	inKept := make(map[string]bool, len(kept))
-	for _, r := range kept {
-		inKept[r.Name] = true
-	}
-	var live []Record
-	for _, r := range f.Records {
-		if b := r.Base(); present[b] && !inKept[b] && writable(b) {
-			r.Name = b
-			live = append(live, r)
-		}
-	}
-	return live, nil
+	return present, nil
 }
 
 func compareUID(a, b uint32) int {

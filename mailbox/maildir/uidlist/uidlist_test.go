@@ -431,3 +431,42 @@ func TestDuplicateName(t *testing.T) {
 		t.Errorf("file %q", f)
 	}
 }
+
+// With Recheck, a file the caller listed but which is gone once the lock is
+// held (another server expunged it meanwhile) gets no UID: it would have a
+// new UIDL for the moment it has left (TestDovecotSideBySide caught this
+// against a real Dovecot). A file renamed since (moved to cur/, flags
+// changed) is found by its base name and numbered.
+func TestRecheckNewFiles(t *testing.T) {
+	dir := newMaildir(t)
+	touch := func(sub, name string) {
+		if err := os.WriteFile(filepath.Join(dir, sub, name), []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	touch("cur", "100.M1P1.h:2,S")
+	mustSync(t, dir, []Entry{{Base: "100.M1P1.h", Name: "100.M1P1.h:2,S"}}, Options{Recheck: true})
+	touch("cur", "102.M1P1.h:2,RS") // listed as new/102.M1P1.h, since moved
+	listed := []Entry{
+		{Base: "100.M1P1.h", Name: "100.M1P1.h:2,S"},
+		{Base: "101.M1P1.h", Name: "101.M1P1.h", New: true}, // gone
+		{Base: "102.M1P1.h", Name: "102.M1P1.h", New: true},
+	}
+	got := mustSync(t, dir, listed, Options{Recheck: true})
+	var bases []string
+	for _, a := range got {
+		bases = append(bases, fmt.Sprintf("%s=%d", a.Base, a.UID))
+	}
+	if want := []string{"100.M1P1.h=1", "102.M1P1.h=2"}; !slices.Equal(bases, want) {
+		t.Errorf("numbered %q, want %q", bases, want)
+	}
+	if s := readUIDList(t, dir); strings.Contains(s, "101.M1P1.h") {
+		t.Errorf("the vanished file was recorded:\n%s", s)
+	}
+	// Without Recheck (entries that name no files), every entry is
+	// numbered, as before.
+	got = mustSync(t, dir, listed, Options{})
+	if len(got) != 3 {
+		t.Errorf("without Recheck: %+v", got)
+	}
+}

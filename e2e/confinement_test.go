@@ -190,8 +190,8 @@ func TestPrivsepPreauthLimits(t *testing.T) {
 // checkNoProcesses fails unless every thread of process pid runs under a
 // seccomp filter (mode 2: the jail's, which refuses every way to start a
 // process or execute a program, privsep's TestSeccompFilter) with
-// no_new_privs, and has no RLIMIT_NPROC (the filter lets the runtime start
-// threads: no spare threads are needed).
+// no_new_privs, and RLIMIT_NPROC 32768 (the filter lets the runtime start
+// threads, no spare threads are needed; the limit bounds them).
 func checkNoProcesses(t *testing.T, what string, pid int) {
 	t.Helper()
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
@@ -213,8 +213,8 @@ func checkNoProcesses(t *testing.T, what string, pid int) {
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "Max processes"); ok {
-			if f := strings.Fields(rest); len(f) < 2 || f[0] == "0" {
-				t.Errorf("%s %d: %s: RLIMIT_NPROC 0 without need", what, pid, line)
+			if f := strings.Fields(rest); len(f) < 2 || f[0] != "32768" || f[1] != "32768" {
+				t.Errorf("%s %d: %s, want 32768 32768 (threads allowed, bounded)", what, pid, line)
 			}
 		}
 	}

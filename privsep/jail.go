@@ -94,10 +94,22 @@ func (j Jail) Enter() error {
 		return err
 	}
 	if filterProcesses() == nil {
+		// The filter leaves threads to the runtime; the limit keeps a
+		// jailed process that misbehaves from starting them without end.
+		if err := unix.Setrlimit(unix.RLIMIT_NPROC, &unix.Rlimit{Cur: jailTasks, Max: jailTasks}); err != nil {
+			return fmt.Errorf("setrlimit RLIMIT_NPROC %d: %w", jailTasks, err)
+		}
 		return nil
 	}
 	return limitProcesses()
 }
+
+// jailTasks bounds the threads of all the jail account's processes
+// together (RLIMIT_NPROC counts an account's tasks, and each jailed process
+// sets it): a pre-auth process uses about 5, so 500 sessions (max_sessions'
+// default) need about 2,500; the bound is there against a process that
+// starts threads without end, not to ration them.
+const jailTasks = 1 << 15
 
 // limitProcesses is the jail's rule without a seccomp filter: RLIMIT_NPROC
 // 0, after the runtime has started spare threads.

@@ -74,20 +74,35 @@ func hashedUIDL(base string) string {
 // orderByName sorts msgs by delivery time, then base name, then the rest of
 // the name (two files with one base: the one in new/ first).
 func orderByName(msgs []message) {
-	slices.SortFunc(msgs, func(a, b message) int {
-		switch {
-		case a.time != b.time:
-			if a.time < b.time {
-				return -1
-			}
-			return 1
-		case a.base != b.base:
-			return strings.Compare(a.base, b.base)
-		case a.dir != b.dir:
-			return int(a.dir) - int(b.dir)
+	slices.SortFunc(msgs, func(a, b message) int { return compareByName(&a, &b) })
+}
+
+// orderedByName returns the indexes of msgs in orderByName's order. No two
+// messages compare equal (one directory holds a name once), so the order
+// is the one orderByName gives.
+func orderedByName(msgs []message) []int32 {
+	order := make([]int32, len(msgs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return compareByName(&msgs[a], &msgs[b]) })
+	return order
+}
+
+// compareByName is orderByName's comparison.
+func compareByName(a, b *message) int {
+	switch {
+	case a.time != b.time:
+		if a.time < b.time {
+			return -1
 		}
-		return strings.Compare(a.name, b.name)
-	})
+		return 1
+	case a.base != b.base:
+		return strings.Compare(a.base, b.base)
+	case a.dir != b.dir:
+		return int(a.dir) - int(b.dir)
+	}
+	return strings.Compare(a.name, b.name)
 }
 
 // filenameUIDLs gives msgs, in their final order (orderByName: one base's
@@ -174,4 +189,37 @@ func applyAssigned(msgs []message, as []Assigned, warn func(string)) ([]message,
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// applyPicks is applyAssigned for an indexedAssigner: it returns the
+// messages picks names, in their order, with their UIDLs, leaving out (and
+// reporting through warn) those whose UIDL is invalid or another's. UIDLs
+// in ascending order (Dovecot's %08Xu%08Xv by UID) are distinct without a
+// map of them.
+func applyPicks(msgs []message, picks []pick, warn func(string)) []message {
+	var seen map[string]struct{}
+	for k := 1; k < len(picks); k++ {
+		if picks[k-1].uidl >= picks[k].uidl {
+			seen = make(map[string]struct{}, len(picks))
+			break
+		}
+	}
+	out := make([]message, 0, len(picks))
+	for _, p := range picks {
+		m := &msgs[p.i]
+		if !validUIDL(p.uidl) {
+			warn(fmt.Sprintf("%s not served: its UIDL %q is not 1-70 characters of 0x21-0x7E", m.base, p.uidl))
+			continue
+		}
+		if seen != nil {
+			if _, dup := seen[p.uidl]; dup {
+				warn(fmt.Sprintf("%s not served: its UIDL %q is another message's", m.base, p.uidl))
+				continue
+			}
+			seen[p.uidl] = struct{}{}
+		}
+		out = append(out, *m)
+		out[len(out)-1].uidl = p.uidl
+	}
+	return out
 }

@@ -112,10 +112,10 @@ func sortByOrder(as []uidlist.Assigned) {
 	})
 }
 
-// dovecotIndexed is dovecotStamped on the store's own messages, with one
-// map (Dovecot base → uidlist entry) where dovecotStamped and applyAssigned
-// build three: it serves the messages dovecotStamped and applyAssigned
-// would, in their order.
+// dovecotIndexed is dovecotStamped on the store's own messages, with at
+// most one map (Dovecot base → uidlist entry) where dovecotStamped and
+// applyAssigned build three: it serves the messages dovecotStamped and
+// applyAssigned would, in their order.
 func dovecotIndexed(opts uidlist.Options, log *slog.Logger) indexedAssigner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -127,9 +127,13 @@ func dovecotIndexed(opts uidlist.Options, log *slog.Logger) indexedAssigner {
 		// One entry per Dovecot base, named by its first file; from[k]
 		// is the message whose base entry k serves (dovecotStamped's
 		// "our base"): that of the last file in cur/, else the first's.
+		// While the Dovecot bases ascend (orderByName's order gives
+		// them so when the names start with delivery times of as many
+		// digits) they are distinct, and an entry is found again where
+		// it was expected or by a binary search: byDovecot is nil.
 		entries := make([]uidlist.Entry, 0, len(order))
 		from := make([]int32, 0, len(order))
-		byDovecot := make(map[string]int32, len(order))
+		var byDovecot map[string]int32
 		dups := false
 		for _, i := range order {
 			m := &msgs[i]
@@ -137,14 +141,22 @@ func dovecotIndexed(opts uidlist.Options, log *slog.Logger) indexedAssigner {
 			if b == "" {
 				continue
 			}
-			if k, dup := byDovecot[b]; dup {
-				dups = true
-				if m.dir != dirNew {
-					from[k] = i
+			if byDovecot == nil && len(entries) > 0 && entries[len(entries)-1].Base >= b {
+				byDovecot = make(map[string]int32, len(order))
+				for k, e := range entries {
+					byDovecot[e.Base] = int32(k)
 				}
-				continue
 			}
-			byDovecot[b] = int32(len(entries))
+			if byDovecot != nil {
+				if k, dup := byDovecot[b]; dup {
+					dups = true
+					if m.dir != dirNew {
+						from[k] = i
+					}
+					continue
+				}
+				byDovecot[b] = int32(len(entries))
+			}
 			entries = append(entries, uidlist.Entry{Base: b, Name: m.name, New: m.dir == dirNew})
 			from = append(from, i)
 		}
@@ -173,8 +185,19 @@ func dovecotIndexed(opts uidlist.Options, log *slog.Logger) indexedAssigner {
 		sortByOrder(as)
 		picks := make([]pick, 0, len(as))
 		used := make([]bool, len(entries))
+		next := 0 // where the next entry is expected: after the last
 		for _, a := range as {
-			k, ok := byDovecot[a.Base]
+			k, ok := next, next < len(entries) && entries[next].Base == a.Base
+			switch {
+			case ok:
+			case byDovecot != nil:
+				var k32 int32
+				k32, ok = byDovecot[a.Base]
+				k = int(k32)
+			default:
+				k, ok = slices.BinarySearchFunc(entries, a.Base, func(e uidlist.Entry, b string) int { return strings.Compare(e.Base, b) })
+			}
+			next = k + 1
 			if !ok {
 				return nil, nil, fmt.Errorf("uidlist returned %q, not given", a.Base)
 			}

@@ -100,9 +100,24 @@ func TestDovecotBuiltinMatchesAssigner(t *testing.T) {
 		{"cur", "nodate.f:2,"}, {"cur", ":2,g"}, {"new", "1699999999.M9P1.h"},
 		{"cur", "1700000006.M6P1.i,S=5,W=7:2,S"}, {"new", "1700000006.M5P1.j"},
 	}
-	for _, list := range []string{"", "3 V5 N20 G0123456789abcdef0123456789abcdef\n" +
-		"1 Pdup O2 :1700000002.M2P1.b\n2 Pdup :1700000006.M5P1.j\n3 O1 :1700000003.M3P1.c\n" +
-		"4 P :1700000004.M4P1.d\n5 P~ O1 :1699999999.M9P1.h\n"} {
+	// The files without a second of one Dovecot base, where the bases
+	// ascend in the order of the names.
+	var distinct []struct{ sub, name string }
+	for _, fl := range files {
+		if !slices.ContainsFunc(distinct, func(d struct{ sub, name string }) bool { return dovecotBase(d.name) == dovecotBase(fl.name) }) {
+			distinct = append(distinct, fl)
+		}
+	}
+	for run := range 4 {
+		list, files := "", files
+		if run%2 == 1 {
+			list = "3 V5 N20 G0123456789abcdef0123456789abcdef\n" +
+				"1 Pdup O2 :1700000002.M2P1.b\n2 Pdup :1700000006.M5P1.j\n3 O1 :1700000003.M3P1.c\n" +
+				"4 P :1700000004.M4P1.d\n5 P~ O1 :1699999999.M9P1.h\n"
+		}
+		if run >= 2 {
+			files = distinct
+		}
 		fixtures := [2]*fixture{newFixture(t), newFixture(t)}
 		for _, f := range fixtures {
 			for i, fl := range files {
@@ -126,7 +141,7 @@ func TestDovecotBuiltinMatchesAssigner(t *testing.T) {
 		}))
 		want := slices.Clone(assigner.msgs)
 		assigner.Close()
-		if len(got) < 8 || !slices.Equal(got, want) {
+		if len(got) < 6 || !slices.Equal(got, want) {
 			t.Errorf("built-in scheme, dovecot-uidlist %q:\n%+v\nDovecotAssigner:\n%+v", list, got, want)
 		}
 		if again, _ := os.ReadFile(filepath.Join(fixtures[1].root, "dovecot-uidlist")); !bytes.Equal(again, written) {

@@ -195,7 +195,8 @@ func applyAssigned(msgs []message, as []Assigned, warn func(string)) ([]message,
 // messages picks names, in their order, with their UIDLs, leaving out (and
 // reporting through warn) those whose UIDL is invalid or another's. UIDLs
 // in ascending order (Dovecot's %08Xu%08Xv by UID) are distinct without a
-// map of them.
+// map of them. When every message is served, msgs is reordered in place
+// and returned: a copy was 880 KB of fresh pages for 10,000 messages.
 func applyPicks(msgs []message, picks []pick, warn func(string)) []message {
 	var seen map[string]struct{}
 	for k := 1; k < len(picks); k++ {
@@ -204,22 +205,51 @@ func applyPicks(msgs []message, picks []pick, warn func(string)) []message {
 			break
 		}
 	}
-	out := make([]message, 0, len(picks))
+	served := picks[:0]
 	for _, p := range picks {
-		m := &msgs[p.i]
 		if !validUIDL(p.uidl) {
-			warn(fmt.Sprintf("%s not served: its UIDL %q is not 1-70 characters of 0x21-0x7E", m.base, p.uidl))
+			warn(fmt.Sprintf("%s not served: its UIDL %q is not 1-70 characters of 0x21-0x7E", msgs[p.i].base, p.uidl))
 			continue
 		}
 		if seen != nil {
 			if _, dup := seen[p.uidl]; dup {
-				warn(fmt.Sprintf("%s not served: its UIDL %q is another message's", m.base, p.uidl))
+				warn(fmt.Sprintf("%s not served: its UIDL %q is another message's", msgs[p.i].base, p.uidl))
 				continue
 			}
 			seen[p.uidl] = struct{}{}
 		}
-		out = append(out, *m)
-		out[len(out)-1].uidl = p.uidl
+		served = append(served, p)
 	}
-	return out
+	if len(served) != len(msgs) {
+		out := make([]message, 0, len(served))
+		for _, p := range served {
+			out = append(out, msgs[p.i])
+			out[len(out)-1].uidl = p.uidl
+		}
+		return out
+	}
+	// served is a permutation (an indexedAssigner picks a message once):
+	// msgs[k] becomes msgs[served[k].i], one cycle at a time, each placed
+	// position marked by i = -1.
+	for j := range served {
+		if served[j].i < 0 {
+			continue
+		}
+		first := msgs[j]
+		k := j
+		for {
+			src := int(served[k].i)
+			served[k].i = -1
+			if src == j {
+				msgs[k] = first
+				break
+			}
+			msgs[k] = msgs[src]
+			k = src
+		}
+	}
+	for k := range msgs {
+		msgs[k].uidl = served[k].uidl
+	}
+	return msgs
 }

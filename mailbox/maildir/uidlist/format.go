@@ -108,7 +108,11 @@ func parseFormat(s string) (uidlFormat, error) {
 // 10,000-message Maildir allocated in package uidlist.
 func (f uidlFormat) expand(uid, uidValidity uint32, base, guid string) string {
 	var arr [96]byte
-	b := arr[:0]
+	return string(f.appendTo(arr[:0], uid, uidValidity, base, guid))
+}
+
+// appendTo is expand appending to b.
+func (f uidlFormat) appendTo(b []byte, uid, uidValidity uint32, base, guid string) []byte {
 	for _, p := range f {
 		if p.key == 0 {
 			b = append(b, p.lit...)
@@ -146,5 +150,5 @@ func (f uidlFormat) expand(uid, uidValidity uint32, base, guid string) string {
 		b = append(b, v...)
 		b = append(b, sv...)
 	}
-	return string(b)
+	return b
 }

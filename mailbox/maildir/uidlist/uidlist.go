@@ -427,9 +427,25 @@ func syncLocked(dir, path string, names []Entry, format uidlFormat, lock *dotloc
 		}
 	}
 
+	// The UIDLs made from the format are written one after another into
+	// one string, sized for all of them when they are as long as the
+	// first, each UIDL a slice of it: a string each was half the
+	// allocations of a first open. (A string already taken from sb
+	// stays as it is when sb grows.)
 	out := make([]Assigned, 0, len(all))
-	for _, r := range all {
-		out = append(out, assign(r, r.Name, f.UIDValidity, format))
+	var sb strings.Builder
+	var one [96]byte
+	for k, r := range all {
+		a, u, made := assignInto(one[:0], r, r.Name, f.UIDValidity, format)
+		if made {
+			if sb.Cap()-sb.Len() < len(u) {
+				sb.Grow(len(u) * (len(all) - k))
+			}
+			start := sb.Len()
+			sb.Write(u)
+			a.UIDL = sb.String()[start:]
+		}
+		out = append(out, a)
 	}
 	return out, nil
 }
@@ -493,6 +509,16 @@ func compareUID(a, b uint32) int {
 }
 
 func assign(r Record, base string, uidValidity uint32, format uidlFormat) Assigned {
+	a, u, made := assignInto(nil, r, base, uidValidity, format)
+	if made {
+		a.UIDL = string(u)
+	}
+	return a
+}
+
+// assignInto is assign that appends a UIDL made from format to buf and
+// returns it, with made true, rather than setting Assigned.UIDL to it.
+func assignInto(buf []byte, r Record, base string, uidValidity uint32, format uidlFormat) (_ Assigned, _ []byte, made bool) {
 	a := Assigned{Base: base, UID: r.UID}
 	if o, ok := r.Field('O'); ok {
 		if n, err := strconv.ParseUint(o, 10, 32); err == nil {
@@ -504,14 +530,13 @@ func assign(r Record, base string, uidValidity uint32, format uidlFormat) Assign
 			p = base
 		}
 		a.UIDL = p
-		return a
+		return a, buf, false
 	}
 	guid, ok := r.Field('G')
 	if !ok || guid == "" {
 		guid = base
 	}
-	a.UIDL = format.expand(r.UID, uidValidity, base, guid)
-	return a
+	return a, format.appendTo(buf, r.UID, uidValidity, base, guid), true
 }
 
 // readFile reads and parses the uidlist; a missing or empty file gives a nil

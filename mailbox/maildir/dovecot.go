@@ -120,7 +120,7 @@ func dovecotIndexed(opts uidlist.Options, log *slog.Logger) indexedAssigner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return func(ctx context.Context, dir string, msgs []message, order []int32) ([]pick, *uidlist.Stamp, error) {
+	return func(ctx context.Context, dir string, msgs []message, order []int32) ([]int32, *uidlist.Stamp, error) {
 		if opts.Logf == nil {
 			opts.Logf = func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
 		}
@@ -183,7 +183,7 @@ func dovecotIndexed(opts uidlist.Options, log *slog.Logger) indexedAssigner {
 			return nil, nil, err
 		}
 		sortByOrder(as)
-		picks := make([]pick, 0, len(as))
+		picks := order[:0] // order is read no more
 		used := make([]bool, len(entries))
 		next := 0 // where the next entry is expected: after the last
 		for _, a := range as {
@@ -205,7 +205,8 @@ func dovecotIndexed(opts uidlist.Options, log *slog.Logger) indexedAssigner {
 				return nil, nil, fmt.Errorf("uidlist returned %q twice", a.Base)
 			}
 			used[k] = true
-			picks = append(picks, pick{i: from[k], uidl: a.UIDL})
+			msgs[from[k]].uidl = a.UIDL
+			picks = append(picks, from[k])
 		}
 		return picks, stamp, nil
 	}

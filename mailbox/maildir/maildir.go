@@ -161,16 +161,11 @@ var builtinDovecot func(*slog.Logger) indexedAssigner
 
 // indexedAssigner is the built-in dovecot scheme, on the store's own
 // messages: msgs in the order order gives (orderByName's, as indexes into
-// msgs). It returns the messages to serve in the order to number them, by
-// index into msgs, with their UIDLs, and the Stamp of the dovecot-uidlist it
-// read, as it left it (nil: none to trust).
-type indexedAssigner func(ctx context.Context, dir string, msgs []message, order []int32) ([]pick, *uidlist.Stamp, error)
-
-// pick is a message an indexedAssigner serves: msgs[i], with its UIDL.
-type pick struct {
-	i    int32
-	uidl string
-}
+// msgs). It sets the UIDLs of the messages to serve and returns them in the
+// order to number them, by index into msgs (in order's array, which it
+// reuses), and the Stamp of the dovecot-uidlist it read, as it left it
+// (nil: none to trust).
+type indexedAssigner func(ctx context.Context, dir string, msgs []message, order []int32) ([]int32, *uidlist.Stamp, error)
 
 // The subdirectories messages are served from, by message.dir.
 const (

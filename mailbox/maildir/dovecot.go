@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	builtinDovecot = func(log *slog.Logger) stampedAssigner { return dovecotStamped(uidlist.Options{Recheck: true}, log) }
+	builtinDovecot = func(log *slog.Logger) indexedAssigner { return dovecotIndexed(uidlist.Options{Recheck: true}, log) }
 }
 
 // dovecotBase is Dovecot's base name of a Maildir file: the name up to the
@@ -79,17 +79,7 @@ func dovecotStamped(opts uidlist.Options, log *slog.Logger) stampedAssigner {
 		} else if err != nil {
 			return nil, nil, err
 		}
-		slices.SortStableFunc(as, func(a, b uidlist.Assigned) int {
-			switch {
-			case a.Order != 0 && b.Order != 0:
-				return int(int64(a.Order) - int64(b.Order))
-			case a.Order != 0:
-				return -1
-			case b.Order != 0:
-				return 1
-			}
-			return 0
-		})
+		sortByOrder(as)
 		out := make([]Assigned, 0, len(as))
 		for _, a := range as {
 			base, ok := ours[a.Base]
@@ -99,5 +89,125 @@ func dovecotStamped(opts uidlist.Options, log *slog.Logger) stampedAssigner {
 			out = append(out, Assigned{Base: base, UID: a.UID, UIDL: a.UIDL})
 		}
 		return out, stamp, nil
+	}
+}
+
+// sortByOrder sorts as, sorted by UID, as Dovecot's POP3 server numbers
+// messages: those with an O field (migrated mail) first, by it, then the
+// others, by UID. Without O fields there is nothing to move.
+func sortByOrder(as []uidlist.Assigned) {
+	if !slices.ContainsFunc(as, func(a uidlist.Assigned) bool { return a.Order != 0 }) {
+		return
+	}
+	slices.SortStableFunc(as, func(a, b uidlist.Assigned) int {
+		switch {
+		case a.Order != 0 && b.Order != 0:
+			return int(int64(a.Order) - int64(b.Order))
+		case a.Order != 0:
+			return -1
+		case b.Order != 0:
+			return 1
+		}
+		return 0
+	})
+}
+
+// dovecotIndexed is dovecotStamped on the store's own messages, with at
+// most one map (Dovecot base → uidlist entry) where dovecotStamped and
+// applyAssigned build three: it serves the messages dovecotStamped and
+// applyAssigned would, in their order.
+func dovecotIndexed(opts uidlist.Options, log *slog.Logger) indexedAssigner {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return func(ctx context.Context, dir string, msgs []message, order []int32) ([]int32, *uidlist.Stamp, error) {
+		if opts.Logf == nil {
+			opts.Logf = func(format string, args ...any) { log.Warn(fmt.Sprintf(format, args...)) }
+		}
+		// One entry per Dovecot base, named by its first file; from[k]
+		// is the message whose base entry k serves (dovecotStamped's
+		// "our base"): that of the last file in cur/, else the first's.
+		// While the Dovecot bases ascend (orderByName's order gives
+		// them so when the names start with delivery times of as many
+		// digits) they are distinct, and an entry is found again where
+		// it was expected or by a binary search: byDovecot is nil.
+		entries := make([]uidlist.Entry, 0, len(order))
+		from := make([]int32, 0, len(order))
+		var byDovecot map[string]int32
+		dups := false
+		for _, i := range order {
+			m := &msgs[i]
+			b := dovecotBase(m.name)
+			if b == "" {
+				continue
+			}
+			if byDovecot == nil && len(entries) > 0 && entries[len(entries)-1].Base >= b {
+				byDovecot = make(map[string]int32, len(order))
+				for k, e := range entries {
+					byDovecot[e.Base] = int32(k)
+				}
+			}
+			if byDovecot != nil {
+				if k, dup := byDovecot[b]; dup {
+					dups = true
+					if m.dir != dirNew {
+						from[k] = i
+					}
+					continue
+				}
+				byDovecot[b] = int32(len(entries))
+			}
+			entries = append(entries, uidlist.Entry{Base: b, Name: m.name, New: m.dir == dirNew})
+			from = append(from, i)
+		}
+		if dups {
+			// Of the files of that base, the one served is
+			// applyAssigned's: the first in cur/, else the last.
+			byBase := make(map[string]int32, len(order))
+			for _, i := range order {
+				if j, dup := byBase[msgs[i].base]; !dup || msgs[j].dir != dirCur {
+					byBase[msgs[i].base] = i
+				}
+			}
+			for k, i := range from {
+				from[k] = byBase[msgs[i].base]
+			}
+		}
+		as, st, err := uidlist.SyncStamped(ctx, dir, entries, opts)
+		stamp := &st
+		var corrupt *uidlist.CorruptError
+		if errors.As(err, &corrupt) {
+			log.Warn(fmt.Sprintf("Maildir %s: %v: serving the %d messages it lists before the damage, no others, until it is mended", dir, err, len(as)))
+			stamp = nil
+		} else if err != nil {
+			return nil, nil, err
+		}
+		sortByOrder(as)
+		picks := order[:0] // order is read no more
+		used := make([]bool, len(entries))
+		next := 0 // where the next entry is expected: after the last
+		for _, a := range as {
+			k, ok := next, next < len(entries) && entries[next].Base == a.Base
+			switch {
+			case ok:
+			case byDovecot != nil:
+				var k32 int32
+				k32, ok = byDovecot[a.Base]
+				k = int(k32)
+			default:
+				k, ok = slices.BinarySearchFunc(entries, a.Base, func(e uidlist.Entry, b string) int { return strings.Compare(e.Base, b) })
+			}
+			next = k + 1
+			if !ok {
+				return nil, nil, fmt.Errorf("uidlist returned %q, not given", a.Base)
+			}
+			if used[k] {
+				return nil, nil, fmt.Errorf("uidlist returned %q twice", a.Base)
+			}
+			used[k] = true
+			msgs[from[k]].uidl = a.UIDL
+			picks = append(picks, from[k])
+		}
+		return picks, stamp, nil
 	}
 }

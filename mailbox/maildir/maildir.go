@@ -93,7 +93,10 @@ type Store struct {
 	locker mailbox.Locker
 	lim    mailbox.Limits
 	stale  time.Duration
-	assign stampedAssigner // nil: the filename scheme
+	assign stampedAssigner // nil: the filename scheme or builtin
+	// builtin is the built-in dovecot scheme (dovecot.go), which numbers
+	// the store's own messages; nil: assign, or the filename scheme.
+	builtin indexedAssigner
 	// scheme names the scheme for the index cache's snapshot: a snapshot
 	// is served only to the scheme that made it, and never with an
 	// Assigner of the caller's (Options.Dovecot), whose uidlist this store
@@ -146,7 +149,7 @@ func NewStore(opts Options) (*Store, error) {
 			}
 		} else {
 			s.scheme = snapDovecot
-			s.assign = builtinDovecot(s.log)
+			s.builtin = builtinDovecot(s.log)
 		}
 	}
 	return s, nil
@@ -154,7 +157,15 @@ func NewStore(opts Options) (*Store, error) {
 
 // builtinDovecot makes the dovecot scheme of this build (dovecot.go), or is
 // nil.
-var builtinDovecot func(*slog.Logger) stampedAssigner
+var builtinDovecot func(*slog.Logger) indexedAssigner
+
+// indexedAssigner is the built-in dovecot scheme, on the store's own
+// messages: msgs in the order order gives (orderByName's, as indexes into
+// msgs). It sets the UIDLs of the messages to serve and returns them in the
+// order to number them, by index into msgs (in order's array, which it
+// reuses), and the Stamp of the dovecot-uidlist it read, as it left it
+// (nil: none to trust).
+type indexedAssigner func(ctx context.Context, dir string, msgs []message, order []int32) ([]int32, *uidlist.Stamp, error)
 
 // The subdirectories messages are served from, by message.dir.
 const (
@@ -302,12 +313,6 @@ func (m *maildir) scan(ctx context.Context) error {
 			cache = nil
 		}
 	}
-	type listed struct {
-		dir     uint8
-		unknown bool // of an unknown type: to be stat'ed
-		name    string
-		fn      fileName
-	}
 	var lists [2][]string
 	var unknowns [2][]bool
 	count := 0
@@ -323,43 +328,48 @@ func (m *maildir) scan(ctx context.Context) error {
 		lists[d], unknowns[d] = names, unknown
 		count += len(names)
 	}
-	all := make([]listed, 0, count)
-	for d, names := range lists {
-		for i, n := range names {
-			all = append(all, listed{dir: uint8(d), unknown: unknowns[d] != nil && unknowns[d][i], name: n, fn: parseName(n)})
-		}
-	}
 	var byBase map[string]int
 	if cache != nil && len(cache.ents) > 0 {
 		byBase = cache.index()
-		if !m.spotCheck(cache, byBase, len(all), func(i int) (uint8, string, string) { return all[i].dir, all[i].name, all[i].fn.base }) {
+		if !m.spotCheck(cache, byBase, count, func(i int) (uint8, string, string) {
+			d := 0
+			if i >= len(lists[0]) {
+				d, i = 1, i-len(lists[0])
+			}
+			return uint8(d), lists[d][i], parseName(lists[d][i]).base
+		}) {
 			byBase = nil
 		}
 	}
-	msgs := make([]message, 0, len(all))
-	for _, l := range all {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		fn := l.fn
-		msg := message{dir: l.dir, name: l.name, base: fn.base, time: fn.time}
-		if k, ok := byBase[fn.base]; ok {
-			c := &cache.ents[k]
-			msg.size, msg.disk = c.size, c.disk
-			if msg.time < 0 {
-				msg.time = c.time
-			}
-		} else {
-			s.measured.Add(1)
-			ok, err := m.measure(&msg, fn, !l.unknown)
-			if err != nil {
+	// The names are parsed as they are measured, with no slice of them
+	// in between: one copy less of 80 bytes a message.
+	msgs := make([]message, 0, count)
+	for d, names := range lists {
+		for i, name := range names {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if !ok {
-				continue // gone since the listing, or left out
+			fn := parseName(name)
+			msg := message{dir: uint8(d), name: name, base: fn.base, time: fn.time}
+			if k, ok := byBase[fn.base]; ok {
+				c := &cache.ents[k]
+				msg.size, msg.disk = c.size, c.disk
+				if msg.time < 0 {
+					msg.time = c.time
+				}
+			} else {
+				s.measured.Add(1)
+				unknown := unknowns[d] != nil && unknowns[d][i]
+				ok, err := m.measure(&msg, fn, !unknown)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue // gone since the listing, or left out
+				}
 			}
+			msgs = append(msgs, msg)
 		}
-		msgs = append(msgs, msg)
 	}
 	if err := m.checkLimits(msgs); err != nil {
 		return err
@@ -496,6 +506,9 @@ func (m *maildir) spotCheck(c *cacheData, byBase map[string]int, n int, at func(
 // number orders msgs and gives them UIDLs by the store's scheme. trusted
 // says the scheme's state (dovecot-uidlist) was stamped, in m.stamp.
 func (m *maildir) number(ctx context.Context, msgs []message) (_ []message, trusted bool, _ error) {
+	if m.store.builtin != nil {
+		return m.numberBuiltin(ctx, msgs)
+	}
 	orderByName(msgs)
 	if m.store.assign == nil {
 		filenameUIDLs(msgs)
@@ -514,6 +527,30 @@ func (m *maildir) number(ctx context.Context, msgs []message) (_ []message, trus
 	if err != nil {
 		return nil, false, err
 	}
+	if left := len(msgs) - len(out); left > 0 {
+		m.store.log.Warn(fmt.Sprintf("Maildir %s: %d files not served (no UID assigned to them)", m.path, left))
+	}
+	if stamp == nil {
+		return out, false, nil
+	}
+	m.stamp.uidlist = *stamp
+	return out, true, nil
+}
+
+// numberBuiltin is number with the built-in dovecot scheme. The messages
+// are not sorted in place: the scheme sees them through an order of
+// indexes and picks those to serve by index, so that no message is moved
+// or looked up by name more than once (the 10,000-message first open spent
+// a fifth of its time in the maps of applyAssigned and the Assigner's, and
+// in moving 88-byte messages around).
+func (m *maildir) numberBuiltin(ctx context.Context, msgs []message) (_ []message, trusted bool, _ error) {
+	order := orderedByName(msgs)
+	m.store.syncs.Add(1)
+	picks, stamp, err := m.store.builtin(ctx, m.path, msgs, order)
+	if err != nil {
+		return nil, false, fmt.Errorf("dovecot UIDs: %w", err)
+	}
+	out := applyPicks(msgs, picks, func(msg string) { m.store.log.Warn(fmt.Sprintf("Maildir %s: %s", m.path, msg)) })
 	if left := len(msgs) - len(out); left > 0 {
 		m.store.log.Warn(fmt.Sprintf("Maildir %s: %d files not served (no UID assigned to them)", m.path, left))
 	}

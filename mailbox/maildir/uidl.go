@@ -74,20 +74,35 @@ func hashedUIDL(base string) string {
 // orderByName sorts msgs by delivery time, then base name, then the rest of
 // the name (two files with one base: the one in new/ first).
 func orderByName(msgs []message) {
-	slices.SortFunc(msgs, func(a, b message) int {
-		switch {
-		case a.time != b.time:
-			if a.time < b.time {
-				return -1
-			}
-			return 1
-		case a.base != b.base:
-			return strings.Compare(a.base, b.base)
-		case a.dir != b.dir:
-			return int(a.dir) - int(b.dir)
+	slices.SortFunc(msgs, func(a, b message) int { return compareByName(&a, &b) })
+}
+
+// orderedByName returns the indexes of msgs in orderByName's order. No two
+// messages compare equal (one directory holds a name once), so the order
+// is the one orderByName gives.
+func orderedByName(msgs []message) []int32 {
+	order := make([]int32, len(msgs))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return compareByName(&msgs[a], &msgs[b]) })
+	return order
+}
+
+// compareByName is orderByName's comparison.
+func compareByName(a, b *message) int {
+	switch {
+	case a.time != b.time:
+		if a.time < b.time {
+			return -1
 		}
-		return strings.Compare(a.name, b.name)
-	})
+		return 1
+	case a.base != b.base:
+		return strings.Compare(a.base, b.base)
+	case a.dir != b.dir:
+		return int(a.dir) - int(b.dir)
+	}
+	return strings.Compare(a.name, b.name)
 }
 
 // filenameUIDLs gives msgs, in their final order (orderByName: one base's
@@ -174,4 +189,64 @@ func applyAssigned(msgs []message, as []Assigned, warn func(string)) ([]message,
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// applyPicks is applyAssigned for an indexedAssigner: it returns the
+// messages picks names (indexes into msgs), in their order, leaving out
+// (and reporting through warn) those whose UIDL is invalid or another's. UIDLs
+// in ascending order (Dovecot's %08Xu%08Xv by UID) are distinct without a
+// map of them. When every message is served, msgs is reordered in place
+// and returned: a copy was 880 KB of fresh pages for 10,000 messages.
+func applyPicks(msgs []message, picks []int32, warn func(string)) []message {
+	var seen map[string]struct{}
+	for k := 1; k < len(picks); k++ {
+		if msgs[picks[k-1]].uidl >= msgs[picks[k]].uidl {
+			seen = make(map[string]struct{}, len(picks))
+			break
+		}
+	}
+	served := picks[:0]
+	for _, i := range picks {
+		m := &msgs[i]
+		if !validUIDL(m.uidl) {
+			warn(fmt.Sprintf("%s not served: its UIDL %q is not 1-70 characters of 0x21-0x7E", m.base, m.uidl))
+			continue
+		}
+		if seen != nil {
+			if _, dup := seen[m.uidl]; dup {
+				warn(fmt.Sprintf("%s not served: its UIDL %q is another message's", m.base, m.uidl))
+				continue
+			}
+			seen[m.uidl] = struct{}{}
+		}
+		served = append(served, i)
+	}
+	if len(served) != len(msgs) {
+		out := make([]message, 0, len(served))
+		for _, i := range served {
+			out = append(out, msgs[i])
+		}
+		return out
+	}
+	// served is a permutation (an indexedAssigner picks a message once):
+	// msgs[k] becomes msgs[served[k]], one cycle at a time, each placed
+	// position marked by -1.
+	for j := range served {
+		if served[j] < 0 {
+			continue
+		}
+		first := msgs[j]
+		k := j
+		for {
+			src := int(served[k])
+			served[k] = -1
+			if src == j {
+				msgs[k] = first
+				break
+			}
+			msgs[k] = msgs[src]
+			k = src
+		}
+	}
+	return msgs
 }

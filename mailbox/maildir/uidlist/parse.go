@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Record is one line of a dovecot-uidlist after the header: a message file
@@ -364,10 +365,8 @@ func strtoul(b []byte) uint32 {
 // baseName is a file name up to its first ':' (Dovecot's
 // maildir_filename_base_cmp stops there).
 func baseName(name string) string {
-	for i := 0; i < len(name); i++ {
-		if name[i] == ':' {
-			return name[:i]
-		}
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		return name[:i]
 	}
 	return name
 }

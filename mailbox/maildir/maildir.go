@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/popa3d/popa3d/mailbox"
+	"github.com/popa3d/popa3d/mailbox/internal/quietio"
 	"github.com/popa3d/popa3d/mailbox/internal/statedir"
 	"github.com/popa3d/popa3d/mailbox/maildir/uidlist"
 )
@@ -594,7 +595,7 @@ func (m *maildir) measure(msg *message, fn fileName, regular bool) (bool, error)
 		msg.size = fn.w
 		return true, nil
 	}
-	f, err := m.openMessage(msg)
+	f, err := m.openMessage(msg, &st)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -625,18 +626,16 @@ func plausibleW(w, disk int64) bool {
 
 // openMessage opens a message file read-only, never through a symbolic
 // link; with RequireOwner it must be the user's and have one name.
-func (m *maildir) openMessage(msg *message) (*os.File, error) {
+func (m *maildir) openMessage(msg *message, st *unix.Stat_t) (*quietio.File, error) {
 	d := m.dirs[msg.dir]
 	if d == nil {
 		return nil, &fs.PathError{Op: "open", Path: filepath.Join(m.path, dirNames[msg.dir], msg.name), Err: fs.ErrNotExist}
 	}
-	fd, err := unix.Openat(int(d.Fd()), msg.name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	f, err := quietio.OpenAt(d, msg.name, filepath.Join(d.Name(), msg.name))
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: filepath.Join(d.Name(), msg.name), Err: err}
+		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), filepath.Join(d.Name(), msg.name))
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	if err := f.Stat(st); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("stat %s: %w", f.Name(), err)
 	}
@@ -666,12 +665,13 @@ func (m *maildir) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("message %d of %d", i+1, len(m.msgs))
 	}
 	msg := &m.msgs[i]
-	f, err := m.openMessage(msg)
+	var st unix.Stat_t
+	f, err := m.openMessage(msg, &st)
 	if errors.Is(err, fs.ErrNotExist) {
 		if m.relocate(map[string]int{msg.base: i}) == 0 {
 			return nil, fmt.Errorf("%s: %w", msg.name, mailbox.ErrStale)
 		}
-		f, err = m.openMessage(msg)
+		f, err = m.openMessage(msg, &st)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%s: %w", msg.name, mailbox.ErrStale)
 		}
@@ -679,23 +679,20 @@ func (m *maildir) Open(ctx context.Context, i int) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("stat %s: %w", f.Name(), err)
-	}
-	if msg.named && fi.Size() != msg.disk {
+	if msg.named && st.Size != msg.disk {
 		// Its name's ,S= was wrong: the size as sent is checked once
 		// it is read (Verify), and the cache learns the size on disk.
-		m.store.log.Warn(fmt.Sprintf("Maildir %s: %s is %d bytes, its name says %d", m.path, msg.name, fi.Size(), msg.disk))
-		msg.disk, msg.named = fi.Size(), false
+		m.store.log.Warn(fmt.Sprintf("Maildir %s: %s is %d bytes, its name says %d", m.path, msg.name, st.Size, msg.disk))
+		msg.disk, msg.named = st.Size, false
 		m.writeCache()
 	}
-	if msg.disk >= 0 && fi.Size() != msg.disk {
+	if msg.disk >= 0 && st.Size != msg.disk {
 		f.Close()
-		return nil, fmt.Errorf("%s: %d bytes, %d at open: %w", f.Name(), fi.Size(), msg.disk, mailbox.ErrStale)
+		return nil, fmt.Errorf("%s: %d bytes, %d at open: %w", f.Name(), st.Size, msg.disk, mailbox.ErrStale)
 	}
-	wr := newWireReader(f)
+	// A buffer the size of the message, not a whole chunk: a session
+	// reads thousands of small messages one after another.
+	wr := newWireReaderSize(f, st.Size)
 	m.mu.Lock()
 	m.reading, m.readIdx = wr, i
 	m.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 )
 
 // readChunk is how much of a message file is read at a time.
@@ -15,8 +14,15 @@ const readChunk = 64 << 10
 // other byte passes. It counts what the message costs on the wire (RFC 1939
 // section 11: every line ends in CRLF, dot-stuffing not counted, a last line
 // without an end counted with the CRLF the engine adds).
+// messageFile is what wireReader reads: a quietio.File, or an os.File in
+// tests.
+type messageFile interface {
+	io.ReadCloser
+	Name() string
+}
+
 type wireReader struct {
-	f      *os.File
+	f      messageFile
 	raw    []byte
 	out    []byte // converted, not yet returned
 	outBuf []byte // out's storage, reused by each fill
@@ -28,14 +34,14 @@ type wireReader struct {
 	eof    bool
 }
 
-func newWireReader(f *os.File) *wireReader {
+func newWireReader(f messageFile) *wireReader {
 	return newWireReaderSize(f, readChunk)
 }
 
 // newWireReaderSize is newWireReader for a file of about size bytes: its
 // buffer is no larger than the file needs, so that measuring many small
 // messages at open does not allocate a chunk for each.
-func newWireReaderSize(f *os.File, size int64) *wireReader {
+func newWireReaderSize(f messageFile, size int64) *wireReader {
 	n := int(min(max(size+1, 512), readChunk))
 	return &wireReader{f: f, raw: make([]byte, n), outBuf: make([]byte, 0, n+1), last: '\n'}
 }

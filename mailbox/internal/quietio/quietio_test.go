@@ -82,3 +82,46 @@ func TestStats(t *testing.T) {
 		t.Error("fstat of a closed file")
 	}
 }
+
+func TestFile(t *testing.T) {
+	dir := t.TempDir()
+	data := bytes.Repeat([]byte("line\n"), 30000)
+	if err := os.WriteFile(filepath.Join(dir, "m"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("m", filepath.Join(dir, "l")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	f, err := OpenAt(d, "m", filepath.Join(dir, "m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := f.Stat(&st); err != nil || st.Size != int64(len(data)) || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		t.Fatalf("stat: %+v %v", st, err)
+	}
+	got, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err == nil {
+		t.Error("second Close")
+	}
+	if _, err := f.Read(make([]byte, 1)); err == nil {
+		t.Error("read after Close")
+	}
+	if _, err := OpenAt(d, "l", filepath.Join(dir, "l")); !errors.Is(err, unix.ELOOP) {
+		t.Errorf("a symbolic link was followed: %v", err)
+	}
+	if _, err := OpenAt(d, "none", filepath.Join(dir, "none")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}

@@ -34,13 +34,10 @@ type wireReader struct {
 	eof    bool
 }
 
-func newWireReader(f messageFile) *wireReader {
-	return newWireReaderSize(f, readChunk)
-}
-
-// newWireReaderSize is newWireReader for a file of about size bytes: its
-// buffer is no larger than the file needs, so that measuring many small
-// messages at open does not allocate a chunk for each.
+// newWireReaderSize returns a wireReader of f, a file of about size bytes:
+// its buffer is no larger than the file needs (at most readChunk), so that
+// measuring many small messages at open, or sending them one RETR after
+// another, does not allocate a whole chunk for each.
 func newWireReaderSize(f messageFile, size int64) *wireReader {
 	n := int(min(max(size+1, 512), readChunk))
 	return &wireReader{f: f, raw: make([]byte, n), outBuf: make([]byte, 0, n+1), last: '\n'}

@@ -70,16 +70,10 @@ func dovecotStamped(opts uidlist.Options, log *slog.Logger) stampedAssigner {
 			ours[b] = m.Base
 			entries = append(entries, uidlist.Entry{Base: b, Name: m.Name, New: m.New})
 		}
-		as, st, err := uidlist.SyncStamped(ctx, dir, entries, opts)
-		stamp := &st
-		var corrupt *uidlist.CorruptError
-		if errors.As(err, &corrupt) {
-			log.Warn(fmt.Sprintf("Maildir %s: %v: serving the %d messages it lists before the damage, no others, until it is mended", dir, err, len(as)))
-			stamp = nil
-		} else if err != nil {
+		as, stamp, err := syncUIDs(ctx, dir, entries, opts, log)
+		if err != nil {
 			return nil, nil, err
 		}
-		sortByOrder(as)
 		out := make([]Assigned, 0, len(as))
 		for _, a := range as {
 			base, ok := ours[a.Base]
@@ -173,16 +167,10 @@ func dovecotIndexed(opts uidlist.Options, log *slog.Logger) indexedAssigner {
 				from[k] = byBase[msgs[i].base]
 			}
 		}
-		as, st, err := uidlist.SyncStamped(ctx, dir, entries, opts)
-		stamp := &st
-		var corrupt *uidlist.CorruptError
-		if errors.As(err, &corrupt) {
-			log.Warn(fmt.Sprintf("Maildir %s: %v: serving the %d messages it lists before the damage, no others, until it is mended", dir, err, len(as)))
-			stamp = nil
-		} else if err != nil {
+		as, stamp, err := syncUIDs(ctx, dir, entries, opts, log)
+		if err != nil {
 			return nil, nil, err
 		}
-		sortByOrder(as)
 		picks := order[:0] // order is read no more
 		used := make([]bool, len(entries))
 		next := 0 // where the next entry is expected: after the last
@@ -210,4 +198,22 @@ func dovecotIndexed(opts uidlist.Options, log *slog.Logger) indexedAssigner {
 		}
 		return picks, stamp, nil
 	}
+}
+
+// syncUIDs is uidlist.SyncStamped for both dovecot schemes, the assigned
+// entries in Dovecot's POP3 order (sortByOrder). A corrupt dovecot-uidlist
+// is logged, not an error: the entries it lists before the damage are
+// served, with a nil Stamp (never trusted).
+func syncUIDs(ctx context.Context, dir string, entries []uidlist.Entry, opts uidlist.Options, log *slog.Logger) ([]uidlist.Assigned, *uidlist.Stamp, error) {
+	as, st, err := uidlist.SyncStamped(ctx, dir, entries, opts)
+	stamp := &st
+	var corrupt *uidlist.CorruptError
+	if errors.As(err, &corrupt) {
+		log.Warn(fmt.Sprintf("Maildir %s: %v: serving the %d messages it lists before the damage, no others, until it is mended", dir, err, len(as)))
+		stamp = nil
+	} else if err != nil {
+		return nil, nil, err
+	}
+	sortByOrder(as)
+	return as, stamp, nil
 }

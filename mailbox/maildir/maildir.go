@@ -528,14 +528,21 @@ func (m *maildir) number(ctx context.Context, msgs []message) (_ []message, trus
 	if err != nil {
 		return nil, false, err
 	}
-	if left := len(msgs) - len(out); left > 0 {
+	return out, m.numbered(len(msgs), len(out), stamp), nil
+}
+
+// numbered ends a dovecot numbering of listed messages of which served
+// got UIDs: it logs the files left out and keeps stamp, the uidlist's, and
+// reports whether it may be trusted (not after a corrupt one).
+func (m *maildir) numbered(listed, served int, stamp *uidlist.Stamp) (trusted bool) {
+	if left := listed - served; left > 0 {
 		m.store.log.Warn(fmt.Sprintf("Maildir %s: %d files not served (no UID assigned to them)", m.path, left))
 	}
 	if stamp == nil {
-		return out, false, nil
+		return false
 	}
 	m.stamp.uidlist = *stamp
-	return out, true, nil
+	return true
 }
 
 // numberBuiltin is number with the built-in dovecot scheme. The messages
@@ -552,14 +559,7 @@ func (m *maildir) numberBuiltin(ctx context.Context, msgs []message) (_ []messag
 		return nil, false, fmt.Errorf("dovecot UIDs: %w", err)
 	}
 	out := applyPicks(msgs, picks, func(msg string) { m.store.log.Warn(fmt.Sprintf("Maildir %s: %s", m.path, msg)) })
-	if left := len(msgs) - len(out); left > 0 {
-		m.store.log.Warn(fmt.Sprintf("Maildir %s: %d files not served (no UID assigned to them)", m.path, left))
-	}
-	if stamp == nil {
-		return out, false, nil
-	}
-	m.stamp.uidlist = *stamp
-	return out, true, nil
+	return out, m.numbered(len(msgs), len(out), stamp), nil
 }
 
 // measure finds the size as sent of a message the cache does not know.

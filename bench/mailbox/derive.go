@@ -35,13 +35,9 @@ func deriveCommand(args []string, stderr io.Writer) error {
 	if *in == "" || (*head == "") != (*tail == "") || (*head != "" && *at < 1) {
 		return fmt.Errorf("need -in, and -head, -tail and -at >= 1 together")
 	}
-	data, err := os.ReadFile(*in)
+	data, entries, err := readMbox(*in)
 	if err != nil {
 		return err
-	}
-	entries, err := mbox.Index(bytes.NewReader(data), int64(len(data)), mbox.Limits{MaxBytes: 1 << 40})
-	if err != nil {
-		return fmt.Errorf("%s: %w", *in, err)
 	}
 	if *status != "" {
 		if err := writeFile(*status, func(w io.Writer) error { return withStatus(w, data, entries) }); err != nil {
@@ -106,4 +102,17 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// readMbox reads the mbox at path and indexes it (no size limit).
+func readMbox(path string) ([]byte, []mbox.Entry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	entries, err := mbox.Index(bytes.NewReader(data), int64(len(data)), mbox.Limits{MaxBytes: 1 << 40})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, entries, nil
 }

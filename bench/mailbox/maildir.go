@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/popa3d/popa3d/mailbox/mbox"
 )
 
 // maildirCommand writes the messages of an mbox as a Maildir, so that the
@@ -32,13 +31,9 @@ func maildirCommand(args []string, stdout, stderr io.Writer) error {
 	if *in == "" || *out == "" {
 		return fmt.Errorf("need -in and -o")
 	}
-	data, err := os.ReadFile(*in)
+	data, entries, err := readMbox(*in)
 	if err != nil {
 		return err
-	}
-	entries, err := mbox.Index(bytes.NewReader(data), int64(len(data)), mbox.Limits{MaxBytes: 1 << 40})
-	if err != nil {
-		return fmt.Errorf("%s: %w", *in, err)
 	}
 	if err := os.Mkdir(*out, 0o700); err != nil {
 		return err

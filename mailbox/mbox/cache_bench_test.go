@@ -71,21 +71,7 @@ func writeSizedMailbox(tb testing.TB, path string, n int) int64 {
 		w.Write(body[off : off+size])
 		w.WriteString("\n\n")
 	}
-	if err := w.Flush(); err != nil {
-		tb.Fatal(err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, past, past); err != nil {
-		tb.Fatal(err)
-	}
-	return fi.Size()
+	return finishMailbox(tb, f, w, path)
 }
 
 // BenchmarkOpen1GB opens a mailbox of 100,000 messages (about 1.1 GB, in the
@@ -396,4 +382,25 @@ func syntheticIndex(tb testing.TB, n int) []byte {
 		tb.Fatal(err)
 	}
 	return enc
+}
+
+// finishMailbox flushes w, closes f (the generated mailbox at path), dates
+// it an hour back, as delivered mail would be, and returns its size.
+func finishMailbox(tb testing.TB, f *os.File, w *bufio.Writer, path string) int64 {
+	tb.Helper()
+	if err := w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(path, past, past); err != nil {
+		tb.Fatal(err)
+	}
+	return fi.Size()
 }

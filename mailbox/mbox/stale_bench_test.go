@@ -59,21 +59,7 @@ func writeShapedMailbox(tb testing.TB, path string, n, bodyMin, bodySpread int, 
 		w.Write(text[off : off+size])
 		w.WriteString("\n\n")
 	}
-	if err := w.Flush(); err != nil {
-		tb.Fatal(err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, past, past); err != nil {
-		tb.Fatal(err)
-	}
-	return fi.Size()
+	return finishMailbox(tb, f, w, path)
 }
 
 // BenchmarkOpenStale100k opens a mailbox of 100,000 messages of about 1.4 KB

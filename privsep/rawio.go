@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -38,6 +40,18 @@ func RawIO(c net.Conn) net.Conn {
 type rawConn struct {
 	net.Conn
 	rc syscall.RawConn
+	// noWait makes Read return os.ErrDeadlineExceeded at once instead of
+	// waiting when nothing is readable, and without a system call when the
+	// last read drained the socket (see relaying.gather). drained: the
+	// last read returned less than asked, so the socket was empty then.
+	// Only the reading goroutine uses them.
+	noWait, drained bool
+	// Batched writes (see hold): while held, Write only appends to
+	// pending, in the order the writes are made, whichever goroutine makes
+	// them.
+	mu      sync.Mutex
+	held    bool
+	pending []byte
 }
 
 // Read reads what is readable, waiting in the poller (and under the read
@@ -46,30 +60,82 @@ func (c *rawConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if c.noWait && c.drained {
+		return 0, c.opError("read", os.ErrDeadlineExceeded)
+	}
 	var n uintptr
 	var errno syscall.Errno
 	err := c.rc.Read(func(fd uintptr) bool {
 		for {
 			n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN
+				return errno != syscall.EAGAIN || c.noWait
 			}
 		}
 	})
 	switch {
 	case err != nil:
 		return 0, c.opError("read", err)
+	case errno == syscall.EAGAIN:
+		c.drained = true
+		// noWait: as an expired deadline, which crypto/tls takes as
+		// temporary (the connection stays usable).
+		return 0, c.opError("read", os.ErrDeadlineExceeded)
 	case errno != 0:
 		return 0, c.opError("read", errno)
 	case n == 0:
 		return 0, io.EOF
 	}
+	c.drained = int(n) < len(p)
 	return int(n), nil
 }
 
 // Write writes all of p, waiting in the poller (and under the write
-// deadline) while the socket's buffer is full.
+// deadline) while the socket's buffer is full; while writes are held, it
+// appends p to what flush will write.
 func (c *rawConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held {
+		c.pending = append(c.pending, p...)
+		return len(p), nil
+	}
+	return c.write(p)
+}
+
+// hold makes the writes up to the next flush one write: the relay holds
+// the TLS records of what it read from the session in one go, which
+// crypto/tls writes one at a time (up to 16 KiB each), and flushes them
+// with one system call (at 8 RETR in flight: 2-3 records per read).
+func (c *rawConn) hold() {
+	c.mu.Lock()
+	c.held = true
+	c.mu.Unlock()
+}
+
+// flush writes what was held since hold, and writes directly again.
+func (c *rawConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held = false
+	p := c.pending
+	c.pending = c.pending[:0]
+	if cap(c.pending) > maxHeld {
+		c.pending = nil // a burst's buffer is not kept
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	_, err := c.write(p)
+	return err
+}
+
+// maxHeld is the largest held-write buffer kept between flushes: a relay
+// read's worth of records.
+const maxHeld = relayBuffer + relayBuffer/16
+
+// write is Write without holding.
+func (c *rawConn) write(p []byte) (int, error) {
 	done := 0
 	var errno syscall.Errno
 	err := c.rc.Write(func(fd uintptr) bool {

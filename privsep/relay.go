@@ -2,6 +2,7 @@ package privsep
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,7 @@ var errRelayIdle = errors.New("no byte either way for longer than the idle timeo
 // relaying is one relay between the client and root's session.
 type relaying struct {
 	client  relayConn
+	raw     *rawConn      // the socket under client when client is TLS over RawIO (nil: none), for batching
 	channel net.Conn      // the channel, read and written as raw system calls (RawIO)
 	idle    time.Duration // 0: none
 	write   time.Duration // 0: none
@@ -56,6 +58,9 @@ type relaying struct {
 // ended.
 func relay(ctx context.Context, client relayConn, channel *net.UnixConn, lim pop3.Limits, log *slog.Logger) {
 	r := &relaying{client: client, channel: RawIO(channel), write: lim.WriteTimeout}
+	if tc, ok := client.(*tls.Conn); ok {
+		r.raw, _ = tc.NetConn().(*rawConn)
+	}
 	if lim.IdleTimeout > 0 {
 		r.idle = lim.IdleTimeout + relaySlack
 	}
@@ -109,6 +114,9 @@ func (r *relaying) copy(dst, src relayConn, end func()) error {
 		}
 		r.arm(src.SetReadDeadline, deadline)
 		n, err := src.Read(buf)
+		if err == nil && src == r.client && r.raw != nil {
+			n, err = r.gather(buf, n)
+		}
 		if n > 0 && dst == relayConn(r.channel) && r.ended.Load() {
 			n = 0 // read only so that closing does not reset the connection
 		}
@@ -119,7 +127,7 @@ func (r *relaying) copy(dst, src relayConn, end func()) error {
 				wd = time.Now().Add(r.write)
 			}
 			r.arm(dst.SetWriteDeadline, wd)
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if _, werr := r.send(dst, buf[:n]); werr != nil {
 				if r.stopped.Load() || r.ended.Load() {
 					return nil
 				}
@@ -143,6 +151,43 @@ func (r *relaying) copy(dst, src relayConn, end func()) error {
 			return fmt.Errorf("read from the %s: %w", r.name(src), err)
 		}
 	}
+}
+
+// gather adds to the n bytes in buf what the TLS client has already sent,
+// without waiting: crypto/tls returns one record per read, and a client
+// that pipelines sends its commands as one record each (8 RETR in flight:
+// 8 records in one segment). Passed on in one write, they wake the session
+// once rather than once per command, and it answers them together.
+func (r *relaying) gather(buf []byte, n int) (int, error) {
+	for n < len(buf) {
+		r.raw.noWait = true
+		m, err := r.client.Read(buf[n:])
+		r.raw.noWait = false
+		n += m
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return n, nil // nothing more yet
+		case err != nil:
+			return n, err
+		case m == 0:
+			return n, nil
+		}
+	}
+	return n, nil
+}
+
+// send writes p to dst; to the TLS client, as one write of all its
+// records (rawConn.hold).
+func (r *relaying) send(dst relayConn, p []byte) (int, error) {
+	if dst != r.client || r.raw == nil {
+		return dst.Write(p)
+	}
+	r.raw.hold()
+	n, err := dst.Write(p)
+	if ferr := r.raw.flush(); err == nil && ferr != nil {
+		n, err = 0, ferr
+	}
+	return n, err
 }
 
 func (r *relaying) name(c relayConn) string {

@@ -120,12 +120,13 @@ func runPreauth(args []string, stderr io.Writer) int {
 	connect := func() (io.ReadWriter, pop3.ConnInfo, error) {
 		c, info, err := stdioConn()
 		info.ImplicitTLS = *implicitTLS
-		if nc, ok := c.in.(net.Conn); ok && c.out == c.in {
+		if nc, ok := c.in.(net.Conn); ok && c.out == c.in && err == nil {
 			// The pre-auth process may become the relay: its reads and
 			// writes of the client leave the runtime's monitor asleep
-			// (privsep.RawIO).
-			raw := privsep.RawIO(nc)
-			c.in, c.out = raw, raw
+			// (privsep.RawIO), and the connection itself is the
+			// transport, so that crypto/tls sits right on it and the
+			// relay can batch its reads and writes.
+			return privsep.RawIO(nc), info, nil
 		}
 		return c, info, err
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
 )
 
 // maildirCommand writes the messages of an mbox as a Maildir, so that the

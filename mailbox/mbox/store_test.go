@@ -373,6 +373,82 @@ func TestStale(t *testing.T) {
 	}
 }
 
+// TestStaleByName: the checks around RETR look at the open file's link
+// count, and at the path only for a file that had other names at open (or
+// has now); UPDATE always looks at the path. A mailbox whose name was given
+// to another file is stale for RETR when its file has no name left, and for
+// UPDATE in every case; one whose file is still reachable under another name
+// is served unchanged until UPDATE, which finds it stale and writes nothing.
+func TestStaleByName(t *testing.T) {
+	content := readGolden(t, "mta-basic.mbox")
+	replace := func(t *testing.T, path string) {
+		tmp := path + ".new"
+		writeWithMtime(t, tmp, content, pastTime)
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := func(t *testing.T, path string) {
+		if err := os.Link(path, path+".link"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		before    func(t *testing.T, path string) // before the session opens it
+		change    func(t *testing.T, path string)
+		retrStale bool
+	}{
+		{name: "renamed away", change: func(t *testing.T, path string) {
+			if err := os.Rename(path, path+".old"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "replaced, the old file kept under another name", change: func(t *testing.T, path string) {
+			link(t, path)
+			replace(t, path)
+		}},
+		{name: "two names at open, one replaced", before: link, change: replace, retrStale: true},
+		{name: "one name, replaced", change: replace, retrStale: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			path := install(t, content)
+			if tc.before != nil {
+				tc.before(t, path)
+			}
+			m := openMailbox(t, newTestStore(t), path)
+			m2 := openMailbox(t, testStore(Options{LockDir: t.TempDir()}), path)
+			tc.change(t, path)
+			r, err := m.Open(ctx, 0)
+			verr := m.Verify(ctx)
+			if tc.retrStale {
+				mustStale(t, "Open", err)
+				mustStale(t, "Verify", verr)
+			} else {
+				if err != nil || verr != nil {
+					t.Fatalf("Open: %v, Verify: %v; want the open file served", err, verr)
+				}
+				got, _ := io.ReadAll(r)
+				if want := m.Messages()[0].Size; int64(len(got)) > want || len(got) == 0 {
+					t.Errorf("message 1: %d bytes read, listed as %d", len(got), want)
+				}
+			}
+			names, _ := filepath.Glob(path + "*")
+			before := map[string][]byte{}
+			for _, n := range names {
+				before[n], _ = os.ReadFile(n)
+			}
+			mustStale(t, "Commit", m2.Commit(ctx, []int{0}))
+			for _, n := range names {
+				if after, _ := os.ReadFile(n); !bytes.Equal(before[n], after) {
+					t.Errorf("Commit on a stale mailbox wrote %s", n)
+				}
+			}
+		})
+	}
+}
+
 func writeWithMtime(t *testing.T, path string, b []byte, mtime time.Time) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {

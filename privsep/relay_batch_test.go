@@ -52,13 +52,27 @@ func TestRawIOHold(t *testing.T) {
 // TLS records go out as one write, as a pipelining client's do.
 type heldConn struct {
 	net.Conn
+	mu   sync.Mutex
 	held bytes.Buffer
 }
 
-func (c *heldConn) Write(p []byte) (int, error) { return c.held.Write(p) }
+func (c *heldConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held.Write(p)
+}
+
+// len returns how many bytes are held.
+func (c *heldConn) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held.Len()
+}
 
 // release writes the first n held bytes (all of them if n < 0).
 func (c *heldConn) release(n int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if n < 0 || n > c.held.Len() {
 		n = c.held.Len()
 	}
@@ -138,7 +152,7 @@ func TestRelayGather(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rec := held.held.Len() / 2
+	rec := held.len() / 2
 	if err := held.release(rec + rec/2); err != nil {
 		t.Fatal(err)
 	}

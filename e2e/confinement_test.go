@@ -216,6 +216,8 @@ func checkNoProcesses(t *testing.T, what string, pid int) {
 			if f := strings.Fields(rest); len(f) < 2 || f[0] != "32768" || f[1] != "32768" {
 				t.Errorf("%s %d: %s, want 32768 32768 (threads allowed, bounded)", what, pid, line)
 			}
+			return
 		}
 	}
+	t.Errorf("%s %d: no Max processes line", what, pid)
 }

@@ -9,11 +9,6 @@ import (
 // readChunk is how much of a message file is read at a time.
 const readChunk = 64 << 10
 
-// wireReader streams a message file as the contract wants it, lines ending
-// in LF: a CR right before an LF is dropped (the engine puts it back), any
-// other byte passes. It counts what the message costs on the wire (RFC 1939
-// section 11: every line ends in CRLF, dot-stuffing not counted, a last line
-// without an end counted with the CRLF the engine adds).
 // messageFile is what wireReader reads: a quietio.File, or an os.File in
 // tests.
 type messageFile interface {
@@ -21,6 +16,11 @@ type messageFile interface {
 	Name() string
 }
 
+// wireReader streams a message file as the contract wants it, lines ending
+// in LF: a CR right before an LF is dropped (the engine puts it back), any
+// other byte passes. It counts what the message costs on the wire (RFC 1939
+// section 11: every line ends in CRLF, dot-stuffing not counted, a last line
+// without an end counted with the CRLF the engine adds).
 type wireReader struct {
 	f      messageFile
 	raw    []byte

@@ -168,22 +168,16 @@ func applyAssigned(msgs []message, as []Assigned, warn func(string)) ([]message,
 		}
 	}
 	out := make([]message, 0, len(as))
-	seen := make(map[string]struct{}, len(as))
+	check := uidlCheck{seen: make(map[string]struct{}, len(as)), warn: warn}
 	for _, a := range as {
 		i, ok := byBase[a.Base]
 		if !ok {
 			return nil, fmt.Errorf("UID assignment: unknown or repeated base %q", a.Base)
 		}
 		delete(byBase, a.Base)
-		if !validUIDL(a.UIDL) {
-			warn(fmt.Sprintf("%s not served: its UIDL %q is not 1-70 characters of 0x21-0x7E", a.Base, a.UIDL))
+		if !check.ok(a.Base, a.UIDL) {
 			continue
 		}
-		if _, dup := seen[a.UIDL]; dup {
-			warn(fmt.Sprintf("%s not served: its UIDL %q is another message's", a.Base, a.UIDL))
-			continue
-		}
-		seen[a.UIDL] = struct{}{}
 		m := msgs[i]
 		m.uidl = a.UIDL
 		out = append(out, m)
@@ -198,28 +192,18 @@ func applyAssigned(msgs []message, as []Assigned, warn func(string)) ([]message,
 // map of them. When every message is served, msgs is reordered in place
 // and returned: a copy was 880 KB of fresh pages for 10,000 messages.
 func applyPicks(msgs []message, picks []int32, warn func(string)) []message {
-	var seen map[string]struct{}
+	check := uidlCheck{warn: warn}
 	for k := 1; k < len(picks); k++ {
 		if msgs[picks[k-1]].uidl >= msgs[picks[k]].uidl {
-			seen = make(map[string]struct{}, len(picks))
+			check.seen = make(map[string]struct{}, len(picks))
 			break
 		}
 	}
 	served := picks[:0]
 	for _, i := range picks {
-		m := &msgs[i]
-		if !validUIDL(m.uidl) {
-			warn(fmt.Sprintf("%s not served: its UIDL %q is not 1-70 characters of 0x21-0x7E", m.base, m.uidl))
-			continue
+		if check.ok(msgs[i].base, msgs[i].uidl) {
+			served = append(served, i)
 		}
-		if seen != nil {
-			if _, dup := seen[m.uidl]; dup {
-				warn(fmt.Sprintf("%s not served: its UIDL %q is another message's", m.base, m.uidl))
-				continue
-			}
-			seen[m.uidl] = struct{}{}
-		}
-		served = append(served, i)
 	}
 	if len(served) != len(msgs) {
 		out := make([]message, 0, len(served))
@@ -249,4 +233,30 @@ func applyPicks(msgs []message, picks []int32, warn func(string)) []message {
 		}
 	}
 	return msgs
+}
+
+// uidlCheck is what applyAssigned and applyPicks ask of each UIDL before
+// they serve its message: valid, and no other served message's (looked up
+// in seen; nil when the UIDLs are known to be distinct). A refused one is
+// reported through warn.
+type uidlCheck struct {
+	seen map[string]struct{}
+	warn func(string)
+}
+
+// ok says whether the message of base name base may be served with uidl,
+// and remembers uidl if so.
+func (c *uidlCheck) ok(base, uidl string) bool {
+	if !validUIDL(uidl) {
+		c.warn(fmt.Sprintf("%s not served: its UIDL %q is not 1-70 characters of 0x21-0x7E", base, uidl))
+		return false
+	}
+	if c.seen != nil {
+		if _, dup := c.seen[uidl]; dup {
+			c.warn(fmt.Sprintf("%s not served: its UIDL %q is another message's", base, uidl))
+			return false
+		}
+		c.seen[uidl] = struct{}{}
+	}
+	return true
 }

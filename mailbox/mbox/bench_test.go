@@ -82,16 +82,7 @@ func writeBenchMailbox(tb testing.TB, path string, size int64) int {
 			}
 		}
 	}
-	if err := w.Flush(); err != nil {
-		tb.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		tb.Fatal(err)
-	}
-	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(path, past, past); err != nil {
-		tb.Fatal(err)
-	}
+	finishMailbox(tb, f, w, path)
 	return n
 }
 

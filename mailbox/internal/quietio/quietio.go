@@ -33,21 +33,26 @@ func Fstat(f *os.File, st *unix.Stat_t) error {
 	if err != nil {
 		return err
 	}
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			_, _, errno = syscall.RawSyscall(unix.SYS_FSTAT, fd, uintptr(unsafe.Pointer(st)), 0)
-			if errno != syscall.EINTR {
-				return
-			}
-		}
-	}); err != nil {
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = fstat(fd, st, f.Name()) }); err != nil {
 		return err
 	}
-	if errno != 0 {
-		return &os.PathError{Op: "fstat", Path: f.Name(), Err: errno}
+	return serr
+}
+
+// fstat is fstat(2) of fd as a raw system call; name names the file in the
+// error.
+func fstat(fd uintptr, st *unix.Stat_t, name string) error {
+	for {
+		_, _, errno := syscall.RawSyscall(unix.SYS_FSTAT, fd, uintptr(unsafe.Pointer(st)), 0)
+		switch errno {
+		case 0:
+			return nil
+		case syscall.EINTR:
+			continue
+		}
+		return &os.PathError{Op: "fstat", Path: name, Err: errno}
 	}
-	return nil
 }
 
 // Lstat is lstat(2) of path (fstatat with AT_SYMLINK_NOFOLLOW), as a raw
@@ -171,16 +176,7 @@ func (f *File) Stat(st *unix.Stat_t) error {
 	if f.fd < 0 {
 		return &os.PathError{Op: "fstat", Path: f.name, Err: os.ErrClosed}
 	}
-	for {
-		_, _, errno := syscall.RawSyscall(unix.SYS_FSTAT, uintptr(f.fd), uintptr(unsafe.Pointer(st)), 0)
-		switch errno {
-		case 0:
-			return nil
-		case syscall.EINTR:
-			continue
-		}
-		return &os.PathError{Op: "fstat", Path: f.name, Err: errno}
-	}
+	return fstat(uintptr(f.fd), st, f.name)
 }
 
 // Read implements io.Reader: io.EOF at the end.

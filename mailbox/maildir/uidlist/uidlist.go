@@ -539,8 +539,11 @@ func compareUID(a, b uint32) int {
 	return 0
 }
 
+// assign returns what record r assigns to the file of base name base: its
+// UID, its O field's order, and its UIDL (its P field, or made from format).
 func assign(r Record, base string, uidValidity uint32, format uidlFormat) Assigned {
-	a, u, made := assignInto(nil, r, base, uidValidity, format)
+	var one [96]byte
+	a, u, made := assignInto(one[:0], r, base, uidValidity, format)
 	if made {
 		a.UIDL = string(u)
 	}

@@ -326,7 +326,7 @@ func TestFormat(t *testing.T) {
 			t.Errorf("%q: %v", c.format, err)
 			continue
 		}
-		if got := f.expand(42, 123456789, "1.M2P3.h", "1.M2P3.h"); got != c.want {
+		if got := string(f.appendTo(nil, 42, 123456789, "1.M2P3.h", "1.M2P3.h")); got != c.want {
 			t.Errorf("%q: got %q, want %q", c.format, got, c.want)
 		}
 	}
